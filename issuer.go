@@ -1,0 +1,245 @@
+package apitoken
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// An Issuer issues, lists, deletes and verifies the tokens kept in a Store,
+// and serves the HTTP middleware that authenticates requests with them. It is
+// safe for concurrent use.
+type Issuer struct {
+	store Store
+	head  string // the prefix and '_': how every secret starts
+	now   func() time.Time
+	macs  sync.Pool // of *mac, each keyed
+}
+
+// NewIssuer returns an Issuer over store. Options set the secret prefix, an
+// application hash key and the clock; a bad option is an error wrapping
+// ErrInvalidInput.
+func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: store is nil", ErrInvalidInput)
+	}
+	c := config{prefix: DefaultPrefix, hashKey: defaultHashKey, now: time.Now}
+	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: option is nil", ErrInvalidInput)
+		}
+		if err := opt(&c); err != nil {
+			return nil, err
+		}
+	}
+	key := c.hashKey
+	return &Issuer{
+		store: store,
+		head:  c.prefix + "_",
+		now:   c.now,
+		macs:  sync.Pool{New: func() any { return &mac{h: hmac.New(sha256.New, key)} }},
+	}, nil
+}
+
+// Limits of IssueParams, documented there.
+const (
+	maxTextLen   = 128
+	maxScopes    = 32
+	maxScopeLen  = 64
+	issueRetries = 3
+)
+
+// Issue creates a token for p.AccountID and returns its secret with its
+// metadata. The secret is returned only here, only after the store accepted
+// the record, and is never kept: show it to the user once. Invalid params are
+// an error wrapping ErrInvalidInput that names the field; any other error
+// comes from the store, and then no token was issued.
+func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok Token, err error) {
+	now := iss.clock()
+	if err := checkParams(p, now); err != nil {
+		return "", Token{}, err
+	}
+	tok = Token{
+		AccountID: p.AccountID,
+		MemberID:  p.MemberID,
+		Name:      p.Name,
+		Scopes:    slices.Clip(slices.Clone(p.Scopes)),
+		CreatedAt: now,
+		ExpiresAt: p.ExpiresAt.UTC().Truncate(time.Microsecond),
+	}
+	if len(tok.Scopes) == 0 {
+		tok.Scopes = nil
+	}
+	// A duplicate id or hash is astronomically unlikely, but if the store
+	// reports one, draw again rather than fail or overwrite.
+	for range issueRetries {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return "", Token{}, fmt.Errorf("apitoken: token id: %w", err)
+		}
+		tok.ID = id.String()
+		secret = newSecret(iss.head)
+		err = iss.store.Create(ctx, Record{Token: tok, Hash: iss.hash(secret)})
+		if err == nil {
+			return secret, tok, nil
+		}
+		if !errors.Is(err, ErrDuplicate) {
+			return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
+		}
+	}
+	return "", Token{}, fmt.Errorf("apitoken: store reported a duplicate %d times: %w", issueRetries, ErrDuplicate)
+}
+
+// List returns the tokens of an account, oldest first (ties by ID). It never
+// returns another account's token, nor anything secret.
+func (iss *Issuer) List(ctx context.Context, accountID string) ([]Token, error) {
+	if err := checkAccountID(accountID); err != nil {
+		return nil, err
+	}
+	toks, err := iss.store.List(ctx, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("apitoken: store: %w", err)
+	}
+	return toks, nil
+}
+
+// Delete removes a token of the account for good: its secret stops
+// verifying at once. An unknown id, or the id of another account's token, is
+// an error wrapping ErrNotFound, and changes nothing.
+func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error {
+	if err := checkAccountID(accountID); err != nil {
+		return err
+	}
+	if tokenID == "" || len(tokenID) > maxTextLen {
+		return fmt.Errorf("%w: no token with that id", ErrNotFound)
+	}
+	if err := iss.store.Delete(ctx, accountID, tokenID); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%w: no token with that id", ErrNotFound)
+		}
+		return fmt.Errorf("apitoken: store: %w", err)
+	}
+	return nil
+}
+
+// clock returns the current time as stores keep it: UTC, microseconds, no
+// monotonic reading.
+func (iss *Issuer) clock() time.Time {
+	return iss.now().UTC().Truncate(time.Microsecond)
+}
+
+func checkParams(p IssueParams, now time.Time) error {
+	if err := checkAccountID(p.AccountID); err != nil {
+		return err
+	}
+	if err := checkText("MemberID", p.MemberID); err != nil {
+		return err
+	}
+	if err := checkText("Name", p.Name); err != nil {
+		return err
+	}
+	if len(p.Scopes) > maxScopes {
+		return fmt.Errorf("%w: Scopes has %d entries, want at most %d", ErrInvalidInput, len(p.Scopes), maxScopes)
+	}
+	for i, s := range p.Scopes {
+		if !validScope(s) {
+			return fmt.Errorf("%w: Scopes[%d] must be 1 to %d printable ASCII characters without space, '\"' or '\\'", ErrInvalidInput, i, maxScopeLen)
+		}
+		if slices.Contains(p.Scopes[:i], s) {
+			return fmt.Errorf("%w: Scopes[%d] repeats an earlier scope", ErrInvalidInput, i)
+		}
+	}
+	if !p.ExpiresAt.IsZero() && !p.ExpiresAt.After(now) {
+		return fmt.Errorf("%w: ExpiresAt is not in the future", ErrInvalidInput)
+	}
+	return nil
+}
+
+// checkAccountID refuses account ids that no token can have: see IssueParams.
+func checkAccountID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: AccountID is empty", ErrInvalidInput)
+	}
+	if err := checkText("AccountID", id); err != nil {
+		return err
+	}
+	if strings.ContainsRune(id, ':') {
+		return fmt.Errorf("%w: AccountID contains ':'", ErrInvalidInput)
+	}
+	first, _ := utf8.DecodeRuneInString(id)
+	last, _ := utf8.DecodeLastRuneInString(id)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return fmt.Errorf("%w: AccountID begins or ends with white space", ErrInvalidInput)
+	}
+	return nil
+}
+
+// checkText refuses a field that is too long, not UTF-8, or holds a control
+// character. Messages name the field, never its value.
+func checkText(field, s string) error {
+	if len(s) > maxTextLen {
+		return fmt.Errorf("%w: %s is %d bytes, want at most %d", ErrInvalidInput, field, len(s), maxTextLen)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidInput, field)
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return fmt.Errorf("%w: %s contains a control character", ErrInvalidInput, field)
+	}
+	return nil
+}
+
+// validScope reports whether s is an RFC 6749 scope-token of allowed length.
+func validScope(s string) bool {
+	if s == "" || len(s) > maxScopeLen {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// defaultHashKey keys the hash when the application sets none. It is public,
+// so it only separates our digests from plain SHA-256 ones; WithHashKey adds
+// a real secret.
+var defaultHashKey = []byte("github.com/apitoken-go/apitoken hash key, v1")
+
+// A mac is a keyed HMAC-SHA-256, reused through a sync.Pool: after the first
+// use, Reset restores the keyed state instead of hashing the key again.
+//
+// Why HMAC-SHA-256: secrets carry about 190 random bits, so one pass of a
+// keyed hash is the approved protection at rest (NIST SP 800-63B-4
+// §3.1.2.2); a password hash (bcrypt, argon2) would only add 10^5 times the
+// cost per request against guessing that is already impossible, and its
+// salt would forbid the indexed lookup by hash. Among keyed hashes, pooled
+// HMAC-SHA-256 measured cheapest here (SHA-NI): about 2.7x faster than keyed
+// BLAKE2b-256 (BenchmarkHash in bench_test.go).
+type mac struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// hash returns the keyed digest of secret.
+func (iss *Issuer) hash(secret string) Hash {
+	m := iss.macs.Get().(*mac)
+	m.h.Reset()
+	m.h.Write(bytesOf(secret))
+	var h Hash
+	copy(h[:], m.h.Sum(m.sum[:0]))
+	iss.macs.Put(m)
+	return h
+}

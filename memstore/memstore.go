@@ -1,0 +1,116 @@
+// Package memstore keeps tokens in memory, for tests, examples and
+// single-process apps that can afford to lose their tokens on restart.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/apitoken-go/apitoken"
+)
+
+// Store is an in-memory apitoken.Store: a lookup by hash is one map read
+// under a read lock, and List reads a per-account index. The zero value is
+// not usable; call New.
+type Store struct {
+	mu        sync.RWMutex
+	byHash    map[apitoken.Hash]*apitoken.Record
+	byID      map[string]*apitoken.Record
+	byAccount map[string]map[string]*apitoken.Record // account id → token id → record
+}
+
+var _ apitoken.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{
+		byHash:    make(map[apitoken.Hash]*apitoken.Record),
+		byID:      make(map[string]*apitoken.Record),
+		byAccount: make(map[string]map[string]*apitoken.Record),
+	}
+}
+
+// Create implements apitoken.Store.
+func (s *Store) Create(_ context.Context, rec apitoken.Record) error {
+	rec.Scopes = cloneScopes(rec.Scopes)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byID[rec.ID]; ok {
+		return fmt.Errorf("memstore: %w: id", apitoken.ErrDuplicate)
+	}
+	if _, ok := s.byHash[rec.Hash]; ok {
+		return fmt.Errorf("memstore: %w: hash", apitoken.ErrDuplicate)
+	}
+	r := &rec
+	s.byHash[r.Hash] = r
+	s.byID[r.ID] = r
+	acct := s.byAccount[r.AccountID]
+	if acct == nil {
+		acct = make(map[string]*apitoken.Record)
+		s.byAccount[r.AccountID] = acct
+	}
+	acct[r.ID] = r
+	return nil
+}
+
+// Lookup implements apitoken.Store.
+func (s *Store) Lookup(_ context.Context, h apitoken.Hash) (apitoken.Record, error) {
+	s.mu.RLock()
+	r, ok := s.byHash[h]
+	var rec apitoken.Record
+	if ok {
+		rec = *r
+	}
+	s.mu.RUnlock()
+	if !ok {
+		return apitoken.Record{}, fmt.Errorf("memstore: %w", apitoken.ErrNotFound)
+	}
+	rec.Scopes = cloneScopes(rec.Scopes)
+	return rec, nil
+}
+
+// List implements apitoken.Store.
+func (s *Store) List(_ context.Context, accountID string) ([]apitoken.Token, error) {
+	s.mu.RLock()
+	acct := s.byAccount[accountID]
+	toks := make([]apitoken.Token, 0, len(acct))
+	for _, r := range acct {
+		t := r.Token
+		t.Scopes = cloneScopes(t.Scopes)
+		toks = append(toks, t)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(toks, func(a, b apitoken.Token) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return toks, nil
+}
+
+// Delete implements apitoken.Store.
+func (s *Store) Delete(_ context.Context, accountID, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.byAccount[accountID][id]
+	if !ok {
+		return fmt.Errorf("memstore: %w", apitoken.ErrNotFound)
+	}
+	delete(s.byHash, r.Hash)
+	delete(s.byID, id)
+	if acct := s.byAccount[accountID]; len(acct) == 1 {
+		delete(s.byAccount, accountID)
+	} else {
+		delete(acct, id)
+	}
+	return nil
+}
+
+// cloneScopes copies scopes so that no caller shares the Store's slice.
+func cloneScopes(scopes []string) []string {
+	if len(scopes) == 0 {
+		return nil
+	}
+	return slices.Clone(scopes)
+}

@@ -1,0 +1,75 @@
+package apitoken
+
+import (
+	"fmt"
+	"time"
+)
+
+// An Option configures an Issuer. Options are applied in order by NewIssuer,
+// which returns the first error an option reports.
+type Option func(*config) error
+
+type config struct {
+	prefix  string
+	hashKey []byte
+	now     func() time.Time
+}
+
+// minHashKeyLen is the shortest application key WithHashKey accepts: as many
+// bytes as the SHA-256 output, the key size HMAC-SHA-256 is designed for.
+const minHashKeyLen = 32
+
+// WithPrefix sets the prefix of issued secrets (DefaultPrefix otherwise), so
+// that a leaked secret names its issuer. It is 1 to 32 characters of
+// [a-z0-9_] starting with a letter. Changing it invalidates every secret
+// issued under the old prefix.
+func WithPrefix(prefix string) Option {
+	return func(c *config) error {
+		if err := checkPrefix(prefix); err != nil {
+			return err
+		}
+		c.prefix = prefix
+		return nil
+	}
+}
+
+// WithHashKey sets an application key (a pepper) for the keyed hash of
+// secrets, at least 32 random bytes kept outside the database: a copy of the
+// database alone then cannot confirm a guessed secret. Changing the key
+// invalidates every token issued under the old one. The key is copied.
+func WithHashKey(key []byte) Option {
+	return func(c *config) error {
+		if len(key) < minHashKeyLen {
+			return fmt.Errorf("%w: hash key is %d bytes, want at least %d", ErrInvalidInput, len(key), minHashKeyLen)
+		}
+		c.hashKey = append([]byte(nil), key...)
+		return nil
+	}
+}
+
+// WithClock sets the clock used for creation times and expiry (time.Now
+// otherwise). Tests use it to move time.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("%w: clock is nil", ErrInvalidInput)
+		}
+		c.now = now
+		return nil
+	}
+}
+
+func checkPrefix(p string) error {
+	if len(p) == 0 || len(p) > maxPrefixLen {
+		return fmt.Errorf("%w: prefix must be 1 to %d characters, got %d", ErrInvalidInput, maxPrefixLen, len(p))
+	}
+	if p[0] < 'a' || p[0] > 'z' {
+		return fmt.Errorf("%w: prefix must start with a letter a-z", ErrInvalidInput)
+	}
+	for i := range len(p) {
+		if c := p[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return fmt.Errorf("%w: prefix may contain only a-z, 0-9 and '_'", ErrInvalidInput)
+		}
+	}
+	return nil
+}

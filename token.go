@@ -1,0 +1,161 @@
+package apitoken
+
+import (
+	"crypto/rand"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"time"
+	"unsafe"
+)
+
+// Token is the metadata of an issued token. It never holds the secret nor its
+// hash, so it is safe to log, print and return to clients.
+type Token struct {
+	// ID is public, unique and stable: a UUIDv7 string, which sorts by time.
+	// Use it to name a token in a list and to delete it.
+	ID string
+
+	// AccountID is the account the token authenticates; MemberID the member
+	// of the account who issued it; Name a label chosen by that member.
+	AccountID, MemberID, Name string
+
+	// Scopes are the permissions granted to the token, checked by
+	// RequireScope. Nil when there are none.
+	Scopes []string
+
+	// CreatedAt is when the token was issued. ExpiresAt is when it stops
+	// verifying; zero means never. LastUsedAt is when it last verified, zero
+	// when unknown. All are UTC with microsecond precision.
+	CreatedAt, ExpiresAt, LastUsedAt time.Time
+}
+
+// IssueParams describes a token to issue. AccountID is required; the other
+// fields are optional.
+//
+// AccountID, MemberID and Name are at most 128 bytes of UTF-8 without control
+// characters; AccountID must not contain ':' (it separates the account from
+// the secret in HTTP Basic credentials) nor begin or end with white space.
+// Scopes are at most 32 distinct RFC 6749 scope tokens of at most 64 bytes
+// each (printable ASCII without space, '"' or '\'). ExpiresAt, when not zero,
+// must be in the future; it is stored truncated to the microsecond.
+type IssueParams struct {
+	AccountID, MemberID, Name string
+	Scopes                    []string
+	ExpiresAt                 time.Time
+}
+
+// Hash is the keyed SHA-256 digest of a secret: what a Store keeps and looks
+// up instead of the secret. Its value never prints: fmt verbs, JSON, text
+// encodings and log/slog all show it redacted. A Store reads its bytes with
+// h[:].
+type Hash [32]byte
+
+const redacted = "[REDACTED]"
+
+// String returns a redacted placeholder, never the digest.
+func (Hash) String() string { return redacted }
+
+// Format prints a redacted placeholder for every verb, %x and %#v included.
+func (Hash) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted) }
+
+// LogValue makes log/slog print a redacted placeholder.
+func (Hash) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText makes encoding/json and other text encoders print a redacted
+// placeholder.
+func (Hash) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// The secret format is <prefix>_<body><checksum>: body is bodyLen base62
+// characters drawn uniformly from crypto/rand (about 190 bits), checksum the
+// CRC32 (IEEE) of everything before it in checksumLen base62 digits.
+const (
+	bodyLen      = 32
+	checksumLen  = 6
+	maxPrefixLen = 32
+	base62       = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+	// DefaultPrefix is the prefix of secrets issued without WithPrefix.
+	DefaultPrefix = "apitoken"
+
+	// Pattern is a regular expression (RE2 and PCRE syntax) that matches
+	// every secret this package issues, whatever its prefix, for secret
+	// scanners. A scanner that knows the prefix should match
+	// `\b<prefix>_[0-9A-Za-z]{38}\b` and may confirm a hit with the checksum:
+	// the last six characters are the big-endian base62 digits
+	// (0-9, A-Z, a-z) of the CRC32 (IEEE) of all characters before them.
+	Pattern = `\b[a-z][a-z0-9_]{0,31}_[0-9A-Za-z]{38}\b`
+)
+
+// digit maps a byte to its base62 value, or to 0xff if it is not in the
+// alphabet.
+var digit = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := range len(base62) {
+		t[base62[i]] = byte(i)
+	}
+	return t
+}()
+
+// newSecret returns a fresh secret that starts with head (the prefix and '_').
+func newSecret(head string) string {
+	buf := make([]byte, len(head)+bodyLen+checksumLen)
+	copy(buf, head)
+	body := buf[len(head) : len(head)+bodyLen]
+	var rnd [bodyLen + 16]byte
+	for n := 0; n < bodyLen; {
+		rand.Read(rnd[:]) // never fails: crypto/rand crashes the program instead
+		for _, b := range rnd {
+			// 248 = 4*62: rejecting larger bytes keeps every character
+			// equally likely (no modulo bias).
+			if b >= 248 {
+				continue
+			}
+			body[n] = base62[b%62]
+			if n++; n == bodyLen {
+				break
+			}
+		}
+	}
+	putChecksum(buf[len(head)+bodyLen:], crc32.ChecksumIEEE(buf[:len(head)+bodyLen]))
+	return string(buf)
+}
+
+// putChecksum writes c as checksumLen big-endian base62 digits into dst.
+func putChecksum(dst []byte, c uint32) {
+	for i := checksumLen - 1; i >= 0; i-- {
+		dst[i] = base62[c%62]
+		c /= 62
+	}
+}
+
+// wellFormed reports whether s has the shape of a secret that starts with
+// head: length, prefix, alphabet and checksum. It does not allocate.
+func wellFormed(s, head string) bool {
+	if len(s) != len(head)+bodyLen+checksumLen || s[:len(head)] != head {
+		return false
+	}
+	for i := len(head); i < len(s)-checksumLen; i++ {
+		if digit[s[i]] == 0xff {
+			return false
+		}
+	}
+	var sum uint64 // 62^6 > 2^32: a wrong checksum cannot wrap around to a right one
+	for i := len(s) - checksumLen; i < len(s); i++ {
+		d := digit[s[i]]
+		if d == 0xff {
+			return false
+		}
+		sum = sum*62 + uint64(d)
+	}
+	return sum == uint64(crc32.ChecksumIEEE(bytesOf(s[:len(s)-checksumLen])))
+}
+
+// bytesOf returns a read-only view of s, so that hashing a secret does not
+// copy it. Callers must not modify or retain the slice.
+func bytesOf(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
