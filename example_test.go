@@ -1,0 +1,346 @@
+package apitoken_test
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/memstore"
+	"github.com/apitoken-go/apitoken/storetest"
+)
+
+// The secret is shown to the user once, with the account id; only its
+// metadata is kept.
+func ExampleIssuer_Issue() {
+	ctx := context.Background()
+	iss, err := apitoken.NewIssuer(memstore.New())
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{
+		AccountID: "acct_42",
+		MemberID:  "alice",
+		Name:      "deploy script",
+		Scopes:    []string{"read"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// A real app shows secret to the user here, once. It is random, so this
+	// example prints only its shape.
+	fmt.Println("account:", tok.AccountID)
+	fmt.Println("name:", tok.Name)
+	fmt.Println("scopes:", tok.Scopes)
+	fmt.Println("prefix:", strings.HasPrefix(secret, apitoken.DefaultPrefix+"_"))
+	fmt.Println("length:", len(secret))
+	fmt.Println("matches Pattern:", regexp.MustCompile(apitoken.Pattern).MatchString(secret))
+	// Output:
+	// account: acct_42
+	// name: deploy script
+	// scopes: [read]
+	// prefix: true
+	// length: 47
+	// matches Pattern: true
+}
+
+// Verify accepts a secret only together with the account it was issued for.
+// Every refusal is ErrInvalidToken, with the same text.
+func ExampleIssuer_Verify() {
+	ctx := context.Background()
+	iss, err := apitoken.NewIssuer(memstore.New())
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	tok, err := iss.Verify(ctx, "acct_42", secret)
+	fmt.Println("right account:", tok.AccountID, err)
+
+	_, err = iss.Verify(ctx, "acct_7", secret)
+	fmt.Println("wrong account:", errors.Is(err, apitoken.ErrInvalidToken), err)
+
+	_, err = iss.Verify(ctx, "acct_42", secret[:len(secret)-1]+"x")
+	fmt.Println("mistyped:", errors.Is(err, apitoken.ErrInvalidToken), err)
+	// Output:
+	// right account: acct_42 <nil>
+	// wrong account: true apitoken: invalid token
+	// mistyped: true apitoken: invalid token
+}
+
+// The middleware answers requests without valid credentials itself, and
+// hands the verified token to the handler through the request context.
+func ExampleIssuer_Middleware() {
+	ctx := context.Background()
+	iss, err := apitoken.NewIssuer(memstore.New())
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	whoami := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := apitoken.FromContext(r.Context())
+		if !ok {
+			http.Error(w, "no token", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "hello", tok.AccountID)
+	})
+	h := iss.Middleware(whoami)
+
+	// No credentials: 401 and a bare challenge.
+	req := httptest.NewRequest("GET", "/api/v1/whoami", nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Println(rec.Code, rec.Header().Get("WWW-Authenticate"))
+
+	// A Bearer token with its account id: the handler runs.
+	req = httptest.NewRequest("GET", "/api/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set("X-Account-ID", "acct_42")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Print(rec.Code, " ", rec.Body.String())
+
+	// HTTP Basic with account id and secret works as well.
+	req = httptest.NewRequest("GET", "/api/v1/whoami", nil)
+	req.SetBasicAuth("acct_42", secret)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Print(rec.Code, " ", rec.Body.String())
+
+	// The same secret with another account id is an invalid token.
+	req = httptest.NewRequest("GET", "/api/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set("X-Account-ID", "acct_7")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Println(rec.Code, rec.Header().Get("WWW-Authenticate"))
+	// Output:
+	// 401 Bearer realm="api"
+	// 200 hello acct_42
+	// 200 hello acct_42
+	// 401 Bearer realm="api", error="invalid_token"
+}
+
+// RequireScope goes inside the middleware and refuses a token that lacks a
+// scope with 403.
+func ExampleRequireScope() {
+	ctx := context.Background()
+	iss, err := apitoken.NewIssuer(memstore.New())
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42", Scopes: []string{"prefs:read"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "done")
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /prefs", apitoken.RequireScope("prefs:read")(ok))
+	mux.Handle("PUT /prefs", apitoken.RequireScope("prefs:write")(ok))
+	h := iss.Middleware(mux)
+
+	for _, method := range []string{"GET", "PUT"} {
+		req := httptest.NewRequest(method, "/prefs", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		req.Header.Set("X-Account-ID", "acct_42")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		fmt.Print(method, " ", rec.Code)
+		if c := rec.Header().Get("WWW-Authenticate"); c != "" {
+			fmt.Print(" ", c)
+		}
+		fmt.Println()
+	}
+	// Output:
+	// GET 200
+	// PUT 403 Bearer realm="api", error="insufficient_scope", scope="prefs:write"
+}
+
+// An app names its tokens with its own prefix, so that secret scanners can
+// tell them apart, and keys their hash with a secret of its own, kept
+// outside the database. Bad options are errors, not panics.
+func ExampleNewIssuer() {
+	// A real app loads the key from its secret manager: the same key must
+	// verify the tokens issued before a restart.
+	key := make([]byte, 32)
+	rand.Read(key)
+
+	iss, err := apitoken.NewIssuer(memstore.New(),
+		apitoken.WithPrefix("acme"),
+		apitoken.WithHashKey(key),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret, _, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acct_42"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(strings.HasPrefix(secret, "acme_"), len(secret))
+
+	_, err = apitoken.NewIssuer(memstore.New(), apitoken.WithPrefix("Acme"))
+	fmt.Println(err)
+	_, err = apitoken.NewIssuer(memstore.New(), apitoken.WithHashKey([]byte("short")))
+	fmt.Println(errors.Is(err, apitoken.ErrInvalidInput), err)
+	// Output:
+	// true 43
+	// apitoken: invalid input: prefix must start with a letter a-z
+	// true apitoken: invalid input: hash key is 5 bytes, want at least 32
+}
+
+// mapStore is a minimal apitoken.Store: a mutex and two maps. A real custom
+// store (Redis, DynamoDB…) follows the same contract, and must pass
+// storetest.Run (see TestMapStore in this file):
+//
+//	storetest.Run(t, func(t *testing.T) apitoken.Store { return newMapStore() })
+type mapStore struct {
+	mu     sync.RWMutex
+	byHash map[apitoken.Hash]apitoken.Record
+	byID   map[string]apitoken.Hash
+}
+
+var _ apitoken.Store = (*mapStore)(nil)
+
+func newMapStore() *mapStore {
+	return &mapStore{
+		byHash: make(map[apitoken.Hash]apitoken.Record),
+		byID:   make(map[string]apitoken.Hash),
+	}
+}
+
+// Create refuses a duplicate id or hash: the Issuer then retries with a new
+// secret, so nothing is ever overwritten.
+func (s *mapStore) Create(_ context.Context, rec apitoken.Record) error {
+	rec.Scopes = cloneScopes(rec.Scopes) // the caller keeps its slice
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byID[rec.ID]; ok {
+		return fmt.Errorf("mapstore: id: %w", apitoken.ErrDuplicate)
+	}
+	if _, ok := s.byHash[rec.Hash]; ok {
+		return fmt.Errorf("mapstore: hash: %w", apitoken.ErrDuplicate)
+	}
+	s.byHash[rec.Hash] = rec
+	s.byID[rec.ID] = rec.Hash
+	return nil
+}
+
+// Lookup finds a record by hash; "not there" wraps ErrNotFound.
+func (s *mapStore) Lookup(_ context.Context, h apitoken.Hash) (apitoken.Record, error) {
+	s.mu.RLock()
+	rec, ok := s.byHash[h]
+	s.mu.RUnlock()
+	if !ok {
+		return apitoken.Record{}, fmt.Errorf("mapstore: %w", apitoken.ErrNotFound)
+	}
+	rec.Scopes = cloneScopes(rec.Scopes) // the caller may modify what it gets
+	return rec, nil
+}
+
+// List returns the account's tokens, oldest first, ties by ID. A real store
+// reads an index by account instead of scanning everything.
+func (s *mapStore) List(_ context.Context, accountID string) ([]apitoken.Token, error) {
+	toks := []apitoken.Token{}
+	s.mu.RLock()
+	for _, rec := range s.byHash {
+		if rec.AccountID == accountID {
+			tok := rec.Token
+			tok.Scopes = cloneScopes(tok.Scopes)
+			toks = append(toks, tok)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(toks, func(a, b apitoken.Token) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return toks, nil
+}
+
+// Delete removes a token only if it belongs to the account; otherwise it
+// changes nothing and wraps ErrNotFound.
+func (s *mapStore) Delete(_ context.Context, accountID, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.byID[id]
+	if !ok || s.byHash[h].AccountID != accountID {
+		return fmt.Errorf("mapstore: %w", apitoken.ErrNotFound)
+	}
+	delete(s.byHash, h)
+	delete(s.byID, id)
+	return nil
+}
+
+// TestMapStore proves that the example's store keeps the Store contract, as
+// every custom store must.
+func TestMapStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) apitoken.Store { return newMapStore() })
+}
+
+// cloneScopes copies scopes, keeping nil for none.
+func cloneScopes(scopes []string) []string {
+	if len(scopes) == 0 {
+		return nil
+	}
+	return slices.Clone(scopes)
+}
+
+// Any type that implements Store can hold the tokens: here mapStore, a map
+// under a mutex defined in example_test.go; in practice the app's own
+// database. The Issuer never gives a Store the secret, only its keyed hash.
+// Like every Store, mapStore passes the conformance suite storetest.Run.
+func Example_customStore() {
+	ctx := context.Background()
+	iss, err := apitoken.NewIssuer(newMapStore())
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42", Name: "laptop"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = iss.Verify(ctx, "acct_42", secret)
+	fmt.Println("verify:", err)
+
+	toks, err := iss.List(ctx, "acct_42")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, t := range toks {
+		fmt.Println("list:", t.Name, t.ID == tok.ID)
+	}
+
+	fmt.Println("delete by another account:", errors.Is(iss.Delete(ctx, "acct_7", tok.ID), apitoken.ErrNotFound))
+	fmt.Println("delete:", iss.Delete(ctx, "acct_42", tok.ID))
+	_, err = iss.Verify(ctx, "acct_42", secret)
+	fmt.Println("verify after delete:", err)
+	// Output:
+	// verify: <nil>
+	// list: laptop true
+	// delete by another account: true
+	// delete: <nil>
+	// verify after delete: apitoken: invalid token
+}

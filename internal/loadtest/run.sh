@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Loopback load test of the apitoken middleware: the same handler served bare
+# and behind iss.Middleware, each loaded by wrk from a second process, the two
+# modes alternating ROUNDS times. Prints requests/s of each run, the medians
+# and the ratio middleware/bare (target: >= 0.9).
+#
+# Loopback only, bounded in time: every server is killed after its run.
+# On a 2-core machine the server and wrk share the cores, so the figures are
+# those of a saturated box, not of the server alone; PIN=1 gives the server
+# CPU 0 and wrk CPU 1 instead.
+#
+#   internal/loadtest/run.sh                # 3 rounds x 2 modes x 10 s
+#   ROUNDS=5 TOKENS=1000000 AUTH=basic internal/loadtest/run.sh
+#
+# Needs wrk (apt-get install -y wrk).
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+TOKENS=${TOKENS:-100000}
+PORT=${PORT:-18089}
+AUTH=${AUTH:-bearer} # bearer or basic
+PIN=${PIN:-0}
+
+cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || { echo "run.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
+case $AUTH in bearer | basic) ;; *) echo "run.sh: AUTH must be bearer or basic" >&2; exit 2 ;; esac
+
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+	if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+go build -o "$tmp/loadtest" ./internal/loadtest
+
+server_cpu=() wrk_cpu=()
+if [[ $PIN == 1 ]]; then server_cpu=(taskset -c 0) wrk_cpu=(taskset -c 1); fi
+
+# run MODE: starts the server, loads it, prints requests/s, stops the server.
+run() {
+	local mode=$1 line account secret rps
+	: >"$tmp/out"
+	"${server_cpu[@]}" "$tmp/loadtest" -addr "127.0.0.1:$PORT" -mode "$mode" -tokens "$TOKENS" >"$tmp/out" 2>"$tmp/err" &
+	pid=$!
+	for _ in $(seq 600); do # up to 60 s to preload the store
+		line=$(head -n1 "$tmp/out")
+		[[ -n $line ]] && break
+		kill -0 "$pid" 2>/dev/null || { cat "$tmp/err" >&2; exit 1; }
+		sleep 0.1
+	done
+	[[ -n $line ]] || { echo "run.sh: server did not start" >&2; exit 1; }
+	account=${line#account=}; account=${account%% *}
+	secret=${line##*secret=}
+	local auth=(-H "Authorization: Bearer $secret" -H "X-Account-ID: $account")
+	if [[ $AUTH == basic ]]; then
+		auth=(-H "Authorization: Basic $(printf '%s:%s' "$account" "$secret" | base64 -w0)")
+	fi
+	# The bare server gets the same request bytes: only the middleware differs.
+	timeout 120 "${wrk_cpu[@]}" wrk -t2 -c50 -d"$DURATION" "${auth[@]}" "http://127.0.0.1:$PORT/" >"$tmp/wrk" 2>&1
+	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+	if grep -q 'Non-2xx' "$tmp/wrk"; then
+		echo "run.sh: $mode answered non-2xx responses:" >&2; cat "$tmp/wrk" >&2; exit 1
+	fi
+	rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk")
+	[[ -n $rps ]] || { cat "$tmp/wrk" >&2; exit 1; }
+	echo "$rps"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+echo "loopback load test: wrk -t2 -c50 -d$DURATION, $TOKENS tokens, auth=$AUTH, pin=$PIN, $(nproc) cores, $ROUNDS rounds"
+: >"$tmp/bare.txt"
+: >"$tmp/mw.txt"
+for round in $(seq "$ROUNDS"); do
+	b=$(run bare)
+	m=$(run middleware)
+	echo "$b" >>"$tmp/bare.txt"
+	echo "$m" >>"$tmp/mw.txt"
+	printf 'round %d: bare %10.0f req/s  middleware %10.0f req/s  ratio %.3f\n' "$round" "$b" "$m" "$(echo "$m / $b" | bc -l)"
+done
+mb=$(median <"$tmp/bare.txt")
+mm=$(median <"$tmp/mw.txt")
+printf 'median:  bare %10.0f req/s  middleware %10.0f req/s  ratio %.3f (target >= 0.9)\n' "$mb" "$mm" "$(echo "$mm / $mb" | bc -l)"

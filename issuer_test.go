@@ -1,0 +1,629 @@
+package apitoken_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/memstore"
+)
+
+// spyStore wraps a memstore, counts calls, and can be told to fail.
+type spyStore struct {
+	*memstore.Store
+	calls      atomic.Int64
+	createErrs []error // returned by the next Create calls, in order, before delegating
+	failWith   error   // returned by every call when set
+	mu         sync.Mutex
+}
+
+func newSpy() *spyStore { return &spyStore{Store: memstore.New()} }
+
+func (s *spyStore) Create(ctx context.Context, rec apitoken.Record) error {
+	s.calls.Add(1)
+	s.mu.Lock()
+	if len(s.createErrs) > 0 {
+		err := s.createErrs[0]
+		s.createErrs = s.createErrs[1:]
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	if s.failWith != nil {
+		return s.failWith
+	}
+	return s.Store.Create(ctx, rec)
+}
+
+func (s *spyStore) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
+	s.calls.Add(1)
+	if s.failWith != nil {
+		return apitoken.Record{}, s.failWith
+	}
+	return s.Store.Lookup(ctx, h)
+}
+
+func (s *spyStore) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
+	s.calls.Add(1)
+	if s.failWith != nil {
+		return nil, s.failWith
+	}
+	return s.Store.List(ctx, accountID)
+}
+
+func (s *spyStore) Delete(ctx context.Context, accountID, id string) error {
+	s.calls.Add(1)
+	if s.failWith != nil {
+		return s.failWith
+	}
+	return s.Store.Delete(ctx, accountID, id)
+}
+
+// clock is a settable clock for WithClock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func newIssuer(t *testing.T, store apitoken.Store, opts ...apitoken.Option) *apitoken.Issuer {
+	t.Helper()
+	iss, err := apitoken.NewIssuer(store, opts...)
+	require.NoError(t, err)
+	return iss
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// checksum recomputes the published checksum: the big-endian base62 digits
+// of the CRC32 (IEEE) of everything before them.
+func checksum(s string) string {
+	c := crc32.ChecksumIEEE([]byte(s))
+	out := make([]byte, 6)
+	for i := 5; i >= 0; i-- {
+		out[i] = base62[c%62]
+		c /= 62
+	}
+	return string(out)
+}
+
+func TestNewIssuer(t *testing.T) {
+	tests := []struct {
+		name    string
+		store   apitoken.Store
+		opts    []apitoken.Option
+		wantErr string
+	}{
+		{name: "ok, defaults", store: memstore.New()},
+		{name: "ok, prefix of one letter", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("a")}},
+		{name: "ok, prefix of 32 characters", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("a" + strings.Repeat("b_9", 10) + "z")}},
+		{name: "ok, hash key of 32 bytes", store: memstore.New(), opts: []apitoken.Option{apitoken.WithHashKey(bytes.Repeat([]byte{7}, 32))}},
+		{name: "nok, nil store", store: nil, wantErr: "store is nil"},
+		{name: "nok, nil option", store: memstore.New(), opts: []apitoken.Option{nil}, wantErr: "option is nil"},
+		{name: "nok, empty prefix", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("")}, wantErr: "prefix must be 1 to 32"},
+		{name: "nok, prefix of 33 characters", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix(strings.Repeat("a", 33))}, wantErr: "prefix must be 1 to 32"},
+		{name: "nok, prefix starting with a digit", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("9acme")}, wantErr: "start with a letter"},
+		{name: "nok, prefix starting with underscore", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("_acme")}, wantErr: "start with a letter"},
+		{name: "nok, upper-case prefix", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("Acme")}, wantErr: "start with a letter"},
+		{name: "nok, prefix with a dash", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("ac-me")}, wantErr: "only a-z, 0-9 and '_'"},
+		{name: "nok, prefix with non-ASCII", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("acmé")}, wantErr: "only a-z, 0-9 and '_'"},
+		{name: "nok, short hash key", store: memstore.New(), opts: []apitoken.Option{apitoken.WithHashKey(make([]byte, 31))}, wantErr: "hash key is 31 bytes"},
+		{name: "nok, nil clock", store: memstore.New(), opts: []apitoken.Option{apitoken.WithClock(nil)}, wantErr: "clock is nil"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			iss, err := apitoken.NewIssuer(tt.store, tt.opts...)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				require.NotNil(t, iss)
+				return
+			}
+			require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+			assert.ErrorContains(t, err, tt.wantErr)
+			assert.Nil(t, iss)
+		})
+	}
+}
+
+func TestIssueSecretFormat(t *testing.T) {
+	pattern := regexp.MustCompile(`^` + apitoken.Pattern + `$`)
+	for _, prefix := range []string{"apitoken", "acme", "a", "acme_live", "x9_" + strings.Repeat("z", 29)} {
+		t.Run(prefix, func(t *testing.T) {
+			var opts []apitoken.Option
+			if prefix != apitoken.DefaultPrefix {
+				opts = append(opts, apitoken.WithPrefix(prefix))
+			}
+			iss := newIssuer(t, memstore.New(), opts...)
+			seen := map[string]bool{}
+			for range 50 {
+				secret, tok, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acct"})
+				require.NoError(t, err)
+				assert.Len(t, secret, len(prefix)+1+38, "fixed length")
+				assert.True(t, strings.HasPrefix(secret, prefix+"_"))
+				assert.Regexp(t, pattern, secret, "Pattern must match every issued secret")
+				assert.Regexp(t, regexp.MustCompile(`\b`+prefix+`_[0-9A-Za-z]{38}\b`), "key: "+secret+".")
+				body := secret[len(prefix)+1:]
+				assert.Equal(t, checksum(secret[:len(secret)-6]), body[32:], "last six characters are the CRC32 of the rest")
+				assert.False(t, seen[secret], "no two secrets alike")
+				seen[secret] = true
+				assert.NotContains(t, fmt.Sprintf("%v %+v %#v", tok, tok, tok), secret)
+			}
+		})
+	}
+	t.Run("Pattern finds secrets in text but not longer or shorter runs", func(t *testing.T) {
+		iss := newIssuer(t, memstore.New())
+		secret, _, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acct"})
+		require.NoError(t, err)
+		re := regexp.MustCompile(apitoken.Pattern)
+		assert.Equal(t, secret, re.FindString(`export TOKEN="`+secret+`"`))
+		assert.Empty(t, re.FindString(secret+"A"), "one character too many")
+		assert.Empty(t, re.FindString(secret[:len(secret)-1]), "one character too few")
+	})
+}
+
+// TestIssueAlphabetIsUniform checks that every base62 character is drawn and
+// that none is favoured (modulo bias would favour the first 8 characters by
+// about 1/31; this test catches gross bias, not that one).
+func TestIssueAlphabetIsUniform(t *testing.T) {
+	iss := newIssuer(t, memstore.New())
+	counts := map[rune]int{}
+	const n = 2000
+	for range n {
+		secret, _, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acct"})
+		require.NoError(t, err)
+		for _, r := range secret[len("apitoken_") : len(secret)-6] {
+			counts[r]++
+		}
+	}
+	require.Len(t, counts, 62, "every base62 character appears")
+	want := float64(n*32) / 62
+	for r, c := range counts {
+		assert.InDelta(t, want, float64(c), want*0.15, "character %q drawn %d times, want about %.0f", r, c, want)
+	}
+}
+
+func TestIssueValidation(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	long := strings.Repeat("x", 129)
+	tests := []struct {
+		name    string
+		p       apitoken.IssueParams
+		wantErr string // empty: ok
+	}{
+		{name: "ok, account only", p: apitoken.IssueParams{AccountID: "acme"}},
+		{name: "ok, every field", p: apitoken.IssueParams{AccountID: "acme", MemberID: "m1", Name: "CI deploy", Scopes: []string{"read", "write:repo"}, ExpiresAt: now.Add(time.Hour)}},
+		{name: "ok, Unicode and punctuation in account", p: apitoken.IssueParams{AccountID: `Größe "quoted" \ % _ 名前`}},
+		{name: "ok, 128-byte fields", p: apitoken.IssueParams{AccountID: long[:128], MemberID: long[:128], Name: long[:128]}},
+		{name: "ok, 32 scopes", p: apitoken.IssueParams{AccountID: "acme", Scopes: func() (s []string) {
+			for i := range 32 {
+				s = append(s, fmt.Sprint("s", i))
+			}
+			return s
+		}()}},
+		{name: "nok, empty account", p: apitoken.IssueParams{}, wantErr: "AccountID is empty"},
+		{name: "nok, account with colon", p: apitoken.IssueParams{AccountID: "ac:me"}, wantErr: "AccountID contains ':'"},
+		{name: "nok, account with NUL", p: apitoken.IssueParams{AccountID: "acme\x00"}, wantErr: "AccountID contains a control character"},
+		{name: "nok, account with newline", p: apitoken.IssueParams{AccountID: "ac\nme"}, wantErr: "AccountID contains a control character"},
+		{name: "nok, account with DEL", p: apitoken.IssueParams{AccountID: "acme\x7f"}, wantErr: "AccountID contains a control character"},
+		{name: "nok, account with C1 control", p: apitoken.IssueParams{AccountID: "acme\u0085"}, wantErr: "AccountID contains a control character"},
+		{name: "nok, account with leading space", p: apitoken.IssueParams{AccountID: " acme"}, wantErr: "white space"},
+		{name: "nok, account with trailing space", p: apitoken.IssueParams{AccountID: "acme "}, wantErr: "white space"},
+		{name: "nok, account not UTF-8", p: apitoken.IssueParams{AccountID: "ac\xffme"}, wantErr: "AccountID is not valid UTF-8"},
+		{name: "nok, account of 129 bytes", p: apitoken.IssueParams{AccountID: long}, wantErr: "AccountID is 129 bytes"},
+		{name: "nok, member of 129 bytes", p: apitoken.IssueParams{AccountID: "acme", MemberID: long}, wantErr: "MemberID is 129 bytes"},
+		{name: "nok, member with tab", p: apitoken.IssueParams{AccountID: "acme", MemberID: "a\tb"}, wantErr: "MemberID contains a control character"},
+		{name: "nok, name of 129 bytes", p: apitoken.IssueParams{AccountID: "acme", Name: long}, wantErr: "Name is 129 bytes"},
+		{name: "nok, name not UTF-8", p: apitoken.IssueParams{AccountID: "acme", Name: "\xc3"}, wantErr: "Name is not valid UTF-8"},
+		{name: "nok, empty scope", p: apitoken.IssueParams{AccountID: "acme", Scopes: []string{"read", ""}}, wantErr: "Scopes[1]"},
+		{name: "nok, scope with space", p: apitoken.IssueParams{AccountID: "acme", Scopes: []string{"read write"}}, wantErr: "Scopes[0]"},
+		{name: "nok, scope with quote", p: apitoken.IssueParams{AccountID: "acme", Scopes: []string{`a"b`}}, wantErr: "Scopes[0]"},
+		{name: "nok, scope of 65 bytes", p: apitoken.IssueParams{AccountID: "acme", Scopes: []string{strings.Repeat("s", 65)}}, wantErr: "Scopes[0]"},
+		{name: "nok, repeated scope", p: apitoken.IssueParams{AccountID: "acme", Scopes: []string{"read", "read"}}, wantErr: "Scopes[1] repeats"},
+		{name: "nok, 33 scopes", p: apitoken.IssueParams{AccountID: "acme", Scopes: make([]string, 33)}, wantErr: "Scopes has 33 entries"},
+		{name: "nok, expiry in the past", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: now.Add(-time.Second)}, wantErr: "ExpiresAt is not in the future"},
+		{name: "nok, expiry now", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: now}, wantErr: "ExpiresAt is not in the future"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := newSpy()
+			iss := newIssuer(t, store, apitoken.WithClock(func() time.Time { return now }))
+			secret, tok, err := iss.Issue(context.Background(), tt.p)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				assert.NotEmpty(t, secret)
+				assert.Equal(t, tt.p.AccountID, tok.AccountID)
+				return
+			}
+			require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+			assert.ErrorContains(t, err, tt.wantErr)
+			assert.Empty(t, secret)
+			assert.Zero(t, tok)
+			assert.Zero(t, store.calls.Load(), "invalid params must not reach the store")
+			if tt.p.AccountID != "" {
+				assert.NotContains(t, err.Error(), tt.p.AccountID, "errors name the field, not the value")
+			}
+		})
+	}
+}
+
+func TestIssueReturnsStoredMetadata(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	iss := newIssuer(t, memstore.New(), apitoken.WithClock(func() time.Time { return now }))
+	scopes := []string{"read", "write"}
+	exp := now.Add(24*time.Hour + 999*time.Nanosecond)
+	_, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", MemberID: "m1", Name: "ci", Scopes: scopes, ExpiresAt: exp})
+	require.NoError(t, err)
+
+	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, tok.ID, "ID is a UUIDv7")
+	assert.Equal(t, time.UTC, tok.CreatedAt.Location())
+	assert.Equal(t, now.UTC().Truncate(time.Microsecond), tok.CreatedAt, "CreatedAt is the clock, in UTC, to the microsecond")
+	assert.Equal(t, exp.UTC().Truncate(time.Microsecond), tok.ExpiresAt, "ExpiresAt is truncated, never lengthened")
+	assert.True(t, tok.LastUsedAt.IsZero())
+
+	scopes[0] = "admin" // the caller's slice is not kept
+	tok.Scopes[1] = "admin"
+	toks, err := iss.List(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, toks, 1)
+	assert.Equal(t, []string{"read", "write"}, toks[0].Scopes)
+	tok.Scopes = []string{"read", "write"}
+	assert.Equal(t, tok, toks[0], "Issue returns what List shows")
+}
+
+func TestIssueRetriesDuplicates(t *testing.T) {
+	ctx := context.Background()
+	dup := fmt.Errorf("store: %w", apitoken.ErrDuplicate)
+
+	t.Run("ok, two duplicates then success", func(t *testing.T) {
+		store := newSpy()
+		store.createErrs = []error{dup, dup}
+		iss := newIssuer(t, store)
+		secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err)
+		assert.EqualValues(t, 3, store.calls.Load())
+		got, err := iss.Verify(ctx, "acme", secret)
+		require.NoError(t, err)
+		assert.Equal(t, tok.ID, got.ID)
+	})
+	t.Run("nok, duplicates every time", func(t *testing.T) {
+		store := newSpy()
+		store.createErrs = []error{dup, dup, dup, dup}
+		iss := newIssuer(t, store)
+		secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.ErrorIs(t, err, apitoken.ErrDuplicate)
+		assert.Empty(t, secret)
+		assert.EqualValues(t, 3, store.calls.Load(), "bounded retries")
+		toks, err := iss.List(ctx, "acme")
+		require.NoError(t, err)
+		assert.Empty(t, toks, "nothing stored")
+	})
+	t.Run("nok, store failure is not retried and returns no secret", func(t *testing.T) {
+		store := newSpy()
+		store.createErrs = []error{errors.New("connection reset")}
+		iss := newIssuer(t, store)
+		secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.ErrorContains(t, err, "connection reset")
+		assert.NotErrorIs(t, err, apitoken.ErrInvalidInput)
+		assert.Empty(t, secret)
+		assert.Zero(t, tok)
+		assert.EqualValues(t, 1, store.calls.Load())
+	})
+}
+
+func TestVerify(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	store := newSpy()
+	iss := newIssuer(t, store, apitoken.WithClock(clk.Now))
+	secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", Scopes: []string{"read"}, ExpiresAt: clk.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	other, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "ACME"})
+	require.NoError(t, err)
+
+	t.Run("ok, the pair matches", func(t *testing.T) {
+		got, err := iss.Verify(ctx, "acme", secret)
+		require.NoError(t, err)
+		assert.Equal(t, tok, got)
+	})
+
+	flip := func(s string, i int) string {
+		b := []byte(s)
+		if b[i] >= 'a' && b[i] <= 'z' {
+			b[i] -= 'a' - 'A'
+		} else if b[i] >= 'A' && b[i] <= 'Z' {
+			b[i] += 'a' - 'A'
+		} else {
+			b[i] = '0' + (b[i]-'0'+1)%10
+		}
+		return string(b)
+	}
+	body := len("apitoken_")
+	// Refused before the store: every change that breaks the format.
+	malformed := map[string]string{
+		"empty":                         "",
+		"body character changed":        flip(secret, body+3),
+		"checksum character changed":    flip(secret, len(secret)-1),
+		"one character dropped":         secret[:len(secret)-1],
+		"one character added":           secret + "0",
+		"underscore replaced by dash":   strings.Replace(secret, "_", "-", 1),
+		"prefix upper-cased":            "APITOKEN" + secret[len("apitoken"):],
+		"other prefix, valid checksum":  "acme_" + secret[body:len(secret)-6] + checksum("acme_"+secret[body:len(secret)-6]),
+		"zero-width space inserted":     secret[:10] + "\u200b" + secret[10:],
+		"trailing newline":              secret + "\n",
+		"trailing NUL":                  secret + "\x00",
+		"8 KB":                          strings.Repeat("a", 8<<10),
+		"non-base62 with good checksum": secret[:body] + "-" + secret[body+1:len(secret)-6] + checksum(secret[:body]+"-"+secret[body+1:len(secret)-6]),
+	}
+	for name, s := range malformed {
+		t.Run("nok, malformed: "+name, func(t *testing.T) {
+			before := store.calls.Load()
+			_, err := iss.Verify(ctx, "acme", s)
+			require.Equal(t, apitoken.ErrInvalidToken, err)
+			assert.Equal(t, before, store.calls.Load(), "a malformed secret must not reach the store")
+		})
+	}
+
+	// Well-formed but wrong: every refusal is the same error, with the same text.
+	unknown := secret[:body] + strings.Repeat("Z", 32)
+	unknown += checksum(unknown)
+	refusals := map[string]func() error{
+		"unknown token": func() error { _, err := iss.Verify(ctx, "acme", unknown); return err },
+		"other account": func() error { _, err := iss.Verify(ctx, "other", secret); return err },
+		"account differs in case": func() error {
+			_, err := iss.Verify(ctx, "acme", other) // other belongs to "ACME"
+			return err
+		},
+		"empty account":    func() error { _, err := iss.Verify(ctx, "", secret); return err },
+		"account too long": func() error { _, err := iss.Verify(ctx, strings.Repeat("a", 200), secret); return err },
+	}
+	for name, f := range refusals {
+		t.Run("nok, "+name, func(t *testing.T) {
+			err := f()
+			require.Equal(t, apitoken.ErrInvalidToken, err, "every refusal is ErrInvalidToken itself, so none can be told apart")
+			assert.Equal(t, "apitoken: invalid token", err.Error())
+		})
+	}
+
+	t.Run("nok, expired at ExpiresAt exactly, and after", func(t *testing.T) {
+		c := &clock{t: clk.Now()}
+		iss := newIssuer(t, memstore.New(), apitoken.WithClock(c.Now))
+		s, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", ExpiresAt: c.Now().Add(time.Minute)})
+		require.NoError(t, err)
+		c.Add(time.Minute - time.Microsecond)
+		_, err = iss.Verify(ctx, "acme", s)
+		require.NoError(t, err, "valid until the last microsecond")
+		c.Add(time.Microsecond)
+		require.Equal(t, tok.ExpiresAt, c.Now())
+		_, err = iss.Verify(ctx, "acme", s)
+		require.Equal(t, apitoken.ErrInvalidToken, err, "now >= ExpiresAt is expired")
+		c.Add(time.Hour)
+		_, err = iss.Verify(ctx, "acme", s)
+		require.Equal(t, apitoken.ErrInvalidToken, err)
+	})
+
+	t.Run("nok, deleted", func(t *testing.T) {
+		s, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err)
+		require.NoError(t, iss.Delete(ctx, "acme", tok.ID))
+		_, err = iss.Verify(ctx, "acme", s)
+		require.Equal(t, apitoken.ErrInvalidToken, err)
+	})
+
+	t.Run("nok, secret of another issuer with another hash key", func(t *testing.T) {
+		store := memstore.New()
+		a := newIssuer(t, store, apitoken.WithHashKey(bytes.Repeat([]byte{1}, 32)))
+		b := newIssuer(t, store, apitoken.WithHashKey(bytes.Repeat([]byte{2}, 32)))
+		s, _, err := a.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err)
+		_, err = a.Verify(ctx, "acme", s)
+		require.NoError(t, err)
+		_, err = b.Verify(ctx, "acme", s)
+		require.Equal(t, apitoken.ErrInvalidToken, err, "the hash key takes part in the hash")
+	})
+
+	t.Run("nok, store failure is not ErrInvalidToken", func(t *testing.T) {
+		failing := newSpy()
+		iss := newIssuer(t, failing)
+		s, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err)
+		for _, cause := range []error{errors.New("connection refused"), context.DeadlineExceeded, context.Canceled} {
+			failing.failWith = cause
+			_, err = iss.Verify(ctx, "acme", s)
+			require.ErrorIs(t, err, cause)
+			assert.NotErrorIs(t, err, apitoken.ErrInvalidToken, "an outage must not look like a bad token")
+			assert.NotContains(t, err.Error(), s)
+		}
+	})
+}
+
+// lyingStore returns a record for any hash: Verify must not trust it.
+type lyingStore struct{ rec apitoken.Record }
+
+func (s lyingStore) Create(context.Context, apitoken.Record) error { return nil }
+func (s lyingStore) Lookup(context.Context, apitoken.Hash) (apitoken.Record, error) {
+	return s.rec, nil
+}
+func (s lyingStore) List(context.Context, string) ([]apitoken.Token, error) { return nil, nil }
+func (s lyingStore) Delete(context.Context, string, string) error           { return nil }
+
+func TestVerifyFailsClosedOnAFaultyStore(t *testing.T) {
+	iss := newIssuer(t, lyingStore{rec: apitoken.Record{Token: apitoken.Token{ID: "x", AccountID: "acme"}}})
+	secret, _, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acme"})
+	require.NoError(t, err)
+	_, err = iss.Verify(context.Background(), "acme", secret)
+	require.Equal(t, apitoken.ErrInvalidToken, err, "a record whose hash differs from the secret's must not verify")
+}
+
+func TestListAndDelete(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	store := newSpy()
+	iss := newIssuer(t, store, apitoken.WithClock(clk.Now))
+	var ids []string
+	for i := range 3 {
+		_, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", Name: fmt.Sprint("t", i)})
+		require.NoError(t, err)
+		ids = append(ids, tok.ID)
+		clk.Add(time.Second)
+	}
+	otherSecret, otherTok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "globex"})
+	require.NoError(t, err)
+
+	toks, err := iss.List(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, toks, 3)
+	for i, tok := range toks {
+		assert.Equal(t, ids[i], tok.ID, "oldest first")
+		assert.Equal(t, "acme", tok.AccountID)
+	}
+
+	t.Run("nok, delete another account's token", func(t *testing.T) {
+		err := iss.Delete(ctx, "acme", otherTok.ID)
+		require.ErrorIs(t, err, apitoken.ErrNotFound)
+		_, err = iss.Verify(ctx, "globex", otherSecret)
+		require.NoError(t, err, "the other account's token still works")
+	})
+	t.Run("nok, delete unknown, empty or oversized id", func(t *testing.T) {
+		for _, id := range []string{"00000000-0000-7000-8000-000000000000", "", strings.Repeat("x", 4096), strings.ToUpper(ids[0])} {
+			err := iss.Delete(ctx, "acme", id)
+			require.ErrorIs(t, err, apitoken.ErrNotFound)
+		}
+	})
+	t.Run("nok, bad account", func(t *testing.T) {
+		for _, acct := range []string{"", "a:b", "a\x00"} {
+			require.ErrorIs(t, iss.Delete(ctx, acct, ids[0]), apitoken.ErrInvalidInput)
+			_, err := iss.List(ctx, acct)
+			require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+		}
+	})
+	t.Run("ok, delete is for good", func(t *testing.T) {
+		require.NoError(t, iss.Delete(ctx, "acme", ids[1]))
+		require.ErrorIs(t, iss.Delete(ctx, "acme", ids[1]), apitoken.ErrNotFound)
+		toks, err := iss.List(ctx, "acme")
+		require.NoError(t, err)
+		require.Len(t, toks, 2)
+		assert.Equal(t, []string{ids[0], ids[2]}, []string{toks[0].ID, toks[1].ID})
+	})
+	t.Run("ok, unknown account lists nothing", func(t *testing.T) {
+		toks, err := iss.List(ctx, "initech")
+		require.NoError(t, err)
+		assert.Empty(t, toks)
+	})
+	t.Run("nok, store failures are passed on", func(t *testing.T) {
+		store.failWith = errors.New("db down")
+		defer func() { store.failWith = nil }()
+		_, err := iss.List(ctx, "acme")
+		require.ErrorContains(t, err, "db down")
+		err = iss.Delete(ctx, "acme", ids[0])
+		require.ErrorContains(t, err, "db down")
+		assert.NotErrorIs(t, err, apitoken.ErrNotFound)
+	})
+}
+
+func TestRedaction(t *testing.T) {
+	iss := newIssuer(t, memstore.New())
+	secret, tok, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acme"})
+	require.NoError(t, err)
+	var h apitoken.Hash
+	for i := range h {
+		h[i] = 0xab
+	}
+	rec := apitoken.Record{Token: tok, Hash: h}
+	js, err := json.Marshal(rec)
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).Debug("rec", "rec", rec, "hash", h)
+	slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).Debug("rec", "rec", rec, "hash", h)
+	outputs := []string{
+		fmt.Sprintf("%v", rec), fmt.Sprintf("%+v", rec), fmt.Sprintf("%#v", rec), fmt.Sprintf("%s", h), fmt.Sprintf("%x", h),
+		fmt.Sprintf("%X", h), fmt.Sprintf("%d", h), fmt.Sprint(h), h.String(), string(js), logs.String(),
+	}
+	for _, out := range outputs {
+		assert.NotContains(t, strings.ToLower(out), "abab", "a hash must never print")
+		assert.NotContains(t, out, "171", "a hash must never print in decimal")
+		assert.NotContains(t, out, secret)
+	}
+	assert.Contains(t, fmt.Sprintf("%v", h), "REDACTED")
+}
+
+// TestConcurrentIssuer runs Issue, Verify, List and Delete in parallel (for
+// the race detector) and checks the end state.
+func TestConcurrentIssuer(t *testing.T) {
+	ctx := context.Background()
+	iss := newIssuer(t, memstore.New())
+	const workers, each = 8, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each*4)
+	kept := make(chan string, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acct := fmt.Sprint("acct", w%2)
+			for i := range each {
+				secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: acct})
+				if err != nil {
+					errs <- err
+					continue
+				}
+				if _, err := iss.Verify(ctx, acct, secret); err != nil {
+					errs <- fmt.Errorf("fresh token did not verify: %w", err)
+				}
+				if _, err := iss.List(ctx, acct); err != nil {
+					errs <- err
+				}
+				if i%2 == 0 {
+					if err := iss.Delete(ctx, acct, tok.ID); err != nil {
+						errs <- err
+					}
+					if _, err := iss.Verify(ctx, acct, secret); !errors.Is(err, apitoken.ErrInvalidToken) {
+						errs <- fmt.Errorf("deleted token: got %v, want ErrInvalidToken", err)
+					}
+				} else {
+					kept <- acct + ":" + secret
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(kept)
+	for err := range errs {
+		t.Error(err)
+	}
+	n := 0
+	for pair := range kept {
+		acct, secret, _ := strings.Cut(pair, ":")
+		_, err := iss.Verify(ctx, acct, secret)
+		assert.NoError(t, err)
+		n++
+	}
+	total := 0
+	for _, acct := range []string{"acct0", "acct1"} {
+		toks, err := iss.List(ctx, acct)
+		require.NoError(t, err)
+		total += len(toks)
+	}
+	assert.Equal(t, n, total, "List agrees with what was kept")
+}

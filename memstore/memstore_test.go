@@ -1,0 +1,47 @@
+package memstore_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/memstore"
+	"github.com/apitoken-go/apitoken/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) apitoken.Store { return memstore.New() })
+}
+
+// Deleting the last token of an account drops the account's index; the
+// account must then behave as one that never had tokens.
+func TestDeleteLastTokenOfAccount(t *testing.T) {
+	ctx := t.Context()
+	s := memstore.New()
+	newRecord := func(h byte) apitoken.Record {
+		return apitoken.Record{
+			Token: apitoken.Token{ID: uuid.Must(uuid.NewV7()).String(), AccountID: "acme", CreatedAt: time.Now().UTC().Truncate(time.Microsecond)},
+			Hash:  apitoken.Hash{h},
+		}
+	}
+	first := newRecord(1)
+	require.NoError(t, s.Create(ctx, first))
+	require.NoError(t, s.Delete(ctx, "acme", first.ID))
+
+	toks, err := s.List(ctx, "acme")
+	require.NoError(t, err)
+	assert.Empty(t, toks, "an account whose last token was deleted lists nothing")
+	require.ErrorIs(t, s.Delete(ctx, "acme", first.ID), apitoken.ErrNotFound)
+
+	second := newRecord(2)
+	require.NoError(t, s.Create(ctx, second), "the account takes new tokens")
+	toks, err = s.List(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, toks, 1)
+	assert.Equal(t, second.ID, toks[0].ID)
+	require.NoError(t, s.Delete(ctx, "acme", second.ID))
+}
