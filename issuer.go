@@ -227,7 +227,7 @@ var defaultHashKey = []byte("github.com/apitoken-go/apitoken hash key, v1")
 // cost per request against guessing that is already impossible, and its
 // salt would forbid the indexed lookup by hash. Among keyed hashes, pooled
 // HMAC-SHA-256 measured cheapest here (SHA-NI): about 2.7x faster than keyed
-// BLAKE2b-256 (BenchmarkHash in bench_test.go).
+// BLAKE2b-256 (BenchmarkHash in hash_bench_test.go).
 type mac struct {
 	h   hash.Hash
 	sum [sha256.Size]byte

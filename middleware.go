@@ -356,8 +356,9 @@ type MiddlewareConfig struct {
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 
 	// Logger receives failures to check credentials, at Error level
-	// ("apitoken: store failed", "err", err). Nothing from the request is
-	// logged. Nil means slog.Default() at the time of the failure.
+	// ("apitoken: credentials could not be checked", "err", err). Nothing
+	// from the request is logged. Nil means slog.Default() at the time of
+	// the failure.
 	Logger *slog.Logger
 }
 
@@ -448,8 +449,7 @@ func (g *guard) wrap(next http.Handler) http.Handler {
 			g.fail(w, r, err)
 			return
 		}
-		ctx := context.WithValue(r.Context(), principalKey{}, &principal{tok: tok, g: g})
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r.WithContext(&principal{Context: r.Context(), tok: tok, g: g}))
 	})
 }
 
@@ -496,7 +496,7 @@ func (g *guard) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if log == nil {
 			log = slog.Default()
 		}
-		log.ErrorContext(r.Context(), "apitoken: store failed", "err", err)
+		log.ErrorContext(r.Context(), "apitoken: credentials could not be checked", "err", err)
 	}
 	g.onError(w, r, err)
 }
@@ -569,12 +569,23 @@ func (g *guard) writeError(w http.ResponseWriter, _ *http.Request, err error) {
 // that only this package can set it.
 type principalKey struct{}
 
-// A principal is what the middleware puts in the request context: the
-// verified token and the middleware, whose realm and ErrorHandler
-// RequireScope answers with.
+// A principal is the request context the middleware hands on: the parent
+// context with the verified token and the middleware, whose realm and
+// ErrorHandler RequireScope answers with. Being the context itself saves
+// the allocation of a context.WithValue on every request.
 type principal struct {
+	context.Context
 	tok Token
 	g   *guard
+}
+
+// Value returns p for principalKey and asks the parent for any other key
+// (so that context.WithCancel still finds the parent's cancellation).
+func (p *principal) Value(key any) any {
+	if key == (principalKey{}) {
+		return p
+	}
+	return p.Context.Value(key)
 }
 
 func principalFrom(ctx context.Context) *principal {

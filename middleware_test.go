@@ -473,7 +473,7 @@ func TestMiddlewareStoreFailureIs503(t *testing.T) {
 			out := logs.String()
 			assert.Equal(t, 1, strings.Count(out, "\n"), "one log line: %s", out)
 			assert.Contains(t, out, "level=ERROR")
-			assert.Contains(t, out, `msg="apitoken: store failed"`)
+			assert.Contains(t, out, `msg="apitoken: credentials could not be checked"`)
 			assert.Contains(t, out, tt.wantErr.Error())
 			for _, s := range append(req.echoes(), secret, secret[len(secret)-20:], acctA) {
 				assert.NotContains(t, out, s, "nothing from the request may be logged")

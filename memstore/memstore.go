@@ -24,6 +24,10 @@ type Store struct {
 
 var _ apitoken.Store = (*Store)(nil)
 
+// errNotFound is one value, so that a miss (the path of a guessing client)
+// allocates nothing.
+var errNotFound = fmt.Errorf("memstore: %w", apitoken.ErrNotFound)
+
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
@@ -66,7 +70,7 @@ func (s *Store) Lookup(_ context.Context, h apitoken.Hash) (apitoken.Record, err
 	}
 	s.mu.RUnlock()
 	if !ok {
-		return apitoken.Record{}, fmt.Errorf("memstore: %w", apitoken.ErrNotFound)
+		return apitoken.Record{}, errNotFound
 	}
 	rec.Scopes = cloneScopes(rec.Scopes)
 	return rec, nil
@@ -95,7 +99,7 @@ func (s *Store) Delete(_ context.Context, accountID, id string) error {
 	defer s.mu.Unlock()
 	r, ok := s.byAccount[accountID][id]
 	if !ok {
-		return fmt.Errorf("memstore: %w", apitoken.ErrNotFound)
+		return errNotFound
 	}
 	delete(s.byHash, r.Hash)
 	delete(s.byID, id)

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -19,8 +20,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/apitoken-go/apitoken"
 )
@@ -55,7 +54,9 @@ func Run(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t)
-			require.NotNil(t, s, "newStore must return a Store")
+			if isNil(s) {
+				t.Fatalf("newStore must return a Store, got %#v", s)
+			}
 			tt.test(t, s)
 		})
 	}
@@ -77,6 +78,71 @@ const (
 	ruleDupID        = "a Store must refuse a record whose ID exists with an error wrapping ErrDuplicate"
 	ruleDupHash      = "a Store must refuse a record whose Hash exists with an error wrapping ErrDuplicate"
 )
+
+// isNil reports whether v is nil or holds a nil pointer, map, slice, channel,
+// function or interface.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Chan, reflect.Func, reflect.Interface, reflect.Map, reflect.Pointer, reflect.Slice, reflect.UnsafePointer:
+		return rv.IsNil()
+	}
+	return false
+}
+
+// check reports the failure that format and args state unless cond holds,
+// and returns cond.
+func check(t *testing.T, cond bool, format string, args ...any) bool {
+	t.Helper()
+	if !cond {
+		t.Errorf(format, args...)
+	}
+	return cond
+}
+
+// checkEqual reports the failure that format and args state, with got and
+// want, unless they are deeply equal, and returns whether they are. Only
+// values that are safe to print may be compared: a Hash prints redacted.
+func checkEqual[T any](t *testing.T, want, got T, format string, args ...any) bool {
+	t.Helper()
+	if reflect.DeepEqual(want, got) {
+		return true
+	}
+	t.Errorf("%s\n got: %#v\nwant: %#v", fmt.Sprintf(format, args...), got, want)
+	return false
+}
+
+// checkNoError reports the failure that format and args state, with err,
+// unless err is nil, and returns whether it is.
+func checkNoError(t *testing.T, err error, format string, args ...any) bool {
+	t.Helper()
+	if err != nil {
+		t.Errorf("%s: got error: %v", fmt.Sprintf(format, args...), err)
+		return false
+	}
+	return true
+}
+
+// requireNoError is checkNoError that ends the test on a failure.
+func requireNoError(t *testing.T, err error, format string, args ...any) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: got error: %v", fmt.Sprintf(format, args...), err)
+	}
+}
+
+// checkErrorIs reports the failure that format and args state, with err,
+// unless err wraps target, and returns whether it does.
+func checkErrorIs(t *testing.T, err, target error, format string, args ...any) bool {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Errorf("%s: got %v, want an error wrapping %v", fmt.Sprintf(format, args...), err, target)
+		return false
+	}
+	return true
+}
 
 func newHash() apitoken.Hash {
 	var h apitoken.Hash
@@ -110,7 +176,7 @@ func clone(rec apitoken.Record) apitoken.Record {
 func create(t *testing.T, s apitoken.Store, recs ...apitoken.Record) {
 	t.Helper()
 	for _, rec := range recs {
-		require.NoError(t, s.Create(t.Context(), rec), ruleAccept)
+		requireNoError(t, s.Create(t.Context(), rec), ruleAccept)
 	}
 }
 
@@ -118,7 +184,7 @@ func create(t *testing.T, s apitoken.Store, recs ...apitoken.Record) {
 func checkLookup(t *testing.T, s apitoken.Store, want apitoken.Record, rule string) {
 	t.Helper()
 	got, err := s.Lookup(t.Context(), want.Hash)
-	if assert.NoError(t, err, rule) {
+	if checkNoError(t, err, "%s", rule) {
 		checkRecord(t, want, got)
 	}
 }
@@ -127,27 +193,27 @@ func checkLookup(t *testing.T, s apitoken.Store, want apitoken.Record, rule stri
 func checkGone(t *testing.T, s apitoken.Store, h apitoken.Hash, rule string) {
 	t.Helper()
 	_, err := s.Lookup(t.Context(), h)
-	assert.ErrorIs(t, err, apitoken.ErrNotFound, rule)
+	checkErrorIs(t, err, apitoken.ErrNotFound, "%s", rule)
 }
 
 // checkRecord checks that got is want, field by field.
 func checkRecord(t *testing.T, want, got apitoken.Record) {
 	t.Helper()
-	assert.True(t, got.Hash == want.Hash, "a Store must return the Hash it was given, byte for byte")
+	check(t, got.Hash == want.Hash, "a Store must return the Hash it was given, byte for byte")
 	checkToken(t, want.Token, got.Token)
 }
 
 // checkToken checks that got is want, field by field, each with its rule.
 func checkToken(t *testing.T, want, got apitoken.Token) {
 	t.Helper()
-	ok := assert.Equal(t, want.ID, got.ID, "a Store must return the ID it was given, byte for byte")
-	ok = assert.Equal(t, want.AccountID, got.AccountID, "a Store must return the AccountID it was given, byte for byte") && ok
-	ok = assert.Equal(t, want.MemberID, got.MemberID, "a Store must return the MemberID it was given, byte for byte") && ok
-	ok = assert.Equal(t, want.Name, got.Name, "a Store must return the Name it was given, byte for byte") && ok
+	ok := checkEqual(t, want.ID, got.ID, "a Store must return the ID it was given, byte for byte")
+	ok = checkEqual(t, want.AccountID, got.AccountID, "a Store must return the AccountID it was given, byte for byte") && ok
+	ok = checkEqual(t, want.MemberID, got.MemberID, "a Store must return the MemberID it was given, byte for byte") && ok
+	ok = checkEqual(t, want.Name, got.Name, "a Store must return the Name it was given, byte for byte") && ok
 	if len(want.Scopes) == 0 {
-		ok = assert.Nil(t, got.Scopes, "a Store must return nil Scopes when a token has none") && ok
+		ok = check(t, got.Scopes == nil, "a Store must return nil Scopes when a token has none, got %#v", got.Scopes) && ok
 	} else {
-		ok = assert.Equal(t, want.Scopes, got.Scopes, "a Store must return the Scopes it was given, in order") && ok
+		ok = checkEqual(t, want.Scopes, got.Scopes, "a Store must return the Scopes it was given, in order") && ok
 	}
 	ok = checkTime(t, "CreatedAt", want.CreatedAt, got.CreatedAt) && ok
 	ok = checkTime(t, "ExpiresAt", want.ExpiresAt, got.ExpiresAt) && ok
@@ -156,17 +222,17 @@ func checkToken(t *testing.T, want, got apitoken.Token) {
 		// Catches a field added to Token that this suite does not check yet;
 		// the fields checked above may differ in form only.
 		got.Scopes, got.CreatedAt, got.ExpiresAt, got.LastUsedAt = want.Scopes, want.CreatedAt, want.ExpiresAt, want.LastUsedAt
-		assert.Equal(t, want, got, "a Store must return every field of the Token it was given")
+		checkEqual(t, want, got, "a Store must return every field of the Token it was given")
 	}
 }
 
 func checkTime(t *testing.T, field string, want, got time.Time) bool {
 	t.Helper()
 	if want.IsZero() {
-		return assert.True(t, got.IsZero(), "a Store must keep a zero %s zero, got %s", field, got)
+		return check(t, got.IsZero(), "a Store must keep a zero %s zero, got %s", field, got)
 	}
-	ok := assert.True(t, got.Location() == time.UTC, "a Store must return times in UTC: %s is in %q", field, got.Location())
-	return assert.True(t, got.Equal(want), "a Store must keep times to the microsecond: %s is %s, want %s",
+	ok := check(t, got.Location() == time.UTC, "a Store must return times in UTC: %s is in %q", field, got.Location())
+	return check(t, got.Equal(want), "a Store must keep times to the microsecond: %s is %s, want %s",
 		field, got.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano)) && ok
 }
 
@@ -197,7 +263,7 @@ func ids(toks []apitoken.Token) []string {
 func checkList(t *testing.T, s apitoken.Store, accountID string, want []apitoken.Record, rule string) {
 	t.Helper()
 	got, err := s.List(t.Context(), accountID)
-	if !assert.NoError(t, err, "a Store must list the tokens of an account without error") {
+	if !checkNoError(t, err, "a Store must list the tokens of an account without error") {
 		return
 	}
 	if i := slices.IndexFunc(got, func(tok apitoken.Token) bool { return tok.AccountID != accountID }); i >= 0 {
@@ -206,7 +272,7 @@ func checkList(t *testing.T, s apitoken.Store, accountID string, want []apitoken
 		return
 	}
 	wantToks := sortedTokens(want)
-	if !assert.Equal(t, ids(wantToks), ids(got), "%s: ids of List(%q)", rule, accountID) {
+	if !checkEqual(t, ids(wantToks), ids(got), "%s: ids of List(%q)", rule, accountID) {
 		return
 	}
 	for i := range got {
@@ -294,7 +360,7 @@ func testDuplicateID(t *testing.T, s apitoken.Store) {
 			second.ID, second.Name = first.ID, "other"
 			create(t, s, first)
 
-			assert.ErrorIs(t, s.Create(t.Context(), second), apitoken.ErrDuplicate, ruleDupID)
+			checkErrorIs(t, s.Create(t.Context(), second), apitoken.ErrDuplicate, ruleDupID)
 			checkLookup(t, s, first, "a refused Create must leave the existing record unchanged")
 			checkGone(t, s, second.Hash, ruleFailedCreate)
 			checkList(t, s, tt.first, []apitoken.Record{first}, ruleFailedCreate)
@@ -313,7 +379,7 @@ func testDuplicateHash(t *testing.T, s apitoken.Store) {
 			second.Hash, second.Name = first.Hash, "other"
 			create(t, s, first)
 
-			assert.ErrorIs(t, s.Create(t.Context(), second), apitoken.ErrDuplicate, ruleDupHash)
+			checkErrorIs(t, s.Create(t.Context(), second), apitoken.ErrDuplicate, ruleDupHash)
 			checkLookup(t, s, first, "a refused Create must leave the existing record unchanged")
 			checkList(t, s, tt.first, []apitoken.Record{first}, ruleFailedCreate)
 			if tt.second != tt.first {
@@ -359,8 +425,8 @@ func testListOnlyTheAccount(t *testing.T, s apitoken.Store) {
 	}
 	t.Run("ok, an account without tokens lists nothing", func(t *testing.T) {
 		toks, err := s.List(t.Context(), "umbrella")
-		require.NoError(t, err, "a Store must return an empty list and no error for an account without tokens")
-		assert.Empty(t, toks, "a Store must return an empty list and no error for an account without tokens")
+		requireNoError(t, err, "a Store must return an empty list and no error for an account without tokens")
+		check(t, len(toks) == 0, "a Store must return an empty list and no error for an account without tokens, got %#v", toks)
 	})
 }
 
@@ -378,13 +444,13 @@ func testDelete(t *testing.T, s apitoken.Store) {
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.ErrorIs(t, s.Delete(t.Context(), tt.accountID, tt.id), apitoken.ErrNotFound, tt.rule)
+			checkErrorIs(t, s.Delete(t.Context(), tt.accountID, tt.id), apitoken.ErrNotFound, "%s", tt.rule)
 			checkLookup(t, s, a, ruleFailedDelete)
 			checkList(t, s, "acme", []apitoken.Record{a, b, c}, ruleFailedDelete)
 		})
 	}
 	t.Run("ok, removes the token and only it", func(t *testing.T) {
-		require.NoError(t, s.Delete(t.Context(), "acme", b.ID), "a Store must delete a token of the account")
+		requireNoError(t, s.Delete(t.Context(), "acme", b.ID), "a Store must delete a token of the account")
 		checkGone(t, s, b.Hash, ruleRemoved)
 		checkList(t, s, "acme", []apitoken.Record{a, c}, ruleNotListed)
 		for _, r := range []apitoken.Record{a, c, x} {
@@ -393,12 +459,12 @@ func testDelete(t *testing.T, s apitoken.Store) {
 		checkList(t, s, "globex", []apitoken.Record{x}, "a Delete must leave the other accounts' tokens in place")
 	})
 	t.Run("nok, deleting twice", func(t *testing.T) {
-		assert.ErrorIs(t, s.Delete(t.Context(), "acme", b.ID), apitoken.ErrNotFound,
+		checkErrorIs(t, s.Delete(t.Context(), "acme", b.ID), apitoken.ErrNotFound,
 			"a Store must return an error wrapping ErrNotFound when deleting a token already deleted")
 	})
 	t.Run("ok, deleting every token empties the account", func(t *testing.T) {
-		require.NoError(t, s.Delete(t.Context(), "acme", a.ID), "a Store must delete a token of the account")
-		require.NoError(t, s.Delete(t.Context(), "acme", c.ID), "a Store must delete a token of the account")
+		requireNoError(t, s.Delete(t.Context(), "acme", a.ID), "a Store must delete a token of the account")
+		requireNoError(t, s.Delete(t.Context(), "acme", c.ID), "a Store must delete a token of the account")
 		checkGone(t, s, a.Hash, ruleRemoved)
 		checkGone(t, s, c.Hash, ruleRemoved)
 		checkList(t, s, "acme", nil, ruleNotListed)
@@ -433,7 +499,7 @@ func testByteExactAccountIDs(t *testing.T, s apitoken.Store) {
 				if i == j {
 					continue
 				}
-				assert.ErrorIs(t, s.Delete(t.Context(), acct, r.ID), apitoken.ErrNotFound,
+				checkErrorIs(t, s.Delete(t.Context(), acct, r.ID), apitoken.ErrNotFound,
 					"a Store must compare account ids byte for byte: Delete(%q, id of a token of %q) must return an error wrapping ErrNotFound", acct, r.AccountID)
 			}
 		}
@@ -443,7 +509,7 @@ func testByteExactAccountIDs(t *testing.T, s apitoken.Store) {
 	})
 	t.Run("ok, Delete with the exact account id", func(t *testing.T) {
 		for i, acct := range accounts {
-			assert.NoError(t, s.Delete(t.Context(), acct, recs[i].ID), "a Store must delete a token of the account %q", acct)
+			checkNoError(t, s.Delete(t.Context(), acct, recs[i].ID), "a Store must delete a token of the account %q", acct)
 			checkGone(t, s, recs[i].Hash, ruleRemoved)
 			for _, r := range recs[i+1:] {
 				checkList(t, s, r.AccountID, []apitoken.Record{r}, "a Delete must leave the other accounts' tokens in place")
@@ -463,7 +529,7 @@ func testByteExactTokenIDs(t *testing.T, s apitoken.Store) {
 		{"nok, Delete with the id truncated", rec.ID[:len(rec.ID)-1]},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.ErrorIs(t, s.Delete(t.Context(), "acme", tt.id), apitoken.ErrNotFound,
+			checkErrorIs(t, s.Delete(t.Context(), "acme", tt.id), apitoken.ErrNotFound,
 				"a Store must compare token ids byte for byte: Delete with an id that differs must return an error wrapping ErrNotFound")
 			checkLookup(t, s, rec, ruleFailedDelete)
 		})
@@ -471,9 +537,9 @@ func testByteExactTokenIDs(t *testing.T, s apitoken.Store) {
 	t.Run("ok, ids differing only in case are distinct tokens", func(t *testing.T) {
 		upper := newRecord("acme", base.Add(time.Second))
 		upper.ID = strings.ToUpper(rec.ID)
-		require.NoError(t, s.Create(t.Context(), upper), "a Store must compare token ids byte for byte: an id differing only in case is a new id")
+		requireNoError(t, s.Create(t.Context(), upper), "a Store must compare token ids byte for byte: an id differing only in case is a new id")
 		checkList(t, s, "acme", []apitoken.Record{rec, upper}, ruleListExact)
-		require.NoError(t, s.Delete(t.Context(), "acme", upper.ID), "a Store must delete a token of the account")
+		requireNoError(t, s.Delete(t.Context(), "acme", upper.ID), "a Store must delete a token of the account")
 		checkGone(t, s, upper.Hash, ruleRemoved)
 		checkLookup(t, s, rec, "a Store must compare token ids byte for byte: deleting one id must leave an id differing in case in place")
 	})
@@ -486,19 +552,23 @@ func testNoAliasing(t *testing.T, s apitoken.Store) {
 		rec.Scopes = scopes
 		want := clone(rec)
 		create(t, s, rec)
-		require.Equal(t, []string{"read", "write"}, scopes, "a Store must not modify the Scopes slice given to Create")
+		if given := []string{"read", "write"}; !reflect.DeepEqual(scopes, given) {
+			t.Fatalf("a Store must not modify the Scopes slice given to Create\n got: %#v\nwant: %#v", scopes, given)
+		}
 		scopes[0] = "admin"
 		got, err := s.Lookup(t.Context(), rec.Hash)
-		require.NoError(t, err, ruleFind)
-		assert.Equal(t, want.Scopes, got.Scopes, "a Store must not retain the Scopes slice given to Create")
+		requireNoError(t, err, ruleFind)
+		checkEqual(t, want.Scopes, got.Scopes, "a Store must not retain the Scopes slice given to Create")
 		checkList(t, s, "acme", []apitoken.Record{want}, "a Store must not retain the Scopes slice given to Create")
 	})
 	t.Run("the Scopes returned by Lookup", func(t *testing.T) {
 		rec := newRecord("globex", base)
 		create(t, s, rec)
 		got, err := s.Lookup(t.Context(), rec.Hash)
-		require.NoError(t, err, ruleFind)
-		require.NotEmpty(t, got.Scopes, "a Store must return the Scopes it was given")
+		requireNoError(t, err, ruleFind)
+		if len(got.Scopes) == 0 {
+			t.Fatalf("a Store must return the Scopes it was given: got %#v", got.Scopes)
+		}
 		got.Scopes[0] = "admin"
 		checkLookup(t, s, rec, "a Store must return Scopes the caller may modify: changing those Lookup returned changed the Store")
 		checkList(t, s, "globex", []apitoken.Record{rec}, "a Store must return Scopes the caller may modify: changing those Lookup returned changed the Store")
@@ -507,16 +577,22 @@ func testNoAliasing(t *testing.T, s apitoken.Store) {
 		rec := newRecord("initech", base)
 		create(t, s, rec)
 		toks, err := s.List(t.Context(), "initech")
-		require.NoError(t, err, "a Store must list the tokens of an account without error")
-		require.Len(t, toks, 1, ruleListExact)
-		require.NotEmpty(t, toks[0].Scopes, "a Store must return the Scopes it was given")
+		requireNoError(t, err, "a Store must list the tokens of an account without error")
+		if len(toks) != 1 {
+			t.Fatalf("%s: List(%q) returned %d tokens, want 1", ruleListExact, "initech", len(toks))
+		}
+		if len(toks[0].Scopes) == 0 {
+			t.Fatalf("a Store must return the Scopes it was given: got %#v", toks[0].Scopes)
+		}
 		toks[0].Scopes[0] = "admin"
 		checkLookup(t, s, rec, "a Store must return Scopes the caller may modify: changing those List returned changed the Store")
 		checkList(t, s, "initech", []apitoken.Record{rec}, "a Store must return Scopes the caller may modify: changing those List returned changed the Store")
 
 		toks, err = s.List(t.Context(), "initech")
-		require.NoError(t, err, "a Store must list the tokens of an account without error")
-		require.Len(t, toks, 1, ruleListExact)
+		requireNoError(t, err, "a Store must list the tokens of an account without error")
+		if len(toks) != 1 {
+			t.Fatalf("%s: List(%q) returned %d tokens, want 1", ruleListExact, "initech", len(toks))
+		}
 		toks[0] = apitoken.Token{ID: "changed", AccountID: "initech"}
 		checkList(t, s, "initech", []apitoken.Record{rec}, "a Store must return a slice the caller may modify: changing the slice List returned changed the Store")
 	})
@@ -661,7 +737,9 @@ func testConcurrentDuplicateHash(t *testing.T, s apitoken.Store) {
 			t.Errorf("%s, also under concurrent use: Create %d returned %v", ruleDupHash, i, err)
 		}
 	}
-	require.Equal(t, 1, winners, "a Store must accept exactly one of concurrent Creates with the same Hash, and refuse the others with an error wrapping ErrDuplicate")
+	if winners != 1 {
+		t.Fatalf("a Store must accept exactly one of concurrent Creates with the same Hash, and refuse the others with an error wrapping ErrDuplicate: %d accepted", winners)
+	}
 	checkLookup(t, s, recs[winner], ruleFind)
 	for i, r := range recs {
 		if i != winner {
@@ -695,7 +773,7 @@ func testConcurrentDelete(t *testing.T, s apitoken.Store) {
 			t.Errorf("a Store must return an error wrapping ErrNotFound when deleting a token already deleted, also under concurrent use: Delete %d returned %v", i, err)
 		}
 	}
-	assert.Equal(t, 1, deleted, "a Store must let exactly one of concurrent Deletes of a token succeed; the others return an error wrapping ErrNotFound")
+	check(t, deleted == 1, "a Store must let exactly one of concurrent Deletes of a token succeed; the others return an error wrapping ErrNotFound: %d succeeded", deleted)
 	checkGone(t, s, rec.Hash, ruleRemoved)
 	checkList(t, s, "acme", []apitoken.Record{other}, ruleNotListed)
 }
@@ -707,7 +785,7 @@ func testCancelledContext(t *testing.T, s apitoken.Store) {
 	systemError := func(t *testing.T, op string, err error) {
 		t.Helper()
 		if err != nil {
-			assert.False(t, errors.Is(err, apitoken.ErrNotFound) || errors.Is(err, apitoken.ErrDuplicate), "%s: %s returned %v", rule, op, err)
+			check(t, !errors.Is(err, apitoken.ErrNotFound) && !errors.Is(err, apitoken.ErrDuplicate), "%s: %s returned %v", rule, op, err)
 		}
 	}
 	tests := []struct {
