@@ -19,7 +19,8 @@ import (
 
 // An Issuer issues, lists, deletes and verifies the tokens kept in a Store,
 // and serves the HTTP middleware that authenticates requests with them. It is
-// safe for concurrent use.
+// safe for concurrent use. Make one with NewIssuer: the zero value is not
+// usable.
 type Issuer struct {
 	store Store
 	head  string // the prefix and '_': how every secret starts
@@ -66,6 +67,9 @@ const (
 // an error wrapping ErrInvalidInput that names the field; any other error
 // comes from the store, and then no token was issued.
 func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok Token, err error) {
+	// ExpiresAt is truncated before the check, so that what is stored is in
+	// the future, not merely what was asked for.
+	p.ExpiresAt = p.ExpiresAt.UTC().Truncate(time.Microsecond)
 	now := iss.clock()
 	if err := checkParams(p, now); err != nil {
 		return "", Token{}, err
@@ -76,7 +80,7 @@ func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok
 		Name:      p.Name,
 		Scopes:    slices.Clip(slices.Clone(p.Scopes)),
 		CreatedAt: now,
-		ExpiresAt: p.ExpiresAt.UTC().Truncate(time.Microsecond),
+		ExpiresAt: p.ExpiresAt,
 	}
 	if len(tok.Scopes) == 0 {
 		tok.Scopes = nil

@@ -242,6 +242,7 @@ func TestIssueValidation(t *testing.T) {
 		{name: "nok, 33 scopes", p: apitoken.IssueParams{AccountID: "acme", Scopes: make([]string, 33)}, wantErr: "Scopes has 33 entries"},
 		{name: "nok, expiry in the past", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: now.Add(-time.Second)}, wantErr: "ExpiresAt is not in the future"},
 		{name: "nok, expiry now", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: now}, wantErr: "ExpiresAt is not in the future"},
+		{name: "nok, expiry less than the stored microsecond ahead", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: now.Add(500 * time.Nanosecond)}, wantErr: "ExpiresAt is not in the future"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -861,10 +861,18 @@ func TestFromContext(t *testing.T) {
 	t.Run("nok, client headers cannot put anything there", func(t *testing.T) {
 		var ok bool
 		var tok apitoken.Token
-		h := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { tok, ok = apitoken.FromContext(r.Context()) })
-		req := bearer(fx.secret, acctA)
-		req.header = http.Header{"X-Token-Id": {fx.tok.ID}, "Principal": {acctA}, "Apitoken": {fx.tok.ID}}
-		h.ServeHTTP(httptest.NewRecorder(), req.build(context.Background()))
+		ran := false
+		h := fx.iss.Middleware(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			ran = true
+			tok, ok = apitoken.FromContext(r.Context())
+		}))
+		// Headers that name the token and account, but no credentials.
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header = http.Header{"X-Token-Id": {fx.tok.ID}, "Principal": {acctA}, "Apitoken": {fx.tok.ID}, "X-Account-Id": {acctA}}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		assert.Equal(t, http.StatusUnauthorized, rec.Code)
+		assert.False(t, ran, "the handler must not run without credentials")
 		assert.False(t, ok)
 		assert.Zero(t, tok)
 	})

@@ -28,6 +28,15 @@ var _ apitoken.Store = (*Store)(nil)
 // allocates nothing.
 var errNotFound = fmt.Errorf("memstore: %w", apitoken.ErrNotFound)
 
+// Format prints a summary of the store for every verb, never its records:
+// fmt cannot redact the hashes it would reach through unexported fields.
+func (s *Store) Format(f fmt.State, _ rune) {
+	s.mu.RLock()
+	n := len(s.byID)
+	s.mu.RUnlock()
+	fmt.Fprintf(f, "memstore.Store(%d tokens)", n)
+}
+
 // New returns an empty Store.
 func New() *Store {
 	return &Store{

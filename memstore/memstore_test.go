@@ -1,6 +1,10 @@
 package memstore_test
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -44,4 +48,20 @@ func TestDeleteLastTokenOfAccount(t *testing.T) {
 	require.Len(t, toks, 1)
 	assert.Equal(t, second.ID, toks[0].ID)
 	require.NoError(t, s.Delete(ctx, "acme", second.ID))
+}
+
+func TestFormatShowsNoRecords(t *testing.T) {
+	s := memstore.New()
+	var h apitoken.Hash
+	for i := range h {
+		h[i] = 0xab
+	}
+	require.NoError(t, s.Create(context.Background(), apitoken.Record{Token: apitoken.Token{ID: "id1", AccountID: "acme"}, Hash: h}))
+	var logs bytes.Buffer
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("store", "s", s)
+	for _, out := range []string{fmt.Sprintf("%v", s), fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s), logs.String()} {
+		assert.Contains(t, out, "memstore.Store(1 tokens)")
+		assert.NotContains(t, out, "171", "the hash bytes must not print")
+		assert.NotContains(t, out, "acme")
+	}
 }
