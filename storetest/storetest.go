@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 		{"NoAliasing", testNoAliasing},
 		{"Concurrency", testConcurrency},
 		{"ConcurrentDuplicateHash", testConcurrentDuplicateHash},
+		{"ConcurrentDuplicateID", testConcurrentDuplicateID},
 		{"ConcurrentDelete", testConcurrentDelete},
 		{"CancelledContext", testCancelledContext},
 	}
@@ -709,12 +710,25 @@ func testConcurrency(t *testing.T, s apitoken.Store) {
 }
 
 func testConcurrentDuplicateHash(t *testing.T, s apitoken.Store) {
-	const n = 16
 	h := newHash()
+	raceDuplicates(t, s, "Hash", ruleDupHash, func(r *apitoken.Record) { r.Hash = h })
+}
+
+func testConcurrentDuplicateID(t *testing.T, s apitoken.Store) {
+	id := newRecord("acme", base).ID
+	raceDuplicates(t, s, "ID", ruleDupID, func(r *apitoken.Record) { r.ID = id })
+}
+
+// raceDuplicates has 16 goroutines create records that share the field
+// that same sets, and checks that exactly one wins: a check-then-insert
+// store fails here, not in the one-at-a-time tests.
+func raceDuplicates(t *testing.T, s apitoken.Store, field, rule string, same func(*apitoken.Record)) {
+	t.Helper()
+	const n = 16
 	recs := make([]apitoken.Record, n)
 	for i := range recs {
 		recs[i] = newRecord(fmt.Sprintf("racer-%d", i), base)
-		recs[i].Hash = h
+		same(&recs[i])
 	}
 	errs := make([]error, n)
 	start := make(chan struct{})
@@ -734,11 +748,11 @@ func testConcurrentDuplicateHash(t *testing.T, s apitoken.Store) {
 		case err == nil:
 			winner, winners = i, winners+1
 		case !errors.Is(err, apitoken.ErrDuplicate):
-			t.Errorf("%s, also under concurrent use: Create %d returned %v", ruleDupHash, i, err)
+			t.Errorf("%s, also under concurrent use: Create %d returned %v", rule, i, err)
 		}
 	}
 	if winners != 1 {
-		t.Fatalf("a Store must accept exactly one of concurrent Creates with the same Hash, and refuse the others with an error wrapping ErrDuplicate: %d accepted", winners)
+		t.Fatalf("a Store must accept exactly one of concurrent Creates with the same %s, and refuse the others with an error wrapping ErrDuplicate: %d accepted", field, winners)
 	}
 	checkLookup(t, s, recs[winner], ruleFind)
 	for i, r := range recs {

@@ -34,6 +34,7 @@ const (
 	truncatesTimes     fault = "truncates times to the second"
 	zeroForUnknown     fault = "returns a zero Record and no error for an unknown hash"
 	returnsLocalTimes  fault = "returns times in another location"
+	checksThenInserts  fault = "checks for a duplicate and inserts in two steps"
 	faultEnv                 = "STORETEST_FAULT"
 	helperTestFullName       = "TestBrokenStoreHelper"
 )
@@ -57,6 +58,9 @@ func (s *faultyStore) Create(_ context.Context, rec apitoken.Record) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.fault == checksThenInserts {
+		return s.checkThenInsert(rec)
+	}
 	for i, r := range s.recs {
 		if r.ID == rec.ID {
 			return fmt.Errorf("faulty: %w: id", apitoken.ErrDuplicate)
@@ -69,6 +73,23 @@ func (s *faultyStore) Create(_ context.Context, rec apitoken.Record) error {
 			return fmt.Errorf("faulty: %w: hash", apitoken.ErrDuplicate)
 		}
 	}
+	s.recs = append(s.recs, rec)
+	return nil
+}
+
+// checkThenInsert looks for a duplicate and inserts under two separate
+// holds of the lock, like a SELECT followed by an INSERT without a unique
+// index: concurrent Creates of the same id all get through. Called with
+// s.mu held.
+func (s *faultyStore) checkThenInsert(rec apitoken.Record) error {
+	for _, r := range s.recs {
+		if r.ID == rec.ID || r.Hash == rec.Hash {
+			return fmt.Errorf("faulty: %w", apitoken.ErrDuplicate)
+		}
+	}
+	s.mu.Unlock()
+	time.Sleep(time.Millisecond) // the window between the two statements
+	s.mu.Lock()
 	s.recs = append(s.recs, rec)
 	return nil
 }
@@ -176,6 +197,7 @@ func TestRunFailsOnBrokenStores(t *testing.T) {
 		{truncatesTimes, "CreateThenLookup", "a Store must keep times to the microsecond"},
 		{zeroForUnknown, "LookupUnknownHash", "a Store must return an error wrapping ErrNotFound for an unknown hash"},
 		{returnsLocalTimes, "CreateThenLookup", "a Store must return times in UTC"},
+		{checksThenInserts, "ConcurrentDuplicateID", "a Store must accept exactly one of concurrent Creates with the same ID"},
 	}
 	for _, tt := range tests {
 		t.Run("nok, "+string(tt.fault), func(t *testing.T) {
