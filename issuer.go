@@ -171,37 +171,53 @@ func checkParams(p IssueParams, now time.Time) error {
 }
 
 // checkAccountID refuses account ids that no token can have: see IssueParams.
-func checkAccountID(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: AccountID is empty", ErrInvalidInput)
+func checkAccountID(id string) error { return fieldError("AccountID", accountIDProblem(id)) }
+
+// checkText refuses a text field that is too long, not UTF-8, or holds a
+// control character.
+func checkText(field, s string) error { return fieldError(field, textProblem(s)) }
+
+// fieldError names the field and its problem, never its value; nil when
+// there is no problem.
+func fieldError(field, problem string) error {
+	if problem == "" {
+		return nil
 	}
-	if err := checkText("AccountID", id); err != nil {
-		return err
+	return fmt.Errorf("%w: %s %s", ErrInvalidInput, field, problem)
+}
+
+// accountIDProblem says what makes id impossible as an account id, or ""
+// when nothing does. It does not allocate: the middleware runs it on every
+// account header, malformed ones included.
+func accountIDProblem(id string) string {
+	if id == "" {
+		return "is empty"
+	}
+	if p := textProblem(id); p != "" {
+		return p
 	}
 	if strings.ContainsRune(id, ':') {
-		return fmt.Errorf("%w: AccountID contains ':'", ErrInvalidInput)
+		return "contains ':'"
 	}
 	first, _ := utf8.DecodeRuneInString(id)
 	last, _ := utf8.DecodeLastRuneInString(id)
 	if unicode.IsSpace(first) || unicode.IsSpace(last) {
-		return fmt.Errorf("%w: AccountID begins or ends with white space", ErrInvalidInput)
+		return "begins or ends with white space"
 	}
-	return nil
+	return ""
 }
 
-// checkText refuses a field that is too long, not UTF-8, or holds a control
-// character. Messages name the field, never its value.
-func checkText(field, s string) error {
-	if len(s) > maxTextLen {
-		return fmt.Errorf("%w: %s is %d bytes, want at most %d", ErrInvalidInput, field, len(s), maxTextLen)
+// textProblem is checkText's test, without allocating.
+func textProblem(s string) string {
+	switch {
+	case len(s) > maxTextLen:
+		return "is longer than 128 bytes"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return "contains a control character"
 	}
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidInput, field)
-	}
-	if strings.ContainsFunc(s, unicode.IsControl) {
-		return fmt.Errorf("%w: %s contains a control character", ErrInvalidInput, field)
-	}
-	return nil
+	return ""
 }
 
 // validScope reports whether s is an RFC 6749 scope-token of allowed length.

@@ -1,6 +1,7 @@
 package apitoken
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -178,8 +179,12 @@ func extractBasic(r *http.Request) (Credentials, bool, error) {
 	if err != nil {
 		return Credentials{}, false, errMalformedBasic
 	}
-	account, secret, ok := strings.Cut(string(buf[:n]), ":")
-	if !ok || secret == "" || checkAccountID(account) != nil {
+	// The colon is looked for before the one allocation of the success path.
+	if i := bytes.IndexByte(buf[:n], ':'); i < 0 || i == n-1 {
+		return Credentials{}, false, errMalformedBasic
+	}
+	account, secret, _ := strings.Cut(string(buf[:n]), ":")
+	if accountIDProblem(account) != "" {
 		return Credentials{}, false, errMalformedBasic
 	}
 	return Credentials{AccountID: account, Secret: secret}, true, nil
@@ -299,7 +304,7 @@ func accountFrom(r *http.Request, key string) (string, error) {
 		return "", errTwoAccounts
 	case len(vals) == 0 || vals[0] == "":
 		return "", errNoAccount
-	case checkAccountID(vals[0]) != nil:
+	case accountIDProblem(vals[0]) != "":
 		return "", errMalformedAccount
 	}
 	return vals[0], nil
@@ -469,11 +474,8 @@ func authenticate(iss *Issuer, extract Extractor, r *http.Request) (Token, error
 	if r == nil {
 		return Token{}, ErrNoCredentials
 	}
-	// strings.Contains spares the parsing of nearly every query.
-	if r.URL != nil && strings.Contains(r.URL.RawQuery, "access_token") {
-		if q, _ := url.ParseQuery(r.URL.RawQuery); q.Has("access_token") {
-			return Token{}, errQueryToken
-		}
+	if r.URL != nil && tokenInQuery(r.URL.RawQuery) {
+		return Token{}, errQueryToken
 	}
 	c, found, err := extract(r)
 	if err != nil {
@@ -483,6 +485,27 @@ func authenticate(iss *Issuer, extract Extractor, r *http.Request) (Token, error
 		return Token{}, ErrNoCredentials
 	}
 	return iss.Verify(r.Context(), c.AccountID, c.Secret)
+}
+
+// tokenInQuery reports whether the query has an access_token parameter,
+// however its name is cased or percent-encoded. Looking for "access" first
+// spares the parsing of nearly every query.
+func tokenInQuery(raw string) bool {
+	const word = "access"
+	found := false
+	for i := 0; i+len(word) <= len(raw) && !found; i++ {
+		found = strings.EqualFold(raw[i:i+len(word)], word)
+	}
+	if !found {
+		return false
+	}
+	q, _ := url.ParseQuery(raw)
+	for k := range q {
+		if strings.EqualFold(k, "access_token") {
+			return true
+		}
+	}
+	return false
 }
 
 // errNoIssuer fails closed (503) a middleware built on a nil Issuer.

@@ -278,6 +278,8 @@ func TestMiddleware(t *testing.T) {
 		{"nok, Bearer and Basic headers", mwRequest{authz: []string{"Bearer " + s, basicValue(acctA + ":" + s)}, account: []string{acctA}}, 400, chInvalidRequest},
 		{"nok, Authorization plus ?access_token=", mwRequest{authz: []string{"Bearer " + s}, account: []string{acctA}, query: "?access_token=" + s}, 400, chInvalidRequest},
 		{"nok, ?access_token= alone", mwRequest{account: []string{acctA}, query: "?x=1&access_token=" + s}, 400, chInvalidRequest},
+		{"nok, ?ACCESS_TOKEN= in capitals", mwRequest{account: []string{acctA}, query: "?ACCESS_TOKEN=" + s}, 400, chInvalidRequest},
+		{"nok, ?access%5Ftoken= percent-encoded", mwRequest{account: []string{acctA}, query: "?access%5Ftoken=" + s}, 400, chInvalidRequest},
 		{"nok, empty ?access_token", mwRequest{query: "?access_token"}, 400, chInvalidRequest},
 
 		// The account header with a Bearer token: 400.
@@ -771,6 +773,27 @@ func TestExtractors(t *testing.T) {
 			allocs := testing.AllocsPerRun(100, func() {
 				if _, ok, err := ex(r); !ok || err != nil {
 					panic("extractor failed")
+				}
+			})
+			assert.Zero(t, allocs, tc.name)
+		}
+	})
+
+	t.Run("ok, refusing malformed credentials allocates nothing", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			req  mwRequest
+		}{
+			{"account header with a control character", bearer(secret, "acme\x01")},
+			{"account header too long", bearer(secret, strings.Repeat("a", 200))},
+			{"Basic without a colon", basic("acmesecret")},
+			{"Basic with an empty secret", basic("acme:")},
+			{"Bearer with two tokens", mwRequest{authz: []string{"Bearer a b"}, account: []string{acctA}}},
+		} {
+			ex, r := apitoken.Chain(apitoken.FromBearer(""), apitoken.FromBasic()), tc.req.build(context.Background())
+			allocs := testing.AllocsPerRun(100, func() {
+				if _, _, err := ex(r); !errors.Is(err, apitoken.ErrInvalidRequest) {
+					panic("extractor accepted malformed credentials")
 				}
 			})
 			assert.Zero(t, allocs, tc.name)
