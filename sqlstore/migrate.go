@@ -1,0 +1,127 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Migrate creates the store's tables, or upgrades them to the schema this
+// version of the package uses. It is idempotent, and safe to run from
+// several processes at once: they take turns under a database lock
+// (PostgreSQL: an advisory lock; MySQL: GET_LOCK; SQLite: the write lock,
+// so set busy_timeout). Each schema version is applied in one transaction
+// where the database allows it (PostgreSQL, SQLite; MySQL commits DDL at
+// once, and the version's statements are safe to run again). It refuses a
+// database whose schema is newer than this package knows.
+func (s *Store) Migrate(ctx context.Context) (err error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	defer conn.Close()
+	q := s.script.queries
+	switch s.dialect {
+	case Postgres:
+		err = inTx(ctx, conn, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, q["lock"]); err != nil {
+				return err
+			}
+			return s.migrate(ctx, tx)
+		})
+	case MySQL:
+		err = withNamedLock(ctx, conn, q["lock"], q["unlock"], func() error { return s.migrate(ctx, conn) })
+	case SQLite:
+		// BEGIN IMMEDIATE, which database/sql cannot start, on one
+		// connection: the statements below run in that transaction.
+		if _, err = conn.ExecContext(ctx, q["lock"]); err == nil {
+			if err = s.migrate(ctx, conn); err == nil {
+				_, err = conn.ExecContext(ctx, q["unlock"])
+			}
+			if err != nil {
+				// With a context that is still live: the connection must
+				// not go back to the pool inside the transaction.
+				_, rbErr := conn.ExecContext(context.WithoutCancel(ctx), q["rollback"])
+				err = errors.Join(err, rbErr)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	return nil
+}
+
+// execQuerier is what migrate needs of a *sql.Conn or a *sql.Tx.
+type execQuerier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// migrate applies the schema versions the database lacks, under the lock.
+func (s *Store) migrate(ctx context.Context, db execQuerier) error {
+	q := s.script.queries
+	if _, err := db.ExecContext(ctx, q["version-table"]); err != nil {
+		return err
+	}
+	var version int
+	if err := db.QueryRowContext(ctx, q["version"]).Scan(&version); err != nil {
+		return err
+	}
+	if version > len(s.script.migrations) {
+		return fmt.Errorf("the database has schema version %d; this package knows versions up to %d: upgrade it", version, len(s.script.migrations))
+	}
+	for v := version + 1; v <= len(s.script.migrations); v++ {
+		for _, stmt := range s.script.migrations[v-1] {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("version %d: %w", v, err)
+			}
+		}
+		if _, err := db.ExecContext(ctx, q["set-version"], v); err != nil {
+			return fmt.Errorf("version %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction on conn, committed if fn succeeds.
+func inTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Tx) error) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, ignoreDone(tx.Rollback()))
+	}
+	return tx.Commit()
+}
+
+// ignoreDone drops the error of a rollback that the ended context already
+// made.
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+// withNamedLock runs fn holding a MySQL named lock, taken by lock (which
+// returns 1 when it got the lock) and released by unlock on conn.
+func withNamedLock(ctx context.Context, conn *sql.Conn, lock, unlock string, fn func() error) error {
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, lock).Scan(&got); err != nil {
+		return err
+	}
+	if got.Int64 != 1 {
+		return errors.New("timed out waiting for another process's migration")
+	}
+	err := fn()
+	// Released even if ctx has ended; the lock also ends with the
+	// connection.
+	var released sql.NullInt64
+	if relErr := conn.QueryRowContext(context.WithoutCancel(ctx), unlock).Scan(&released); relErr != nil {
+		err = errors.Join(err, relErr)
+	}
+	return err
+}

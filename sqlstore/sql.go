@@ -1,0 +1,92 @@
+package sqlstore
+
+import (
+	"embed"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// files holds one file of SQL per dialect: its schema migrations and every
+// statement the store runs.
+//
+//go:embed sql/*.sql
+var files embed.FS
+
+// defaultPrefix is the table name prefix written in the SQL files.
+const defaultPrefix = "apitoken_"
+
+// script is a dialect's SQL file, parsed, with the table prefix applied.
+type script struct {
+	queries    map[string]string // "query: name" sections
+	migrations [][]string        // "migration: N" sections: migrations[N-1] holds its statements
+}
+
+// loadScript reads the SQL file of dialect d and renames its tables from
+// defaultPrefix to prefix, which has been validated as an identifier.
+func loadScript(d Dialect, prefix string) (*script, error) {
+	b, err := files.ReadFile("sql/" + d.file() + ".sql")
+	if err != nil {
+		return nil, err
+	}
+	return parseScript(strings.ReplaceAll(string(b), defaultPrefix, prefix))
+}
+
+// parseScript splits a SQL file into its sections. A section starts at a
+// line "-- query: name" or "-- migration: N" and runs to the next one; in
+// it, a statement ends with ";" at the end of a line. Lines that are only a
+// comment are left out.
+func parseScript(text string) (*script, error) {
+	s := &script{queries: make(map[string]string)}
+	var (
+		section   string   // the current section's header, "" before the first
+		stmts     []string // the current section's statements
+		stmt      strings.Builder
+		finish = func() error {
+			if strings.TrimSpace(stmt.String()) != "" {
+				return fmt.Errorf("sqlstore: section %q: statement without a final ';'", section)
+			}
+			if section == "" {
+				return nil
+			}
+			if name, ok := strings.CutPrefix(section, "query: "); ok {
+				if len(stmts) != 1 {
+					return fmt.Errorf("sqlstore: query %q has %d statements, want 1", name, len(stmts))
+				}
+				s.queries[name] = stmts[0]
+				return nil
+			}
+			n, err := strconv.Atoi(strings.TrimPrefix(section, "migration: "))
+			if err != nil || n != len(s.migrations)+1 || len(stmts) == 0 {
+				return fmt.Errorf("sqlstore: section %q: want migration %d with statements", section, len(s.migrations)+1)
+			}
+			s.migrations = append(s.migrations, stmts)
+			return nil
+		}
+	)
+	for line := range strings.Lines(text) {
+		trimmed := strings.TrimSpace(line)
+		if header, ok := strings.CutPrefix(trimmed, "-- "); ok &&
+			(strings.HasPrefix(header, "query: ") || strings.HasPrefix(header, "migration: ")) {
+			if err := finish(); err != nil {
+				return nil, err
+			}
+			section, stmts = header, nil
+			continue
+		}
+		if section == "" || trimmed == "" || strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		stmt.WriteString(line)
+		if strings.HasSuffix(trimmed, ";") {
+			// Without its final ";", which some drivers refuse in a
+			// prepared statement.
+			stmts = append(stmts, strings.TrimSuffix(strings.TrimSpace(stmt.String()), ";"))
+			stmt.Reset()
+		}
+	}
+	if err := finish(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

@@ -1,0 +1,369 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apitoken-go/apitoken"
+)
+
+// Dialect is the SQL dialect of a database: Postgres, MySQL or SQLite.
+type Dialect int
+
+// The dialects sqlstore speaks.
+const (
+	// Postgres is PostgreSQL 11 or later, through pgx's database/sql
+	// driver (github.com/jackc/pgx/v5/stdlib) or github.com/lib/pq.
+	Postgres Dialect = iota + 1
+
+	// MySQL is MySQL 8 or MariaDB 10.5 or later, through
+	// github.com/go-sql-driver/mysql.
+	MySQL
+
+	// SQLite is SQLite 3.35 or later, through modernc.org/sqlite (pure Go)
+	// or github.com/mattn/go-sqlite3.
+	SQLite
+)
+
+// String returns the dialect's name.
+func (d Dialect) String() string {
+	switch d {
+	case Postgres:
+		return "Postgres"
+	case MySQL:
+		return "MySQL"
+	case SQLite:
+		return "SQLite"
+	}
+	return fmt.Sprintf("Dialect(%d)", int(d))
+}
+
+// file is the name of the dialect's SQL file, without ".sql".
+func (d Dialect) file() string { return strings.ToLower(d.String()) }
+
+// An Option configures a Store. Options are applied in order by New, which
+// returns the first error an option reports.
+type Option func(*config) error
+
+type config struct {
+	prefix string
+}
+
+// maxPrefixLen keeps the longest name built from the prefix (the account
+// index) within PostgreSQL's and MySQL's 63 and 64 characters.
+const maxPrefixLen = 32
+
+// WithTablePrefix sets the prefix of the names of the store's tables and
+// indexes, "apitoken_" otherwise: the tokens live in <prefix>tokens and the
+// schema version in <prefix>schema_version. The prefix is empty or up to 32
+// characters of [a-z0-9_] that start with a letter or '_', so that it is an
+// identifier in every dialect without quoting. To put the tables in another
+// PostgreSQL schema, set the connection's search_path instead.
+func WithTablePrefix(prefix string) Option {
+	return func(c *config) error {
+		if !validPrefix(prefix) {
+			return fmt.Errorf("sqlstore: %w: table prefix must be empty or up to %d characters of [a-z0-9_] starting with a letter or '_'", apitoken.ErrInvalidInput, maxPrefixLen)
+		}
+		c.prefix = prefix
+		return nil
+	}
+}
+
+func validPrefix(p string) bool {
+	if len(p) > maxPrefixLen {
+		return false
+	}
+	for i := range len(p) {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || c == '_' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Store is an apitoken.Store in a SQL database, through database/sql. It is
+// safe for concurrent use. Lookup is one indexed SELECT; every method is one
+// statement, run as a prepared statement (prepared on first use, so New
+// needs no connection), with the caller's context.
+//
+// Call Migrate once at start-up to create or upgrade the schema, or apply
+// the schema with your own migration tool (the package documentation shows
+// it per dialect).
+type Store struct {
+	db      *sql.DB
+	dialect Dialect
+	script  *script
+	create  preparedStmt
+	lookup  preparedStmt
+	list    preparedStmt
+	delete  preparedStmt
+}
+
+var _ apitoken.Store = (*Store)(nil)
+
+// New returns a Store that keeps tokens in db, which speaks dialect d. It
+// does not touch the database: call Migrate, or apply the schema yourself,
+// before the first use. The Store does not own db; close the Store when done
+// with it, and db when done with that.
+func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
+	if db == nil {
+		return nil, fmt.Errorf("sqlstore: %w: db is nil", apitoken.ErrInvalidInput)
+	}
+	if d != Postgres && d != MySQL && d != SQLite {
+		return nil, fmt.Errorf("sqlstore: %w: unknown dialect %v", apitoken.ErrInvalidInput, d)
+	}
+	cfg := config{prefix: defaultPrefix}
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	sc, err := loadScript(d, cfg.prefix)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, dialect: d, script: sc}
+	for name, p := range map[string]*preparedStmt{"create": &s.create, "lookup": &s.lookup, "list": &s.list, "delete": &s.delete} {
+		p.db, p.query = db, sc.queries[name]
+	}
+	return s, nil
+}
+
+// Close closes the Store's prepared statements. It does not close the
+// database. After Close, every method fails.
+func (s *Store) Close() error {
+	return errors.Join(s.create.close(), s.lookup.close(), s.list.close(), s.delete.close())
+}
+
+// Create implements apitoken.Store.
+func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
+	for _, sc := range rec.Scopes {
+		if sc == "" || strings.Contains(sc, " ") {
+			// Scopes are stored space-separated.
+			return fmt.Errorf("sqlstore: %w: a scope is empty or holds a space", apitoken.ErrInvalidInput)
+		}
+	}
+	res, err := s.create.exec(ctx,
+		rec.Hash[:], rec.ID, rec.AccountID, rec.MemberID, rec.Name, strings.Join(rec.Scopes, " "),
+		s.timeArg(rec.CreatedAt), s.timeArg(rec.ExpiresAt), s.timeArg(rec.LastUsedAt))
+	if err != nil {
+		if s.dialect == MySQL && mysqlErrorNumber(err) == mysqlDuplicateEntry {
+			return errDuplicate
+		}
+		return fmt.Errorf("sqlstore: create: %w", err)
+	}
+	// PostgreSQL and SQLite insert with ON CONFLICT DO NOTHING: no row
+	// inserted means the id or the hash exists.
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlstore: create: %w", err)
+	} else if n == 0 {
+		return errDuplicate
+	}
+	return nil
+}
+
+// Lookup implements apitoken.Store.
+func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
+	stmt, err := s.lookup.get(ctx)
+	if err != nil {
+		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
+	}
+	rec := apitoken.Record{Hash: h}
+	err = scanToken(stmt.QueryRowContext(ctx, h[:]), &rec.Token)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apitoken.Record{}, errNotFound
+	}
+	if err != nil {
+		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
+	}
+	return rec, nil
+}
+
+// List implements apitoken.Store.
+func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
+	stmt, err := s.list.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list: %w", err)
+	}
+	rows, err := stmt.QueryContext(ctx, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list: %w", err)
+	}
+	defer rows.Close()
+	toks := []apitoken.Token{}
+	for rows.Next() {
+		var t apitoken.Token
+		if err := scanToken(rows, &t); err != nil {
+			return nil, fmt.Errorf("sqlstore: list: %w", err)
+		}
+		toks = append(toks, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: list: %w", err)
+	}
+	return toks, nil
+}
+
+// Delete implements apitoken.Store.
+func (s *Store) Delete(ctx context.Context, accountID, id string) error {
+	res, err := s.delete.exec(ctx, id, accountID)
+	if err != nil {
+		return fmt.Errorf("sqlstore: delete: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlstore: delete: %w", err)
+	}
+	if n == 0 {
+		return errNotFound
+	}
+	return nil
+}
+
+// Static errors, so that a miss (the path of a guessing client) allocates no
+// error.
+var (
+	errNotFound  = fmt.Errorf("sqlstore: %w", apitoken.ErrNotFound)
+	errDuplicate = fmt.Errorf("sqlstore: %w: id or hash exists", apitoken.ErrDuplicate)
+	errClosed    = errors.New("the store is closed")
+)
+
+// scanToken reads the columns that the lookup and list queries select.
+func scanToken(row interface{ Scan(...any) error }, t *apitoken.Token) error {
+	var scopes string
+	err := row.Scan(&t.ID, &t.AccountID, &t.MemberID, &t.Name, &scopes,
+		timeColumn{&t.CreatedAt}, timeColumn{&t.ExpiresAt}, timeColumn{&t.LastUsedAt})
+	if err != nil {
+		return err
+	}
+	if scopes != "" {
+		t.Scopes = strings.Split(scopes, " ")
+	}
+	return nil
+}
+
+// timeArg is how a time is written: NULL when zero, microseconds since the
+// epoch in SQLite, a time.Time (in UTC, to the microsecond) elsewhere.
+func (s *Store) timeArg(t time.Time) any {
+	switch {
+	case t.IsZero():
+		return nil
+	case s.dialect == SQLite:
+		return t.UnixMicro()
+	default:
+		return t.UTC()
+	}
+}
+
+// timeColumn reads a time column as a UTC time.Time, whatever the driver
+// gives: NULL (a zero time), a time.Time (pgx, lib/pq; MySQL with
+// parseTime=true), microseconds since the epoch (SQLite), or MySQL's text
+// form (MySQL with parseTime=false).
+type timeColumn struct{ t *time.Time }
+
+// mysqlTimeLayout is the text form of a MySQL DATETIME(6).
+const mysqlTimeLayout = "2006-01-02 15:04:05.999999"
+
+// Scan implements sql.Scanner.
+func (c timeColumn) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*c.t = time.Time{}
+	case time.Time:
+		*c.t = v.UTC()
+	case int64:
+		*c.t = time.UnixMicro(v).UTC()
+	case []byte:
+		return c.parse(string(v))
+	case string:
+		return c.parse(v)
+	default:
+		return fmt.Errorf("sqlstore: cannot read a time from %T", v)
+	}
+	return nil
+}
+
+func (c timeColumn) parse(s string) error {
+	t, err := time.Parse(mysqlTimeLayout, s)
+	if err != nil {
+		return fmt.Errorf("sqlstore: cannot read a time from %q", s)
+	}
+	*c.t = t
+	return nil
+}
+
+// mysqlDuplicateEntry is MySQL's error number for a duplicate key.
+const mysqlDuplicateEntry = 1062
+
+// mysqlErrorNumber returns the Number of a *mysql.MySQLError in err's chain,
+// or 0. It reads the field by reflection so that the library does not import
+// the driver (github.com/go-sql-driver/mysql).
+func mysqlErrorNumber(err error) uint64 {
+	for ; err != nil; err = errors.Unwrap(err) {
+		v := reflect.ValueOf(err)
+		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+			continue
+		}
+		if f := v.Elem().FieldByName("Number"); f.IsValid() && f.CanUint() {
+			return f.Uint()
+		}
+	}
+	return 0
+}
+
+// preparedStmt is a statement prepared on first use. A failed preparation
+// (the table does not exist yet, the database is down) is not kept: the next
+// call tries again.
+type preparedStmt struct {
+	db     *sql.DB
+	query  string
+	stmt   atomic.Pointer[sql.Stmt]
+	mu     sync.Mutex // held while preparing and closing
+	closed bool
+}
+
+func (p *preparedStmt) get(ctx context.Context) (*sql.Stmt, error) {
+	if stmt := p.stmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errClosed
+	}
+	if stmt := p.stmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	stmt, err := p.db.PrepareContext(ctx, p.query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	p.stmt.Store(stmt)
+	return stmt, nil
+}
+
+func (p *preparedStmt) exec(ctx context.Context, args ...any) (sql.Result, error) {
+	stmt, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stmt.ExecContext(ctx, args...)
+}
+
+func (p *preparedStmt) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if stmt := p.stmt.Swap(nil); stmt != nil {
+		return stmt.Close()
+	}
+	return nil
+}
