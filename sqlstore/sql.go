@@ -39,10 +39,10 @@ func loadScript(d Dialect, prefix string) (*script, error) {
 func parseScript(text string) (*script, error) {
 	s := &script{queries: make(map[string]string)}
 	var (
-		section   string   // the current section's header, "" before the first
-		stmts     []string // the current section's statements
-		stmt      strings.Builder
-		finish = func() error {
+		section string   // the current section's header, "" before the first
+		stmts   []string // the current section's statements
+		stmt    strings.Builder
+		finish  = func() error {
 			if strings.TrimSpace(stmt.String()) != "" {
 				return fmt.Errorf("sqlstore: section %q: statement without a final ';'", section)
 			}

@@ -101,10 +101,21 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	script  *script
-	create  preparedStmt
-	lookup  preparedStmt
-	list    preparedStmt
-	delete  preparedStmt
+	stmts   *statements // shared with the Stores made by WithTx
+	tx      DBTX        // set in a Store made by WithTx
+}
+
+// statements are the Store's prepared statements.
+type statements struct {
+	create, lookup, list, delete preparedStmt
+}
+
+// DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
+// *sql.Conn and *sql.DB have these methods.
+type DBTX interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 var _ apitoken.Store = (*Store)(nil)
@@ -130,17 +141,32 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, dialect: d, script: sc}
-	for name, p := range map[string]*preparedStmt{"create": &s.create, "lookup": &s.lookup, "list": &s.list, "delete": &s.delete} {
+	st := &statements{}
+	for name, p := range map[string]*preparedStmt{"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete": &st.delete} {
 		p.db, p.query = db, sc.queries[name]
 	}
-	return s, nil
+	return &Store{db: db, dialect: d, script: sc, stmts: st}, nil
 }
 
-// Close closes the Store's prepared statements. It does not close the
-// database. After Close, every method fails.
+// WithTx returns a Store that runs its statements through tx, typically a
+// *sql.Tx, so that tokens are created and deleted in the caller's
+// transaction: give it to apitoken.NewIssuer for the length of the
+// transaction. It shares s's configuration; its Migrate still runs on the
+// *sql.DB given to New, and its Close does nothing.
+func (s *Store) WithTx(tx DBTX) *Store {
+	c := *s
+	c.tx = tx
+	return &c
+}
+
+// Close closes the Store's prepared statements, after which every method
+// fails. It does not close the database.
 func (s *Store) Close() error {
-	return errors.Join(s.create.close(), s.lookup.close(), s.list.close(), s.delete.close())
+	if s.tx != nil {
+		return nil
+	}
+	st := s.stmts
+	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.delete.close())
 }
 
 // Create implements apitoken.Store.
@@ -151,7 +177,7 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 			return fmt.Errorf("sqlstore: %w: a scope is empty or holds a space", apitoken.ErrInvalidInput)
 		}
 	}
-	res, err := s.create.exec(ctx,
+	res, err := s.exec(ctx, &s.stmts.create,
 		rec.Hash[:], rec.ID, rec.AccountID, rec.MemberID, rec.Name, strings.Join(rec.Scopes, " "),
 		s.timeArg(rec.CreatedAt), s.timeArg(rec.ExpiresAt), s.timeArg(rec.LastUsedAt))
 	if err != nil {
@@ -172,12 +198,12 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 
 // Lookup implements apitoken.Store.
 func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
-	stmt, err := s.lookup.get(ctx)
+	row, err := s.queryRow(ctx, &s.stmts.lookup, h[:])
 	if err != nil {
 		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
 	}
 	rec := apitoken.Record{Hash: h}
-	err = scanToken(stmt.QueryRowContext(ctx, h[:]), &rec.Token)
+	err = scanToken(row, &rec.Token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return apitoken.Record{}, errNotFound
 	}
@@ -189,11 +215,7 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 
 // List implements apitoken.Store.
 func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
-	stmt, err := s.list.get(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list: %w", err)
-	}
-	rows, err := stmt.QueryContext(ctx, accountID)
+	rows, err := s.query(ctx, &s.stmts.list, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list: %w", err)
 	}
@@ -214,7 +236,7 @@ func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, e
 
 // Delete implements apitoken.Store.
 func (s *Store) Delete(ctx context.Context, accountID, id string) error {
-	res, err := s.delete.exec(ctx, id, accountID)
+	res, err := s.exec(ctx, &s.stmts.delete, id, accountID)
 	if err != nil {
 		return fmt.Errorf("sqlstore: delete: %w", err)
 	}
@@ -226,6 +248,41 @@ func (s *Store) Delete(ctx context.Context, accountID, id string) error {
 		return errNotFound
 	}
 	return nil
+}
+
+// exec, queryRow and query run p's statement through the transaction of a
+// Store made by WithTx, or prepared on the database.
+func (s *Store) exec(ctx context.Context, p *preparedStmt, args ...any) (sql.Result, error) {
+	if s.tx != nil {
+		return s.tx.ExecContext(ctx, p.query, args...)
+	}
+	stmt, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stmt.ExecContext(ctx, args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, p *preparedStmt, args ...any) (*sql.Row, error) {
+	if s.tx != nil {
+		return s.tx.QueryRowContext(ctx, p.query, args...), nil
+	}
+	stmt, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stmt.QueryRowContext(ctx, args...), nil
+}
+
+func (s *Store) query(ctx context.Context, p *preparedStmt, args ...any) (*sql.Rows, error) {
+	if s.tx != nil {
+		return s.tx.QueryContext(ctx, p.query, args...)
+	}
+	stmt, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stmt.QueryContext(ctx, args...)
 }
 
 // Static errors, so that a miss (the path of a guessing client) allocates no
@@ -348,14 +405,6 @@ func (p *preparedStmt) get(ctx context.Context) (*sql.Stmt, error) {
 	}
 	p.stmt.Store(stmt)
 	return stmt, nil
-}
-
-func (p *preparedStmt) exec(ctx context.Context, args ...any) (sql.Result, error) {
-	stmt, err := p.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return stmt.ExecContext(ctx, args...)
 }
 
 func (p *preparedStmt) close() error {
