@@ -88,8 +88,9 @@
 // Its doc comment states the contract: safe for concurrent use, no shared
 // slices, times in UTC to the microsecond, byte-exact comparisons, "not
 // there" wrapping [ErrNotFound], "already there" wrapping [ErrDuplicate], and
-// every other error a system error. Package memstore keeps tokens in memory.
-// A custom store must pass the conformance suite storetest.Run:
+// every other error a system error. Package memstore keeps tokens in memory;
+// package sqlstore keeps them in PostgreSQL, MySQL/MariaDB or SQLite through
+// database/sql, with its schema embedded and a Migrate method. A custom store must pass the conformance suite storetest.Run:
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) apitoken.Store { return mystore.New() })

@@ -114,7 +114,7 @@ func withNamedLock(ctx context.Context, conn *sql.Conn, lock, unlock string, fn 
 		return err
 	}
 	if got.Int64 != 1 {
-		return errors.New("timed out waiting for another process's migration")
+		return errors.New("did not get the migration lock within 60s (is a database selected?)")
 	}
 	err := fn()
 	// Released even if ctx has ended; the lock also ends with the

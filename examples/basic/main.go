@@ -2,13 +2,15 @@
 // for a demo account, prints it once with the curl commands that use it, and
 // serves GET /api/v1/whoami behind the middleware.
 //
-//	go run ./examples/basic [-addr 127.0.0.1:8080]
+//	go run ./examples/basic [-addr 127.0.0.1:8080] [-db path/to/tokens.db]
 //
-// Tokens live in memory (memstore): they are gone when the program stops.
+// Tokens live in an SQLite file (sqlstore over the pure-Go modernc.org/sqlite
+// driver): only their hashes, and they outlast a restart.
 package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,11 +20,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
+	_ "modernc.org/sqlite"
+
 	"github.com/apitoken-go/apitoken"
-	"github.com/apitoken-go/apitoken/memstore"
+	"github.com/apitoken-go/apitoken/sqlstore"
 )
 
 // demoAccount is the account the demo token is issued for. A real app takes
@@ -31,20 +36,27 @@ const demoAccount = "acct_demo"
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	dbPath := flag.String("db", filepath.Join(os.TempDir(), "apitoken-basic.db"), "SQLite file that keeps the tokens")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, os.Stdout); err != nil {
+	if err := run(ctx, *addr, *dbPath, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "basic:", err)
 		os.Exit(1)
 	}
 }
 
-// run issues the demo token, writes it and the curl commands to stdout, and
-// serves the API on addr until ctx ends, then shuts down gracefully.
-func run(ctx context.Context, addr string, stdout io.Writer) error {
-	iss, err := apitoken.NewIssuer(memstore.New())
+// run opens the SQLite database at dbPath, issues the demo token, writes it
+// and the curl commands to stdout, and serves the API on addr until ctx ends,
+// then shuts down gracefully.
+func run(ctx context.Context, addr, dbPath string, stdout io.Writer) error {
+	store, closeStore, err := openStore(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	iss, err := apitoken.NewIssuer(store)
 	if err != nil {
 		return err
 	}
@@ -121,6 +133,26 @@ Serving on http://%s; press Ctrl+C to stop.
 		return err
 	}
 	return nil
+}
+
+// openStore opens (or creates) the SQLite database at path with the pragmas
+// sqlstore recommends, and migrates it. The returned function closes both.
+func openStore(ctx context.Context, path string) (*sqlstore.Store, func(), error) {
+	// WAL lets readers run beside a writer; busy_timeout makes a writer wait
+	// for another instead of failing.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := sqlstore.New(db, sqlstore.SQLite)
+	if err == nil {
+		err = store.Migrate(ctx)
+	}
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return store, func() { store.Close(); db.Close() }, nil
 }
 
 // whoamiResponse is the token metadata the API returns: never the secret.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,16 +15,23 @@ import (
 	"github.com/apitoken-go/apitoken"
 )
 
-// TestRun starts the demo on a free port, reads the token it prints, calls
-// the API with and without it, and stops the demo.
-func TestRun(t *testing.T) {
+// demo is a running demo: the secret and URL it printed, and how to stop it.
+type demo struct {
+	secret, url string
+	stop        func(t *testing.T) // cancels run and checks it returned nil
+}
+
+// startDemo runs the demo on a free port with its tokens in dbPath and reads
+// what it prints.
+func startDemo(t *testing.T, dbPath string) demo {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	t.Cleanup(cancel)
 
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, "127.0.0.1:0", pw)
+		err := run(ctx, "127.0.0.1:0", dbPath, pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -69,6 +77,42 @@ func TestRun(t *testing.T) {
 			t.Errorf("the output lacks the command %s", cmd)
 		}
 	}
+	return demo{secret: secret, url: u, stop: func(t *testing.T) {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run returned %v after cancel, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("run did not return within 10s of cancel")
+		}
+	}}
+}
+
+// get calls url with the demo account's Basic credentials and secret, and
+// returns the status.
+func get(t *testing.T, url, secret string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(demoAccount, secret)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestRun starts the demo on a free port, reads the token it prints, calls
+// the API with and without it, and stops the demo.
+func TestRun(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "tokens.db"))
+	ctx, secret, u := t.Context(), d.secret, d.url
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	call := func(t *testing.T, set func(*http.Request)) *http.Response {
@@ -140,21 +184,41 @@ func TestRun(t *testing.T) {
 		}
 	})
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v after cancel, want nil", err)
+	d.stop(t)
+}
+
+// TestRunRestart checks that tokens outlast a restart: they are in the
+// SQLite file, not in memory.
+func TestRunRestart(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "tokens.db")
+	first := startDemo(t, dbPath)
+	first.stop(t)
+
+	second := startDemo(t, dbPath)
+	defer second.stop(t)
+	if first.secret == second.secret {
+		t.Fatal("the restarted demo printed the same token again")
+	}
+	for name, secret := range map[string]string{"the first run's token": first.secret, "the second run's token": second.secret} {
+		if got := get(t, second.url, secret); got != http.StatusOK {
+			t.Errorf("%s after a restart: status %d, want 200", name, got)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return within 10s of cancel")
+	}
+}
+
+// TestRunBadDB checks that a database that cannot be opened stops run with
+// an error before it serves.
+func TestRunBadDB(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "no-such-folder", "tokens.db")
+	if err := run(t.Context(), "127.0.0.1:0", bad, io.Discard); err == nil {
+		t.Fatal("run with a database in a missing folder returned nil")
 	}
 }
 
 // TestRunBadAddr checks that a listen error comes back from run instead of
 // a server that never starts.
 func TestRunBadAddr(t *testing.T) {
-	if err := run(t.Context(), "127.0.0.1:-1", io.Discard); err == nil {
+	if err := run(t.Context(), "127.0.0.1:-1", filepath.Join(t.TempDir(), "tokens.db"), io.Discard); err == nil {
 		t.Fatal("run with an invalid address returned nil")
 	}
 }

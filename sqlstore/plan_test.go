@@ -1,0 +1,121 @@
+package sqlstore_test
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/sqlstore"
+)
+
+// TestQueryPlans checks that the database answers Lookup through the hash
+// index and List through the account index, already in order (no sort), so
+// that both stay flat as the table grows.
+func TestQueryPlans(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.String(), func(t *testing.T) {
+			db := openDB(t, d)
+			s, err := sqlstore.New(db, d)
+			require.NoError(t, err)
+			t.Cleanup(func() { s.Close() })
+			require.NoError(t, s.Migrate(t.Context()))
+			// Enough accounts for an index to be worth it, with the planner's
+			// statistics up to date.
+			var hash apitoken.Hash
+			for i := range 300 {
+				rand.Read(hash[:])
+				require.NoError(t, s.Create(t.Context(), apitoken.Record{Hash: hash, Token: apitoken.Token{
+					ID: fmt.Sprintf("id-%03d", i), AccountID: fmt.Sprintf("acct-%d", i%100),
+					CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
+				}}))
+			}
+			_, err = db.ExecContext(t.Context(), map[sqlstore.Dialect]string{
+				sqlstore.Postgres: "ANALYZE apitoken_tokens",
+				sqlstore.MySQL:    "ANALYZE TABLE apitoken_tokens",
+				sqlstore.SQLite:   "ANALYZE",
+			}[d])
+			require.NoError(t, err)
+			tests := []struct {
+				name, query string
+				arg         any
+				want        []string // in the plan
+				notWant     []string // not in the plan
+			}{
+				{"Lookup by the hash key", "lookup", hash[:],
+					map[sqlstore.Dialect][]string{
+						sqlstore.Postgres: {"Index Scan using apitoken_tokens_pkey"},
+						sqlstore.MySQL:    {"PRIMARY"},
+						sqlstore.SQLite:   {"USING PRIMARY KEY (hash=?)"},
+					}[d],
+					[]string{"Seq Scan", "ALL", "SCAN apitoken_tokens"}},
+				{"List by the account index, in order", "list", "acct-1",
+					map[sqlstore.Dialect][]string{
+						sqlstore.Postgres: {"apitoken_tokens_account"},
+						sqlstore.MySQL:    {"apitoken_tokens_account"},
+						sqlstore.SQLite:   {"USING INDEX apitoken_tokens_account (account_id=?)"},
+					}[d],
+					[]string{"Seq Scan", "Sort", "filesort", "TEMP B-TREE"}},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					plan := explain(t, db, d, sqlstore.Query(s, tt.query), tt.arg)
+					for _, w := range tt.want {
+						assert.Contains(t, plan, w)
+					}
+					for _, nw := range tt.notWant {
+						assert.NotContains(t, plan, nw)
+					}
+				})
+			}
+		})
+	}
+}
+
+// explain returns the database's plan for query with arg, as text.
+func explain(t *testing.T, db *sql.DB, d sqlstore.Dialect, query string, arg any) string {
+	t.Helper()
+	conn, err := db.Conn(t.Context())
+	require.NoError(t, err)
+	defer conn.Close()
+	prefix := map[sqlstore.Dialect]string{
+		sqlstore.Postgres: "EXPLAIN ",
+		sqlstore.MySQL:    "EXPLAIN FORMAT=JSON ",
+		sqlstore.SQLite:   "EXPLAIN QUERY PLAN ",
+	}[d]
+	if d == sqlstore.Postgres {
+		// A small table is cheaper to scan and sort than to read through an
+		// index: make the planner show whether the index can answer the
+		// query, in order.
+		for _, set := range []string{"SET enable_seqscan = off", "SET enable_bitmapscan = off", "SET enable_sort = off"} {
+			_, err := conn.ExecContext(t.Context(), set)
+			require.NoError(t, err)
+		}
+	}
+	rows, err := conn.QueryContext(t.Context(), prefix+query, arg)
+	require.NoError(t, err)
+	defer rows.Close()
+	cols, err := rows.Columns()
+	require.NoError(t, err)
+	var plan strings.Builder
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		require.NoError(t, rows.Scan(ptrs...))
+		for _, v := range vals {
+			plan.WriteString(v.String + " ")
+		}
+		plan.WriteString("\n")
+	}
+	require.NoError(t, rows.Err())
+	return plan.String()
+}
