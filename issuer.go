@@ -59,6 +59,7 @@ const (
 	maxScopes    = 32
 	maxScopeLen  = 64
 	issueRetries = 3
+	maxYear      = 9999
 )
 
 // Issue creates a token for p.AccountID and returns its secret with its
@@ -166,6 +167,10 @@ func checkParams(p IssueParams, now time.Time) error {
 	}
 	if !p.ExpiresAt.IsZero() && !p.ExpiresAt.After(now) {
 		return fmt.Errorf("%w: ExpiresAt is not in the future", ErrInvalidInput)
+	}
+	if p.ExpiresAt.Year() > maxYear {
+		// Beyond what SQL date types hold (MySQL's DATETIME ends there).
+		return fmt.Errorf("%w: ExpiresAt is after the year %d", ErrInvalidInput, maxYear)
 	}
 	return nil
 }

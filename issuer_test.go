@@ -242,6 +242,8 @@ func TestIssueValidation(t *testing.T) {
 		{name: "nok, 33 scopes", p: apitoken.IssueParams{AccountID: "acme", Scopes: make([]string, 33)}, wantErr: "Scopes has 33 entries"},
 		{name: "nok, expiry in the past", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: now.Add(-time.Second)}, wantErr: "ExpiresAt is not in the future"},
 		{name: "nok, expiry now", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: now}, wantErr: "ExpiresAt is not in the future"},
+		{name: "ok, expiry on the last day of the year 9999", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: time.Date(9999, time.December, 31, 23, 59, 59, 999999000, time.UTC)}},
+		{name: "nok, expiry after the year 9999", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC)}, wantErr: "ExpiresAt is after the year 9999"},
 		{name: "nok, expiry less than the stored microsecond ahead", p: apitoken.IssueParams{AccountID: "acme", ExpiresAt: now.Add(500 * time.Nanosecond)}, wantErr: "ExpiresAt is not in the future"},
 	}
 	for _, tt := range tests {

@@ -39,7 +39,8 @@ type Token struct {
 // the secret in HTTP Basic credentials) nor begin or end with white space.
 // Scopes are at most 32 distinct RFC 6749 scope tokens of at most 64 bytes
 // each (printable ASCII without space, '"' or '\'). ExpiresAt, when not zero,
-// must be in the future; it is stored truncated to the microsecond.
+// must be in the future and at most in the year 9999; it is stored truncated
+// to the microsecond.
 type IssueParams struct {
 	AccountID, MemberID, Name string
 	Scopes                    []string

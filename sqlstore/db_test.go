@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"crypto/rand"
 	"database/sql"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -95,7 +94,7 @@ func serverDSN(tb testing.TB, variable string) string {
 	tb.Helper()
 	dsn := os.Getenv(variable)
 	if dsn == "" {
-		tb.Skip(fmt.Sprintf("%s is not set: set it to a database's DSN to run this test against that server", variable))
+		tb.Skipf("%s is not set: set it to a database's DSN to run this test against that server", variable)
 	}
 	return dsn
 }

@@ -53,6 +53,9 @@ func parseScript(text string) (*script, error) {
 				if len(stmts) != 1 {
 					return fmt.Errorf("sqlstore: query %q has %d statements, want 1", name, len(stmts))
 				}
+				if _, dup := s.queries[name]; dup {
+					return fmt.Errorf("sqlstore: query %q is defined twice", name)
+				}
 				s.queries[name] = stmts[0]
 				return nil
 			}

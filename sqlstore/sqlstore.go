@@ -133,6 +133,9 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	}
 	cfg := config{prefix: defaultPrefix}
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("sqlstore: %w: option is nil", apitoken.ErrInvalidInput)
+		}
 		if err := opt(&cfg); err != nil {
 			return nil, err
 		}
@@ -177,6 +180,13 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 			return fmt.Errorf("sqlstore: %w: a scope is empty or holds a space", apitoken.ErrInvalidInput)
 		}
 	}
+	for _, t := range []time.Time{rec.CreatedAt, rec.ExpiresAt, rec.LastUsedAt} {
+		if !t.IsZero() && (t.Year() < minYear || t.Year() > maxYear) {
+			// Outside MySQL's DATETIME, and SQLite's microseconds would
+			// overflow: refuse rather than store another time.
+			return fmt.Errorf("sqlstore: %w: a time is outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
+		}
+	}
 	res, err := s.exec(ctx, &s.stmts.create,
 		rec.Hash[:], rec.ID, rec.AccountID, rec.MemberID, rec.Name, strings.Join(rec.Scopes, " "),
 		s.timeArg(rec.CreatedAt), s.timeArg(rec.ExpiresAt), s.timeArg(rec.LastUsedAt))
@@ -203,7 +213,7 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
 	}
 	rec := apitoken.Record{Hash: h}
-	err = scanToken(row, &rec.Token)
+	err = s.scanToken(row, &rec.Token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return apitoken.Record{}, errNotFound
 	}
@@ -223,7 +233,7 @@ func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, e
 	toks := []apitoken.Token{}
 	for rows.Next() {
 		var t apitoken.Token
-		if err := scanToken(rows, &t); err != nil {
+		if err := s.scanToken(rows, &t); err != nil {
 			return nil, fmt.Errorf("sqlstore: list: %w", err)
 		}
 		toks = append(toks, t)
@@ -294,10 +304,11 @@ var (
 )
 
 // scanToken reads the columns that the lookup and list queries select.
-func scanToken(row interface{ Scan(...any) error }, t *apitoken.Token) error {
+func (s *Store) scanToken(row interface{ Scan(...any) error }, t *apitoken.Token) error {
 	var scopes string
+	wall := s.dialect == MySQL
 	err := row.Scan(&t.ID, &t.AccountID, &t.MemberID, &t.Name, &scopes,
-		timeColumn{&t.CreatedAt}, timeColumn{&t.ExpiresAt}, timeColumn{&t.LastUsedAt})
+		timeColumn{&t.CreatedAt, wall}, timeColumn{&t.ExpiresAt, wall}, timeColumn{&t.LastUsedAt, wall})
 	if err != nil {
 		return err
 	}
@@ -307,14 +318,20 @@ func scanToken(row interface{ Scan(...any) error }, t *apitoken.Token) error {
 	return nil
 }
 
-// timeArg is how a time is written: NULL when zero, microseconds since the
-// epoch in SQLite, a time.Time (in UTC, to the microsecond) elsewhere.
+// The years a stored time may fall in: those of MySQL's DATETIME.
+const minYear, maxYear = 1000, 9999
+
+// timeArg is how a time is written: NULL when zero; microseconds since the
+// epoch in SQLite; in MySQL, the UTC wall clock as text, so that the driver's
+// loc setting cannot shift it; a time.Time (an instant) in PostgreSQL.
 func (s *Store) timeArg(t time.Time) any {
 	switch {
 	case t.IsZero():
 		return nil
 	case s.dialect == SQLite:
 		return t.UnixMicro()
+	case s.dialect == MySQL:
+		return t.UTC().Format(mysqlTimeLayout)
 	default:
 		return t.UTC()
 	}
@@ -323,11 +340,16 @@ func (s *Store) timeArg(t time.Time) any {
 // timeColumn reads a time column as a UTC time.Time, whatever the driver
 // gives: NULL (a zero time), a time.Time (pgx, lib/pq; MySQL with
 // parseTime=true), microseconds since the epoch (SQLite), or MySQL's text
-// form (MySQL with parseTime=false).
-type timeColumn struct{ t *time.Time }
+// form (MySQL with parseTime=false). MySQL's DATETIME holds a UTC wall
+// clock: wall reads a time.Time's wall clock as UTC, whatever zone the
+// driver's loc setting gave it.
+type timeColumn struct {
+	t    *time.Time
+	wall bool
+}
 
-// mysqlTimeLayout is the text form of a MySQL DATETIME(6).
-const mysqlTimeLayout = "2006-01-02 15:04:05.999999"
+// mysqlTimeLayout is how a time is written to a MySQL DATETIME(6).
+const mysqlTimeLayout = "2006-01-02 15:04:05.000000"
 
 // Scan implements sql.Scanner.
 func (c timeColumn) Scan(v any) error {
@@ -335,6 +357,9 @@ func (c timeColumn) Scan(v any) error {
 	case nil:
 		*c.t = time.Time{}
 	case time.Time:
+		if c.wall {
+			v = time.Date(v.Year(), v.Month(), v.Day(), v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC)
+		}
 		*c.t = v.UTC()
 	case int64:
 		*c.t = time.UnixMicro(v).UTC()
@@ -349,7 +374,7 @@ func (c timeColumn) Scan(v any) error {
 }
 
 func (c timeColumn) parse(s string) error {
-	t, err := time.Parse(mysqlTimeLayout, s)
+	t, err := time.Parse(time.DateTime, s) // and the fraction after the seconds, if any
 	if err != nil {
 		return fmt.Errorf("sqlstore: cannot read a time from %q", s)
 	}

@@ -1,0 +1,215 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // the "sqlite" driver: pure Go, no cgo
+
+	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/sqlstore"
+)
+
+// A Store in an SQLite file: open the database, create the Store, migrate,
+// then issue, verify, list and delete tokens through an Issuer.
+func Example() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "sqlstore-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	// busy_timeout makes concurrent writers wait for the lock instead of
+	// failing with SQLITE_BUSY; WAL lets readers run beside a writer.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "tokens.db")+
+		"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	store, err := sqlstore.New(db, sqlstore.SQLite)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("migrate again:", store.Migrate(ctx)) // idempotent
+
+	iss, err := apitoken.NewIssuer(store)
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{
+		AccountID: "acct_42",
+		Name:      "deploy script",
+		Scopes:    []string{"read"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A real app shows secret to the user here, once.
+
+	got, err := iss.Verify(ctx, "acct_42", secret)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("verified:", got.ID == tok.ID, got.Name, got.Scopes)
+
+	toks, err := iss.List(ctx, "acct_42")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("tokens:", len(toks))
+
+	if err := iss.Delete(ctx, "acct_42", tok.ID); err != nil {
+		log.Fatal(err)
+	}
+	_, err = iss.Verify(ctx, "acct_42", secret)
+	fmt.Println("deleted token is invalid:", errors.Is(err, apitoken.ErrInvalidToken))
+	err = iss.Delete(ctx, "acct_42", tok.ID)
+	fmt.Println("deleting it again is not found:", errors.Is(err, apitoken.ErrNotFound))
+	// Output:
+	// migrate again: <nil>
+	// verified: true deploy script [read]
+	// tokens: 1
+	// deleted token is invalid: true
+	// deleting it again is not found: true
+}
+
+// The tables take the prefix's name, here acme_tokens and
+// acme_schema_version. A prefix that is not a plain identifier is refused.
+func ExampleWithTablePrefix() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "sqlstore-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "tokens.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	store, err := sqlstore.New(db, sqlstore.SQLite, sqlstore.WithTablePrefix("acme_"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	rows, err := db.QueryContext(ctx, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("table:", name)
+	}
+	if err := rows.Err(); err != nil {
+		log.Fatal(err)
+	}
+
+	_, err = sqlstore.New(db, sqlstore.SQLite, sqlstore.WithTablePrefix("acme-tokens; DROP TABLE"))
+	fmt.Println("odd prefix refused:", errors.Is(err, apitoken.ErrInvalidInput))
+	// Output:
+	// table: acme_schema_version
+	// table: acme_tokens
+	// odd prefix refused: true
+}
+
+// A token issued through store.WithTx(tx) is part of the caller's
+// transaction: committed with the app's own writes, or rolled back with
+// them.
+func ExampleStore_WithTx() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "sqlstore-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "tokens.db")+
+		"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	store, err := sqlstore.New(db, sqlstore.SQLite)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// The app's own table, written in the same transaction as the token.
+	if _, err := db.ExecContext(ctx, "CREATE TABLE audit_log (account_id TEXT NOT NULL, event TEXT NOT NULL)"); err != nil {
+		log.Fatal(err)
+	}
+
+	// issueInTx issues a token and logs it in one transaction, then commits
+	// or rolls back. The Issuer over store.WithTx(tx) lives as long as tx; it
+	// takes the options of the app's main Issuer (the same hash key).
+	issueInTx := func(commit bool) {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer tx.Rollback() // does nothing after Commit
+		txIss, err := apitoken.NewIssuer(store.WithTx(tx))
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, _, err := txIss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42", Name: "CI"}); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO audit_log VALUES (?, ?)", "acct_42", "token issued"); err != nil {
+			log.Fatal(err)
+		}
+		if commit {
+			if err := tx.Commit(); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+
+	iss, err := apitoken.NewIssuer(store)
+	if err != nil {
+		log.Fatal(err)
+	}
+	count := func() (tokens, events int) {
+		toks, err := iss.List(ctx, "acct_42")
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM audit_log").Scan(&events); err != nil {
+			log.Fatal(err)
+		}
+		return len(toks), events
+	}
+
+	issueInTx(true)
+	tokens, events := count()
+	fmt.Println("after commit:", tokens, "token,", events, "log entry")
+	issueInTx(false)
+	tokens, events = count()
+	fmt.Println("after rollback:", tokens, "token,", events, "log entry")
+	// Output:
+	// after commit: 1 token, 1 log entry
+	// after rollback: 1 token, 1 log entry
+}
