@@ -29,7 +29,31 @@ func loadScript(d Dialect, prefix string) (*script, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseScript(strings.ReplaceAll(string(b), defaultPrefix, prefix))
+	sc, err := parseScript(strings.ReplaceAll(string(b), defaultPrefix, prefix))
+	if err != nil {
+		return nil, err
+	}
+	if err := sc.check(d); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// check reports a query that dialect d's Store runs but the script lacks.
+func (sc *script) check(d Dialect) error {
+	need := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete"}
+	switch d {
+	case MySQL:
+		need = append(need, "unlock")
+	case SQLite:
+		need = append(need, "unlock", "rollback")
+	}
+	for _, name := range need {
+		if sc.queries[name] == "" {
+			return fmt.Errorf("sqlstore: %s.sql has no query %q", d.file(), name)
+		}
+	}
+	return nil
 }
 
 // parseScript splits a SQL file into its sections. A section starts at a
