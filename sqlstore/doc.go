@@ -35,12 +35,14 @@
 //
 // # Connection strings
 //
-// MySQL and MariaDB, user:password@tcp(host:3306)/app?parseTime=true:
+// MySQL and MariaDB, user:password@tcp(host:3306)/app:
 //
-//   - parseTime=true is recommended (the driver then scans DATETIME into
-//     time.Time) but not required: the store reads times either way.
-//   - loc must stay UTC, the default: it is the zone the driver writes times
-//     in, and the store reads DATETIME values as UTC.
+//   - parseTime and loc do not matter: the store writes and reads its
+//     DATETIME(6) columns as text holding the UTC wall clock, so no zone
+//     setting, daylight saving included, can shift a time.
+//   - Each Create runs in a transaction of its own: the driver answers a
+//     cancelled context by dropping the connection, and the server rolls
+//     the insert back instead of keeping a token whose secret no one has.
 //   - Keep a strict sql_mode (the default), so that a value too long for its
 //     column is refused rather than truncated.
 //   - interpolateParams is not needed: the store prepares its statements.
@@ -52,6 +54,8 @@
 //     Migrate wait for the write lock instead of failing with SQLITE_BUSY.
 //   - journal_mode(WAL) lets Verify read while another connection writes;
 //     synchronous(NORMAL) is safe with WAL and spares an fsync per write.
+//   - An in-memory database is one per connection: use
+//     file:tokens?mode=memory&cache=shared, or db.SetMaxOpenConns(1).
 //   - With github.com/mattn/go-sqlite3 the same settings are
 //     _busy_timeout=5000&_journal_mode=WAL&_synchronous=NORMAL.
 //

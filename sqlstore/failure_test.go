@@ -364,7 +364,21 @@ func TestCreateFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, mock := newMockStore(t, tc.dialect)
 			rec := testRecord()
-			tc.answer(mock.ExpectPrepare(s.script.queries["create"]).ExpectExec().WithArgs(createArgs(tc.dialect, rec)...))
+			prep := mock.ExpectPrepare(s.script.queries["create"])
+			if tc.dialect == MySQL {
+				// MySQL's insert runs in a transaction of its own: rolled
+				// back when it fails, committed when it ran.
+				mock.ExpectBegin()
+			}
+			exec := prep.ExpectExec().WithArgs(createArgs(tc.dialect, rec)...)
+			tc.answer(exec)
+			if tc.dialect == MySQL {
+				if strings.Contains(exec.String(), "should return error") {
+					mock.ExpectRollback()
+				} else {
+					mock.ExpectCommit()
+				}
+			}
 
 			err := s.Create(t.Context(), rec)
 			require.Error(t, err)
@@ -393,12 +407,17 @@ func TestIssueRetriesMySQLDuplicate(t *testing.T) {
 
 	var hash1, hash2 []byte
 	var id1, id2 string
-	mock.ExpectPrepare(create).ExpectExec().
+	prep := mock.ExpectPrepare(create)
+	mock.ExpectBegin()
+	prep.ExpectExec().
 		WithArgs(hashArg{&hash1}, stringArg{&id1}, "acct-1", "", "", "", sqlmock.AnyArg(), nil, nil).
 		WillReturnError(&fakeMySQLError{Number: 1062, Message: "Duplicate entry"})
+	mock.ExpectRollback()
+	mock.ExpectBegin()
 	mock.ExpectExec(create).
 		WithArgs(hashArg{&hash2}, stringArg{&id2}, "acct-1", "", "", "", sqlmock.AnyArg(), nil, nil).
 		WillReturnResult(sqlmock.NewResult(0, 1))
+	mock.ExpectCommit()
 
 	_, tok, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acct-1"})
 	require.NoError(t, err)

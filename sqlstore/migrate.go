@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 )
@@ -33,19 +34,7 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 	case MySQL:
 		err = withNamedLock(ctx, conn, q["lock"], q["unlock"], func() error { return s.migrate(ctx, conn) })
 	case SQLite:
-		// BEGIN IMMEDIATE, which database/sql cannot start, on one
-		// connection: the statements below run in that transaction.
-		if _, err = conn.ExecContext(ctx, q["lock"]); err == nil {
-			if err = s.migrate(ctx, conn); err == nil {
-				_, err = conn.ExecContext(ctx, q["unlock"])
-			}
-			if err != nil {
-				// With a context that is still live: the connection must
-				// not go back to the pool inside the transaction.
-				_, rbErr := conn.ExecContext(context.WithoutCancel(ctx), q["rollback"])
-				err = errors.Join(err, rbErr)
-			}
-		}
+		err = inImmediateTx(ctx, conn, q, func() error { return s.migrate(ctx, conn) })
 	}
 	if err != nil {
 		return fmt.Errorf("sqlstore: migrate: %w", err)
@@ -87,7 +76,9 @@ func (s *Store) migrate(ctx context.Context, db execQuerier) error {
 
 // inTx runs fn in a transaction on conn, committed if fn succeeds.
 func inTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Tx) error) error {
-	tx, err := conn.BeginTx(ctx, nil)
+	// Read committed, whatever the database's default: after waiting for
+	// the lock, the version must be read as another process committed it.
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return err
 	}
@@ -95,6 +86,32 @@ func inTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Tx) error) error {
 		return errors.Join(err, ignoreDone(tx.Rollback()))
 	}
 	return tx.Commit()
+}
+
+// inImmediateTx runs fn in an SQLite transaction that takes the write lock
+// at once (BEGIN IMMEDIATE, which database/sql cannot start) on conn.
+func inImmediateTx(ctx context.Context, conn *sql.Conn, q map[string]string, fn func() error) error {
+	_, err := conn.ExecContext(ctx, q["lock"])
+	began := err == nil
+	if began {
+		if err = fn(); err == nil {
+			_, err = conn.ExecContext(ctx, q["unlock"])
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	// Rolled back with a live context, and also after a BEGIN that reported
+	// an error, which may have taken effect all the same (a cancelled
+	// context). A connection that may still be in the transaction is
+	// discarded, never handed back to the pool.
+	if _, rbErr := conn.ExecContext(context.WithoutCancel(ctx), q["rollback"]); rbErr != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		if began {
+			err = errors.Join(err, rbErr)
+		}
+	}
+	return err
 }
 
 // ignoreDone drops the error of a rollback that the ended context already

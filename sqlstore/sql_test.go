@@ -219,31 +219,22 @@ func TestTimeColumnScan(t *testing.T) {
 	plus5 := time.FixedZone("UTC+5", 5*3600)
 	for _, tc := range []struct {
 		name string
-		wall bool // MySQL
 		in   any
 		want time.Time
 	}{
 		{name: "ok, NULL is the zero time", in: nil, want: time.Time{}},
-		{name: "ok, MySQL NULL is the zero time", wall: true, in: nil, want: time.Time{}},
 		{name: "ok, time.Time in another zone: the same instant in UTC", in: want.In(plus5), want: want},
 		{name: "ok, time.Time in UTC", in: want, want: want},
-		{
-			// The driver's loc setting put the DATETIME's wall clock in
-			// its zone: the wall clock is the UTC time stored.
-			name: "ok, MySQL time.Time in another zone: its wall clock in UTC", wall: true,
-			in: time.Date(2026, 11, 27, 12, 34, 56, 123456000, plus5), want: want,
-		},
-		{name: "ok, MySQL time.Time in UTC", wall: true, in: want, want: want},
 		{name: "ok, int64 microseconds since the epoch (SQLite)", in: want.UnixMicro(), want: want},
 		{name: "ok, int64 before the epoch", in: int64(-1), want: time.Date(1969, 12, 31, 23, 59, 59, 999999000, time.UTC)},
-		{name: "ok, MySQL text as []byte", wall: true, in: []byte("2026-11-27 12:34:56.123456"), want: want},
-		{name: "ok, MySQL text as string", wall: true, in: "2026-11-27 12:34:56.123456", want: want},
-		{name: "ok, MySQL text without fraction", wall: true, in: "2026-11-27 12:34:56", want: want.Truncate(time.Second)},
+		{name: "ok, MySQL text as []byte", in: []byte("2026-11-27 12:34:56.123456"), want: want},
+		{name: "ok, MySQL text as string", in: "2026-11-27 12:34:56.123456", want: want},
+		{name: "ok, MySQL text without fraction", in: "2026-11-27 12:34:56", want: want.Truncate(time.Second)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Not zero, so that a NULL that leaves it alone is caught.
 			got := time.Date(2000, 1, 1, 0, 0, 0, 0, time.Local)
-			require.NoError(t, timeColumn{t: &got, wall: tc.wall}.Scan(tc.in))
+			require.NoError(t, timeColumn{t: &got}.Scan(tc.in))
 			assert.True(t, tc.want.Equal(got), "got %v, want %v", got, tc.want)
 			if !tc.want.IsZero() {
 				assert.Equal(t, time.UTC, got.Location())
@@ -265,16 +256,14 @@ func TestTimeColumnScan(t *testing.T) {
 		{"nok, float64 is not a time", 1.5, "float64"},
 		{"nok, bool is not a time", true, "bool"},
 	} {
-		for _, wall := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s, wall %v", tc.name, wall), func(t *testing.T) {
-				var got time.Time
-				var err error
-				require.NotPanics(t, func() { err = timeColumn{t: &got, wall: wall}.Scan(tc.in) })
-				require.Error(t, err)
-				assert.True(t, strings.HasPrefix(err.Error(), "sqlstore: cannot read a time from "), err.Error())
-				assert.Contains(t, err.Error(), tc.wantErr)
-			})
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			var got time.Time
+			var err error
+			require.NotPanics(t, func() { err = timeColumn{t: &got}.Scan(tc.in) })
+			require.Error(t, err)
+			assert.True(t, strings.HasPrefix(err.Error(), "sqlstore: cannot read a time from "), err.Error())
+			assert.Contains(t, err.Error(), tc.wantErr)
+		})
 	}
 }
 

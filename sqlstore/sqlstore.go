@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apitoken-go/apitoken"
 )
@@ -56,8 +57,9 @@ type config struct {
 	prefix string
 }
 
-// maxPrefixLen keeps the longest name built from the prefix (the account
-// index) within PostgreSQL's and MySQL's 63 and 64 characters.
+// maxPrefixLen keeps the longest name built from the prefix (PostgreSQL's
+// <prefix>schema_version_pkey) within PostgreSQL's and MySQL's 63 and 64
+// characters.
 const maxPrefixLen = 32
 
 // WithTablePrefix sets the prefix of the names of the store's tables and
@@ -157,13 +159,17 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 // transaction. It shares s's configuration; its Migrate still runs on the
 // *sql.DB given to New, and its Close does nothing.
 func (s *Store) WithTx(tx DBTX) *Store {
+	if tx == nil {
+		panic("sqlstore: WithTx with a nil tx")
+	}
 	c := *s
 	c.tx = tx
 	return &c
 }
 
-// Close closes the Store's prepared statements, after which every method
-// fails. It does not close the database.
+// Close closes the Store's prepared statements, after which Create, Lookup,
+// List and Delete fail (Migrate and the Stores made by WithTx still work).
+// It does not close the database.
 func (s *Store) Close() error {
 	if s.tx != nil {
 		return nil
@@ -180,16 +186,25 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 			return fmt.Errorf("sqlstore: %w: a scope is empty or holds a space", apitoken.ErrInvalidInput)
 		}
 	}
+	if rec.CreatedAt.IsZero() {
+		return fmt.Errorf("sqlstore: %w: CreatedAt is required", apitoken.ErrInvalidInput)
+	}
 	for _, t := range []time.Time{rec.CreatedAt, rec.ExpiresAt, rec.LastUsedAt} {
-		if !t.IsZero() && (t.Year() < minYear || t.Year() > maxYear) {
+		if y := t.UTC().Year(); !t.IsZero() && (y < minYear || y > maxYear) {
 			// Outside MySQL's DATETIME, and SQLite's microseconds would
 			// overflow: refuse rather than store another time.
 			return fmt.Errorf("sqlstore: %w: a time is outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
 		}
 	}
-	res, err := s.exec(ctx, &s.stmts.create,
-		rec.Hash[:], rec.ID, rec.AccountID, rec.MemberID, rec.Name, strings.Join(rec.Scopes, " "),
-		s.timeArg(rec.CreatedAt), s.timeArg(rec.ExpiresAt), s.timeArg(rec.LastUsedAt))
+	args := []any{rec.Hash[:], rec.ID, rec.AccountID, rec.MemberID, rec.Name, strings.Join(rec.Scopes, " "),
+		s.timeArg(rec.CreatedAt), s.timeArg(rec.ExpiresAt), s.timeArg(rec.LastUsedAt)}
+	var res sql.Result
+	var err error
+	if s.dialect == MySQL && s.tx == nil {
+		res, err = s.insertInTx(ctx, args)
+	} else {
+		res, err = s.exec(ctx, &s.stmts.create, args...)
+	}
 	if err != nil {
 		if s.dialect == MySQL && mysqlErrorNumber(err) == mysqlDuplicateEntry {
 			return errDuplicate
@@ -206,6 +221,27 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 	return nil
 }
 
+// insertInTx runs the create statement in a transaction of its own. MySQL's
+// driver answers a cancelled context by dropping the connection, and the
+// server would still commit an INSERT running on its own: in a transaction,
+// the dropped connection rolls it back, so a failed Issue leaves no row.
+func (s *Store) insertInTx(ctx context.Context, args []any) (sql.Result, error) {
+	stmt, err := s.stmts.create.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	if err != nil {
+		_ = tx.Rollback() // err says what went wrong; the row is not there
+		return nil, err
+	}
+	return res, tx.Commit()
+}
+
 // Lookup implements apitoken.Store.
 func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
 	row, err := s.queryRow(ctx, &s.stmts.lookup, h[:])
@@ -213,7 +249,7 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
 	}
 	rec := apitoken.Record{Hash: h}
-	err = s.scanToken(row, &rec.Token)
+	err = scanToken(row, &rec.Token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return apitoken.Record{}, errNotFound
 	}
@@ -225,6 +261,9 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 
 // List implements apitoken.Store.
 func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
+	if !storable(accountID) {
+		return []apitoken.Token{}, nil
+	}
 	rows, err := s.query(ctx, &s.stmts.list, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list: %w", err)
@@ -233,7 +272,7 @@ func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, e
 	toks := []apitoken.Token{}
 	for rows.Next() {
 		var t apitoken.Token
-		if err := s.scanToken(rows, &t); err != nil {
+		if err := scanToken(rows, &t); err != nil {
 			return nil, fmt.Errorf("sqlstore: list: %w", err)
 		}
 		toks = append(toks, t)
@@ -246,6 +285,9 @@ func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, e
 
 // Delete implements apitoken.Store.
 func (s *Store) Delete(ctx context.Context, accountID, id string) error {
+	if !storable(accountID) || !storable(id) {
+		return errNotFound
+	}
 	res, err := s.exec(ctx, &s.stmts.delete, id, accountID)
 	if err != nil {
 		return fmt.Errorf("sqlstore: delete: %w", err)
@@ -295,6 +337,13 @@ func (s *Store) query(ctx context.Context, p *preparedStmt, args ...any) (*sql.R
 	return stmt.QueryContext(ctx, args...)
 }
 
+// storable reports whether s could be in a text column: PostgreSQL refuses
+// invalid UTF-8 and NUL with an error, which must not turn a lookup of an
+// id no one could have stored into a system error.
+func storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
 // Static errors, so that a miss (the path of a guessing client) allocates no
 // error.
 var (
@@ -304,11 +353,10 @@ var (
 )
 
 // scanToken reads the columns that the lookup and list queries select.
-func (s *Store) scanToken(row interface{ Scan(...any) error }, t *apitoken.Token) error {
+func scanToken(row interface{ Scan(...any) error }, t *apitoken.Token) error {
 	var scopes string
-	wall := s.dialect == MySQL
 	err := row.Scan(&t.ID, &t.AccountID, &t.MemberID, &t.Name, &scopes,
-		timeColumn{&t.CreatedAt, wall}, timeColumn{&t.ExpiresAt, wall}, timeColumn{&t.LastUsedAt, wall})
+		timeColumn{&t.CreatedAt}, timeColumn{&t.ExpiresAt}, timeColumn{&t.LastUsedAt})
 	if err != nil {
 		return err
 	}
@@ -338,15 +386,9 @@ func (s *Store) timeArg(t time.Time) any {
 }
 
 // timeColumn reads a time column as a UTC time.Time, whatever the driver
-// gives: NULL (a zero time), a time.Time (pgx, lib/pq; MySQL with
-// parseTime=true), microseconds since the epoch (SQLite), or MySQL's text
-// form (MySQL with parseTime=false). MySQL's DATETIME holds a UTC wall
-// clock: wall reads a time.Time's wall clock as UTC, whatever zone the
-// driver's loc setting gave it.
-type timeColumn struct {
-	t    *time.Time
-	wall bool
-}
+// gives: NULL (a zero time), a time.Time (pgx, lib/pq), microseconds since
+// the epoch (SQLite), or text holding the UTC wall clock (MySQL).
+type timeColumn struct{ t *time.Time }
 
 // mysqlTimeLayout is how a time is written to a MySQL DATETIME(6).
 const mysqlTimeLayout = "2006-01-02 15:04:05.000000"
@@ -357,9 +399,6 @@ func (c timeColumn) Scan(v any) error {
 	case nil:
 		*c.t = time.Time{}
 	case time.Time:
-		if c.wall {
-			v = time.Date(v.Year(), v.Month(), v.Day(), v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC)
-		}
 		*c.t = v.UTC()
 	case int64:
 		*c.t = time.UnixMicro(v).UTC()

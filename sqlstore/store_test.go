@@ -334,6 +334,10 @@ func TestAccountIDsByteExact(t *testing.T) {
 		{"nok, trailing space", stored + " "},
 		{"nok, trailing tab", stored + "\t"},
 		{"nok, prefix", "Résumé"},
+		// Ids no one could have stored, which PostgreSQL refuses to compare
+		// with an error: still "not found", not a system error.
+		{"nok, invalid UTF-8", "R\xe9sum\xe9-Stra\xdfe"},
+		{"nok, a NUL byte", stored + "\x00"},
 	}
 	for _, d := range dialects {
 		t.Run(d.String(), func(t *testing.T) {
@@ -367,6 +371,8 @@ func TestAccountIDsByteExact(t *testing.T) {
 					assert.Empty(t, list, "another account's tokens must not be listed")
 					assert.ErrorIs(t, s.Delete(ctx, tt.id, tok.ID), apitoken.ErrNotFound,
 						"another account's token must not be deleted")
+					assert.ErrorIs(t, s.Delete(ctx, stored, tt.id), apitoken.ErrNotFound,
+						"no token has that id")
 				})
 			}
 			got, err := iss.Verify(ctx, stored, secret)
@@ -499,30 +505,60 @@ func TestFailuresAreSystemErrors(t *testing.T) {
 	}
 }
 
+// slowInsertTrigger makes each insert into apitoken_tokens take 300 ms on
+// the server.
+var slowInsertTrigger = map[sqlstore.Dialect][]string{
+	sqlstore.Postgres: {
+		"CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END'",
+		"CREATE TRIGGER slow_insert AFTER INSERT ON apitoken_tokens FOR EACH ROW EXECUTE FUNCTION slow_insert()",
+	},
+	sqlstore.MySQL: {
+		"CREATE TRIGGER slow_insert AFTER INSERT ON apitoken_tokens FOR EACH ROW SET @slept = SLEEP(0.3)",
+	},
+}
+
 func TestFailedIssueLeavesNoRow(t *testing.T) {
-	tests := []struct {
+	type failCase struct {
 		name string
 		// fail returns the store and context that make Issue fail.
 		fail func(t *testing.T, db *sql.DB, s *sqlstore.Store) (apitoken.Store, context.Context)
-	}{
+		// settle is how long the server may still be at work after Issue
+		// returned: a row it committed meanwhile would show.
+		settle time.Duration
+	}
+	tests := []failCase{
 		{"nok, context cancelled", func(t *testing.T, db *sql.DB, s *sqlstore.Store) (apitoken.Store, context.Context) {
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
 			return s, ctx
-		}},
+		}, 0},
 		{"nok, statements closed", func(t *testing.T, db *sql.DB, s *sqlstore.Store) (apitoken.Store, context.Context) {
 			require.NoError(t, s.Close())
 			return s, t.Context()
-		}},
+		}, 0},
 		{"nok, transaction rolled back", func(t *testing.T, db *sql.DB, s *sqlstore.Store) (apitoken.Store, context.Context) {
 			tx := beginTx(t, db)
 			require.NoError(t, tx.Rollback())
 			return s.WithTx(tx), t.Context()
-		}},
+		}, 0},
 	}
 	for _, d := range dialects {
 		t.Run(d.String(), func(t *testing.T) {
 			db := openDB(t, d)
+			tests := tests
+			if slow := slowInsertTrigger[d]; slow != nil {
+				// The deadline passes while the server runs the insert:
+				// the driver gives up, and the server must not commit.
+				tests = append(tests, failCase{"nok, deadline passes during the insert", func(t *testing.T, db *sql.DB, s *sqlstore.Store) (apitoken.Store, context.Context) {
+					for _, stmt := range slow {
+						_, err := db.ExecContext(t.Context(), stmt)
+						require.NoError(t, err)
+					}
+					ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+					t.Cleanup(cancel)
+					return s, ctx
+				}, 400 * time.Millisecond})
+			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					s, err := sqlstore.New(db, d)
@@ -536,6 +572,7 @@ func TestFailedIssueLeavesNoRow(t *testing.T) {
 					requireOutage(t, "Issue", err)
 					assert.Empty(t, secret, "no secret for a token that was not stored")
 					assert.Zero(t, tok)
+					time.Sleep(tt.settle)
 
 					// Through another store on the same database, with a live
 					// context.
@@ -647,10 +684,13 @@ func TestWithTxConformance(t *testing.T) {
 }
 
 // TestMySQLTimeSettings checks that times round-trip exactly whatever the
-// DSN's parseTime and loc: without parseTime the driver hands back text,
-// and with loc it writes and reads wall clocks in that zone.
+// DSN's parseTime and loc, which the store keeps out of its way by writing
+// and reading times as UTC text; a zone with daylight saving would shift a
+// wall clock in its spring-forward gap.
 func TestMySQLTimeSettings(t *testing.T) {
 	india := time.FixedZone("India", 5*3600+1800)
+	newYork, err := time.LoadLocation("America/New_York")
+	require.NoError(t, err)
 	start := time.Date(2026, time.December, 31, 23, 59, 59, 999999999, time.UTC)
 	times := []struct {
 		name string
@@ -660,6 +700,7 @@ func TestMySQLTimeSettings(t *testing.T) {
 		{"ok, whole second", start.Truncate(time.Second)},
 		{"ok, one microsecond", start.Truncate(time.Second).Add(time.Microsecond)},
 		{"ok, off UTC", time.Date(2026, time.June, 1, 2, 3, 4, 500000000, time.FixedZone("", -7*3600))},
+		{"ok, a wall clock in New York's spring-forward gap", time.Date(2026, time.March, 8, 2, 30, 0, 654321000, time.UTC)},
 	}
 	settings := []struct {
 		name string
@@ -668,6 +709,7 @@ func TestMySQLTimeSettings(t *testing.T) {
 		{"parseTime=false", func(cfg *mysql.Config) { cfg.ParseTime = false }},
 		{"parseTime=false loc=India", func(cfg *mysql.Config) { cfg.ParseTime, cfg.Loc = false, india }},
 		{"parseTime=true loc=India", func(cfg *mysql.Config) { cfg.ParseTime, cfg.Loc = true, india }},
+		{"parseTime=true loc=America/New_York", func(cfg *mysql.Config) { cfg.ParseTime, cfg.Loc = true, newYork }},
 	}
 	for _, set := range settings {
 		t.Run(set.name, func(t *testing.T) {

@@ -54,11 +54,19 @@ INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, crea
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- query: lookup
-SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at
+-- Times go both ways as text holding the UTC wall clock, so that the
+-- driver's parseTime and loc settings cannot shift them.
+SELECT id, account_id, member_id, name, scopes,
+    DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'),
+    DATE_FORMAT(expires_at, '%Y-%m-%d %H:%i:%s.%f'),
+    DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i:%s.%f')
 FROM apitoken_tokens WHERE hash = ?;
 
 -- query: list
-SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at
+SELECT id, account_id, member_id, name, scopes,
+    DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'),
+    DATE_FORMAT(expires_at, '%Y-%m-%d %H:%i:%s.%f'),
+    DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i:%s.%f')
 FROM apitoken_tokens WHERE account_id = ? ORDER BY created_at, id;
 
 -- query: delete
