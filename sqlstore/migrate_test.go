@@ -2,12 +2,17 @@ package sqlstore_test
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -86,6 +91,53 @@ func TestMigrateConcurrentProcesses(t *testing.T) {
 			acct, secret := issueOne(t, stores[0])
 			_, err := issuerOn(t, stores[processes-1]).Verify(t.Context(), acct, secret)
 			require.NoError(t, err)
+		})
+	}
+}
+
+// TestMigrateConcurrentIsolation runs concurrent Migrates on PostgreSQL
+// connections whose default isolation is stricter than read committed: the
+// process that waited for the lock must still see the version the first one
+// committed, not re-apply it.
+func TestMigrateConcurrentIsolation(t *testing.T) {
+	const processes = 4
+	for _, level := range []string{"repeatable read", "serializable"} {
+		t.Run(level, func(t *testing.T) {
+			dsn := serverDSN(t, pgDSNVar)
+			admin := openPostgres(t, dsn, "")
+			schema := "apitoken_test_" + strings.ToLower(rand.Text()[:12])
+			_, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
+			require.NoError(t, err)
+			t.Cleanup(func() {
+				_, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+				require.NoError(t, err)
+			})
+			for round := range 3 {
+				// A new table prefix per round: a fresh schema to create.
+				prefix := fmt.Sprintf("r%d_", round)
+				errs := make([]error, processes)
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for i := range processes {
+					cfg, err := pgx.ParseConfig(dsn)
+					require.NoError(t, err)
+					cfg.RuntimeParams["search_path"] = schema
+					cfg.RuntimeParams["default_transaction_isolation"] = level
+					db := stdlib.OpenDB(*cfg)
+					t.Cleanup(func() { db.Close() })
+					s, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.WithTablePrefix(prefix))
+					require.NoError(t, err)
+					wg.Go(func() {
+						<-start
+						errs[i] = s.Migrate(t.Context())
+					})
+				}
+				close(start)
+				wg.Wait()
+				for i, err := range errs {
+					assert.NoError(t, err, "round %d, process %d", round, i)
+				}
+			}
 		})
 	}
 }
