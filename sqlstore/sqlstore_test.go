@@ -1,9 +1,17 @@
 package sqlstore_test
 
 import (
+	"crypto/rand"
+	"database/sql"
+	"net/url"
+	"strings"
 	"testing"
 
+	_ "github.com/lib/pq"
+	"github.com/stretchr/testify/require"
+
 	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/sqlstore"
 	"github.com/apitoken-go/apitoken/storetest"
 )
 
@@ -13,4 +21,36 @@ func TestConformance(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) apitoken.Store { return newStore(t, d) })
 		})
 	}
+}
+
+// TestConformanceLibPQ runs the suite on PostgreSQL through lib/pq, the other
+// common driver, which encodes parameters and reports results its own way.
+func TestConformanceLibPQ(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) apitoken.Store {
+		dsn := serverDSN(t, pgDSNVar)
+		admin := openPostgres(t, dsn, "")
+		schema := "apitoken_test_" + strings.ToLower(rand.Text()[:12])
+		_, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			_, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+			require.NoError(t, err)
+		})
+		u, err := url.Parse(dsn)
+		require.NoError(t, err)
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		db, err := sql.Open("postgres", u.String())
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		s, err := sqlstore.New(db, sqlstore.Postgres)
+		require.NoError(t, err)
+		t.Cleanup(func() { s.Close() })
+		require.NoError(t, s.Migrate(t.Context()))
+		var where string
+		require.NoError(t, db.QueryRowContext(t.Context(), "SELECT current_schema()").Scan(&where))
+		require.Equal(t, schema, where, "lib/pq passes search_path on")
+		return s
+	})
 }
