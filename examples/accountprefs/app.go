@@ -1,0 +1,560 @@
+package main
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/apitoken-go/apitoken"
+)
+
+// demoAccount is the one account of the demo. A real app takes the account
+// of the signed-in member from its own session.
+const demoAccount = "acct_demo"
+
+// Limits of the forms.
+const (
+	maxMemberLen  = 64             // characters of a member name
+	maxFormBytes  = 16 << 10       // of a form body: a name is at most 128 bytes
+	sessionMaxAge = 12 * time.Hour // of the demo sign-in
+	nonceMaxAge   = 1 * time.Hour  // of a generate form
+	maxNonces     = 10000          // kept at once, so a reload loop cannot fill memory
+	hintLen       = 6              // characters of the token id shown as its hint
+	cookieName    = "accountprefs_session"
+	prefsPath     = "/account/preferences"
+	whoamiPath    = "/api/v1/whoami"
+	contentPolicy = "default-src 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+// expiryDays are the choices of the expiry select besides "never" and "date".
+var expiryDays = map[string]int{"7": 7, "30": 30, "90": 90}
+
+//go:embed templates/*.html static
+var files embed.FS
+
+// app serves the pages and the API. Make one with newApp.
+type app struct {
+	iss    *apitoken.Issuer
+	guard  func(http.Handler) http.Handler // the token middleware
+	log    *slog.Logger
+	now    func() time.Time
+	key    []byte // signs the demo session cookie; new at every start
+	nonces nonces
+	pages  map[string]*template.Template
+}
+
+// newApp returns the app over iss, logging requests to log.
+func newApp(iss *apitoken.Issuer, log *slog.Logger) (*app, error) {
+	a := &app{iss: iss, log: log, now: time.Now, key: make([]byte, 32), pages: map[string]*template.Template{}}
+	rand.Read(a.key)
+	var err error
+	if a.guard, err = iss.NewMiddleware(apitoken.MiddlewareConfig{Logger: log}); err != nil {
+		return nil, err
+	}
+	a.nonces.m = map[string]nonce{}
+	funcs := template.FuncMap{
+		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"utc":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	}
+	for _, page := range []string{"signin.html", "prefs.html", "error.html"} {
+		t, err := template.New(page).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+page)
+		if err != nil {
+			return nil, err
+		}
+		a.pages[page] = t
+	}
+	return a, nil
+}
+
+// routes returns the app's handler: the pages behind cross-origin
+// protection, the API behind the token middleware, every request logged.
+func (a *app) routes() http.Handler {
+	pages := http.NewServeMux()
+	pages.HandleFunc("GET /{$}", a.home)
+	pages.HandleFunc("POST /signin", a.signIn)
+	pages.HandleFunc("POST /signout", a.signOut)
+	pages.HandleFunc("GET "+prefsPath, a.member(a.prefs))
+	pages.HandleFunc("POST /account/tokens", a.member(a.generate))
+	pages.HandleFunc("POST /account/tokens/{id}/delete", a.member(a.deleteToken))
+	static, _ := fs.Sub(files, "static")
+	pages.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+
+	// Browsers mark a cross-site form post with Sec-Fetch-Site or Origin;
+	// such a post is refused before it reaches a handler.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site. Open Account Preferences and try again there.")
+	}))
+
+	api := http.NewServeMux()
+	api.HandleFunc("GET "+whoamiPath, whoami)
+
+	mux := http.NewServeMux()
+	mux.Handle("/", securityHeaders(cop.Handler(pages)))
+	// Everything under /api/ needs a token, so an unknown API path without
+	// one is 401, not 404. The API takes no cookies, so it needs no
+	// cross-origin protection.
+	mux.Handle("/api/", a.guard(api))
+	return a.logRequests(mux)
+}
+
+// securityHeaders sets the headers every page carries. The policy allows no
+// inline script or style: app.js and app.css are files.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if strings.HasPrefix(r.URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-cache")
+		} else {
+			// Pages show account data, and one shows a secret: keep them
+			// out of every cache and of the back-forward history.
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter records the status of a response for the log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// logRequests logs the method, path, status and duration of each request:
+// never a header, a query or a form value, where credentials could be.
+func (a *app) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		a.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start).Round(time.Microsecond))
+	})
+}
+
+// ---- Demo sign-in ---------------------------------------------------------
+
+// The session cookie is "<member, base64url>.<expiry, unix>.<HMAC of both>",
+// signed with a key made at start-up: it cannot be forged, and a restart
+// signs everyone out. A real app uses its own sessions instead.
+
+func (a *app) sign(payload string) string {
+	m := hmac.New(sha256.New, a.key)
+	m.Write([]byte(payload))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (a *app) setSession(w http.ResponseWriter, r *http.Request, member string) {
+	payload := base64.RawURLEncoding.EncodeToString([]byte(member)) + "." + strconv.FormatInt(a.now().Add(sessionMaxAge).Unix(), 10)
+	http.SetCookie(w, &http.Cookie{
+		Name: cookieName, Value: payload + "." + a.sign(payload), Path: "/",
+		MaxAge: int(sessionMaxAge / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: r.TLS != nil, // set it always when the app is served over HTTPS
+	})
+}
+
+// session returns the signed-in member, if the cookie is genuine and fresh.
+func (a *app) session(r *http.Request) (member string, ok bool) {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return "", false
+	}
+	i := strings.LastIndexByte(c.Value, '.')
+	if i < 0 || !hmac.Equal([]byte(c.Value[i+1:]), []byte(a.sign(c.Value[:i]))) {
+		return "", false
+	}
+	name, exp, _ := strings.Cut(c.Value[:i], ".")
+	unix, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || !a.now().Before(time.Unix(unix, 0)) {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(name)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
+// member wraps a handler that needs a signed-in member: without one, it
+// sends the browser to the sign-in page.
+func (a *app) member(h func(w http.ResponseWriter, r *http.Request, member string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		m, ok := a.session(r)
+		if !ok {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		h(w, r, m)
+	}
+}
+
+// memberProblem says what is wrong with a member name, or "" when nothing.
+func memberProblem(name string) string {
+	switch {
+	case name == "":
+		return "Enter a member name."
+	case !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }):
+		return "Use printable characters only."
+	case utf8.RuneCountInString(name) > maxMemberLen || len(name) > 128:
+		return "Use at most 64 characters."
+	}
+	return ""
+}
+
+type signinPage struct {
+	Name, Error string
+}
+
+func (a *app) home(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.session(r); ok {
+		http.Redirect(w, r, prefsPath, http.StatusSeeOther)
+		return
+	}
+	a.render(w, r, http.StatusOK, "signin.html", signinPage{})
+}
+
+func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	name := strings.TrimSpace(r.PostForm.Get("member"))
+	if p := memberProblem(name); p != "" {
+		if !utf8.ValidString(name) || len(name) > 4*maxMemberLen {
+			name = "" // not worth showing again
+		}
+		a.render(w, r, http.StatusBadRequest, "signin.html", signinPage{Name: name, Error: p})
+		return
+	}
+	a.setSession(w, r, name)
+	http.Redirect(w, r, prefsPath, http.StatusSeeOther)
+}
+
+func (a *app) signOut(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// ---- One-time form nonces -------------------------------------------------
+
+// nonces are the one-time values of rendered generate forms. Posting a form
+// uses up its nonce, so a replayed or resubmitted post (the back button, a
+// reload) cannot generate a second token.
+type nonces struct {
+	mu sync.Mutex
+	m  map[string]nonce
+}
+
+type nonce struct {
+	member  string
+	expires time.Time
+}
+
+func (n *nonces) issue(member string, now time.Time) string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	v := base64.RawURLEncoding.EncodeToString(b)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.m) >= maxNonces {
+		for k, e := range n.m {
+			if !now.Before(e.expires) {
+				delete(n.m, k)
+			}
+		}
+		for k := range n.m {
+			if len(n.m) < maxNonces {
+				break
+			}
+			delete(n.m, k) // still full: drop any, that form gets a clear error
+		}
+	}
+	n.m[v] = nonce{member: member, expires: now.Add(nonceMaxAge)}
+	return v
+}
+
+// use reports whether v is a live nonce of member, and uses it up.
+func (n *nonces) use(v, member string, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, ok := n.m[v]
+	if !ok || e.member != member {
+		return false
+	}
+	delete(n.m, v)
+	return now.Before(e.expires)
+}
+
+// ---- Account Preferences --------------------------------------------------
+
+// prefsPage is what prefs.html shows.
+type prefsPage struct {
+	Member, AccountID string
+	Tokens            []tokenRow
+	Nonce             string
+	Form              tokenForm
+	FormError         string
+	Flash             string
+	New               *newToken // the token just generated, shown once
+	APIURL            string
+	MinDate           string // of the date input: tomorrow
+}
+
+// tokenRow is a token in the list: nothing secret.
+type tokenRow struct {
+	ID, Name, Hint                   string
+	CreatedAt, ExpiresAt, LastUsedAt time.Time
+	Expired                          bool
+}
+
+// tokenForm is the generate form's input, shown again after an error.
+type tokenForm struct {
+	Name, Expiry, Date string
+}
+
+// newToken is the secret of a token just generated, with its account id and
+// name: rendered once into the dialog, kept nowhere.
+type newToken struct {
+	Secret, AccountID, Name, Hint string
+}
+
+// hint is a non-secret short form of a token id, to tell tokens apart. It
+// comes from the id (random UUIDv7 bits), never from the secret.
+func hint(id string) string {
+	if len(id) <= hintLen {
+		return id
+	}
+	return id[len(id)-hintLen:]
+}
+
+var hintRE = regexp.MustCompile(`^[0-9a-f]{6}$`)
+
+func (a *app) prefs(w http.ResponseWriter, r *http.Request, member string) {
+	p := prefsPage{}
+	if h := r.URL.Query().Get("deleted"); hintRE.MatchString(h) {
+		p.Flash = "Token …" + h + " was deleted. It no longer works."
+	}
+	a.renderPrefs(w, r, http.StatusOK, member, p)
+}
+
+// renderPrefs fills in the account's tokens and a fresh form nonce, and
+// renders the page.
+func (a *app) renderPrefs(w http.ResponseWriter, r *http.Request, status int, member string, p prefsPage) {
+	toks, err := a.iss.List(r.Context(), demoAccount)
+	if err != nil {
+		a.log.Error("list tokens", "err", err)
+		a.fail(w, r, http.StatusServiceUnavailable, "Tokens unavailable", "The tokens could not be read. Try again in a moment.")
+		return
+	}
+	now := a.now()
+	for _, t := range toks {
+		p.Tokens = append(p.Tokens, tokenRow{
+			ID: t.ID, Name: t.Name, Hint: hint(t.ID),
+			CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt,
+			Expired: !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt),
+		})
+	}
+	p.Member, p.AccountID = member, demoAccount
+	p.Nonce = a.nonces.issue(member, now)
+	p.APIURL = "http://" + r.Host + whoamiPath
+	if r.TLS != nil {
+		p.APIURL = "https://" + r.Host + whoamiPath
+	}
+	p.MinDate = now.UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	a.render(w, r, status, "prefs.html", p)
+}
+
+// generate issues a token and renders the page with the secret in a dialog.
+func (a *app) generate(w http.ResponseWriter, r *http.Request, member string) {
+	if !a.parseForm(w, r) {
+		return
+	}
+	f := tokenForm{
+		Name:   strings.TrimSpace(r.PostForm.Get("name")),
+		Expiry: r.PostForm.Get("expiry"),
+		Date:   r.PostForm.Get("date"),
+	}
+	if !a.nonces.use(r.PostForm.Get("nonce"), member, a.now()) {
+		a.fail(w, r, http.StatusConflict, "Form already used",
+			"This form was already sent, or it is too old, so no new token was generated. Open Account Preferences to generate one.")
+		return
+	}
+	expires, problem := a.expiry(f)
+	if problem != "" {
+		a.renderPrefs(w, r, http.StatusBadRequest, member, prefsPage{Form: f, FormError: problem})
+		return
+	}
+	secret, tok, err := a.iss.Issue(r.Context(), apitoken.IssueParams{
+		AccountID: demoAccount,
+		MemberID:  member,
+		Name:      f.Name,
+		Scopes:    []string{"whoami"},
+		ExpiresAt: expires,
+	})
+	switch {
+	case errors.Is(err, apitoken.ErrInvalidInput):
+		// The Issuer validates the name; its message names the field and
+		// the rule, never the value.
+		problem := "The token could not be generated: " + strings.TrimPrefix(err.Error(), "apitoken: invalid input: ") + "."
+		a.renderPrefs(w, r, http.StatusBadRequest, member, prefsPage{Form: f, FormError: problem})
+		return
+	case err != nil:
+		a.log.Error("issue token", "err", err)
+		a.fail(w, r, http.StatusServiceUnavailable, "Token not generated", "The token could not be stored. Try again in a moment.")
+		return
+	}
+	a.log.Info("token generated", "account", tok.AccountID, "token_id", tok.ID)
+	a.renderPrefs(w, r, http.StatusOK, member, prefsPage{New: &newToken{
+		Secret: secret, AccountID: tok.AccountID, Name: tok.Name, Hint: hint(tok.ID),
+	}})
+}
+
+// expiry reads the expiry of the generate form: zero for never.
+func (a *app) expiry(f tokenForm) (time.Time, string) {
+	now := a.now().UTC()
+	switch f.Expiry {
+	case "", "never":
+		return time.Time{}, ""
+	case "date":
+		d, err := time.Parse(time.DateOnly, f.Date)
+		if err != nil {
+			return time.Time{}, "Choose an expiry date (YYYY-MM-DD)."
+		}
+		if !d.After(now) {
+			return time.Time{}, "Choose an expiry date in the future."
+		}
+		if d.Year() > 9999 {
+			return time.Time{}, "Choose an expiry date before the year 10000."
+		}
+		return d, "" // midnight UTC at the start of that day
+	}
+	if days, ok := expiryDays[f.Expiry]; ok {
+		return now.AddDate(0, 0, days), ""
+	}
+	return time.Time{}, "Choose an expiry from the list."
+}
+
+func (a *app) deleteToken(w http.ResponseWriter, r *http.Request, _ string) {
+	id := r.PathValue("id")
+	err := a.iss.Delete(r.Context(), demoAccount, id)
+	switch {
+	case errors.Is(err, apitoken.ErrNotFound), errors.Is(err, apitoken.ErrInvalidInput):
+		a.fail(w, r, http.StatusNotFound, "Token not found", "This account has no such token. It may have been deleted already.")
+		return
+	case err != nil:
+		a.log.Error("delete token", "err", err)
+		a.fail(w, r, http.StatusServiceUnavailable, "Token not deleted", "The token could not be deleted. Try again in a moment.")
+		return
+	}
+	a.log.Info("token deleted", "account", demoAccount, "token_id", id)
+	http.Redirect(w, r, prefsPath+"?deleted="+hint(id), http.StatusSeeOther)
+}
+
+// ---- Rendering ------------------------------------------------------------
+
+// parseForm reads a form body of at most maxFormBytes; otherwise it answers
+// and returns false.
+func (a *app) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			a.fail(w, r, http.StatusRequestEntityTooLarge, "Form too large", "The form sent more than the app accepts.")
+		} else {
+			a.fail(w, r, http.StatusBadRequest, "Bad form", "The form could not be read.")
+		}
+		return false
+	}
+	return true
+}
+
+type errorPage struct {
+	Status         int
+	Title, Message string
+	SignedIn       bool
+}
+
+// fail renders the error page.
+func (a *app) fail(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	_, signedIn := a.session(r)
+	a.render(w, r, status, "error.html", errorPage{Status: status, Title: title, Message: msg, SignedIn: signedIn})
+}
+
+// render executes a page into a buffer first, so that a template error
+// gives a clean 500 rather than half a page.
+func (a *app) render(w http.ResponseWriter, _ *http.Request, status int, page string, data any) {
+	var buf bytes.Buffer
+	if err := a.pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
+		a.log.Error("render", "page", page, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+// ---- REST API ---------------------------------------------------------------
+
+// whoamiResponse is the token metadata the API returns: never the secret.
+type whoamiResponse struct {
+	AccountID  string    `json:"account_id"`
+	MemberID   string    `json:"member_id,omitempty"`
+	TokenID    string    `json:"token_id"`
+	TokenName  string    `json:"token_name,omitempty"`
+	Scopes     []string  `json:"scopes,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+}
+
+// whoami answers with the verified token that the middleware put in the
+// request context.
+func whoami(w http.ResponseWriter, r *http.Request) {
+	tok, ok := apitoken.FromContext(r.Context())
+	if !ok {
+		// Only reachable if the middleware is missing: fail closed.
+		http.Error(w, "unauthenticated", http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(whoamiResponse{
+		AccountID: tok.AccountID, MemberID: tok.MemberID,
+		TokenID: tok.ID, TokenName: tok.Name, Scopes: tok.Scopes,
+		CreatedAt: tok.CreatedAt, ExpiresAt: tok.ExpiresAt, LastUsedAt: tok.LastUsedAt,
+	})
+}

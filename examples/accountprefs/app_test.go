@@ -1,0 +1,856 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apitoken-go/apitoken"
+)
+
+// env is the app on a test server over an SQLite store, with its log in a
+// buffer. Every secret the tests see is recorded, and at cleanup the log
+// must contain none of them.
+type env struct {
+	app     *app
+	srv     *httptest.Server
+	store   *flakyStore
+	clock   *testClock
+	logs    *syncBuffer
+	mu      sync.Mutex
+	secrets []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	store, closeStore, err := openStore(t.Context(), filepath.Join(t.TempDir(), "tokens.db"))
+	require.NoError(t, err)
+	t.Cleanup(closeStore)
+	e := &env{store: &flakyStore{Store: store}, clock: &testClock{}, logs: &syncBuffer{}}
+	iss, err := apitoken.NewIssuer(e.store)
+	require.NoError(t, err)
+	e.app, err = newApp(iss, slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	require.NoError(t, err)
+	e.app.now = e.clock.Now
+	e.srv = httptest.NewServer(e.app.routes())
+	t.Cleanup(func() {
+		e.srv.Close()
+		logs := e.logs.String()
+		require.Contains(t, logs, "status=", "the app must log its requests")
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, s := range e.secrets {
+			basic := base64.StdEncoding.EncodeToString([]byte(demoAccount + ":" + s))
+			assert.NotContains(t, logs, s, "a secret reached the log")
+			assert.NotContains(t, logs, basic, "Basic credentials reached the log")
+		}
+	})
+	return e
+}
+
+// testClock is the app's clock, moved by tests; atomic because the server
+// reads it on its own goroutines.
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// flakyStore fails every call while fail is set, as a database that is down.
+type flakyStore struct {
+	apitoken.Store
+	fail atomic.Bool
+}
+
+var errDown = errors.New("database is down")
+
+func (s *flakyStore) Create(ctx context.Context, rec apitoken.Record) error {
+	if s.fail.Load() {
+		return errDown
+	}
+	return s.Store.Create(ctx, rec)
+}
+
+func (s *flakyStore) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
+	if s.fail.Load() {
+		return apitoken.Record{}, errDown
+	}
+	return s.Store.Lookup(ctx, h)
+}
+
+func (s *flakyStore) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
+	if s.fail.Load() {
+		return nil, errDown
+	}
+	return s.Store.List(ctx, accountID)
+}
+
+func (s *flakyStore) Delete(ctx context.Context, accountID, id string) error {
+	if s.fail.Load() {
+		return errDown
+	}
+	return s.Store.Delete(ctx, accountID, id)
+}
+
+// client returns a browser-like client with its own cookies that does not
+// follow redirects, so tests see them.
+func (e *env) client(t *testing.T) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &http.Client{
+		Jar:           jar,
+		Timeout:       5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// signedIn returns a client signed in as member.
+func (e *env) signedIn(t *testing.T, member string) *http.Client {
+	t.Helper()
+	c := e.client(t)
+	resp, _ := e.do(t, c, "POST", "/signin", url.Values{"member": {member}}, nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "sign-in as %q", member)
+	return c
+}
+
+// do sends a request (a form post when form is not nil) and returns the
+// response with its body read.
+func (e *env) do(t *testing.T, c *http.Client, method, path string, form url.Values, header http.Header) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, e.srv.URL+path, body)
+	require.NoError(t, err)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
+}
+
+var (
+	nonceRE   = regexp.MustCompile(`name="nonce" value="([^"]+)"`)
+	secretRE  = regexp.MustCompile(`<code id="new-token" class="secret"[^>]*>([^<]*)</code>`)
+	accountRE = regexp.MustCompile(`<code id="new-account" class="secret"[^>]*>([^<]*)</code>`)
+	patternRE = regexp.MustCompile(`^` + apitoken.Pattern + `$`)
+)
+
+// nonce loads the preferences page and returns its generate form's nonce.
+func (e *env) nonce(t *testing.T, c *http.Client) string {
+	t.Helper()
+	resp, body := e.do(t, c, "GET", prefsPath, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	m := nonceRE.FindStringSubmatch(body)
+	require.NotNil(t, m, "the page has no generate form with a nonce")
+	return m[1]
+}
+
+// generate posts the generate form with a fresh nonce and the given fields.
+func (e *env) generate(t *testing.T, c *http.Client, fields url.Values) (*http.Response, string) {
+	t.Helper()
+	form := url.Values{"nonce": {e.nonce(t, c)}}
+	for k, v := range fields {
+		form[k] = v
+	}
+	return e.do(t, c, "POST", "/account/tokens", form, nil)
+}
+
+// secretIn returns the secret shown in the dialog of body, and records it
+// for the log check.
+func (e *env) secretIn(t *testing.T, body string) string {
+	t.Helper()
+	m := secretRE.FindStringSubmatch(body)
+	require.NotNil(t, m, "the page shows no new token")
+	require.Regexp(t, patternRE, m[1], "the dialog shows something that is not a token")
+	e.mu.Lock()
+	e.secrets = append(e.secrets, m[1])
+	e.mu.Unlock()
+	return m[1]
+}
+
+// newToken generates a token named name and returns its secret.
+func (e *env) newToken(t *testing.T, c *http.Client, name string) string {
+	t.Helper()
+	resp, body := e.generate(t, c, url.Values{"name": {name}})
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	return e.secretIn(t, body)
+}
+
+// tokens lists the demo account's tokens through the Issuer.
+func (e *env) tokens(t *testing.T, account string) []apitoken.Token {
+	t.Helper()
+	toks, err := e.app.iss.List(t.Context(), account)
+	require.NoError(t, err)
+	return toks
+}
+
+// whoami calls the API with Basic credentials and returns the status and
+// the decoded body (on 200).
+func (e *env) whoami(t *testing.T, secret string) (int, whoamiResponse) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", e.srv.URL+whoamiPath, nil)
+	require.NoError(t, err)
+	req.SetBasicAuth(demoAccount, secret)
+	resp, err := e.srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var got whoamiResponse
+	if resp.StatusCode == http.StatusOK {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	}
+	return resp.StatusCode, got
+}
+
+func TestHome(t *testing.T) {
+	e := newEnv(t)
+
+	t.Run("ok, signed out: the sign-in form, which says it is a demo", func(t *testing.T) {
+		resp, body := e.do(t, e.client(t), "GET", "/", nil, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Contains(t, body, `action="/signin"`)
+		assert.Contains(t, body, "A real app plugs in its own sign-in")
+	})
+	t.Run("ok, signed in: to the preferences", func(t *testing.T) {
+		resp, _ := e.do(t, e.signedIn(t, "alice"), "GET", "/", nil, nil)
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		assert.Equal(t, prefsPath, resp.Header.Get("Location"))
+	})
+	t.Run("nok, unknown page", func(t *testing.T) {
+		resp, _ := e.do(t, e.client(t), "GET", "/nope", nil, nil)
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	})
+	t.Run("ok, static files with their types", func(t *testing.T) {
+		for path, ctype := range map[string]string{"/static/app.js": "text/javascript", "/static/app.css": "text/css"} {
+			resp, body := e.do(t, e.client(t), "GET", path, nil, nil)
+			require.Equal(t, http.StatusOK, resp.StatusCode, path)
+			assert.Contains(t, resp.Header.Get("Content-Type"), ctype, path)
+			assert.NotEmpty(t, body, path)
+		}
+	})
+}
+
+func TestSignIn(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name   string
+		form   url.Values
+		status int
+		want   string // in the body of the page it leads to
+	}{
+		{"ok, a plain name", url.Values{"member": {"alice"}}, http.StatusSeeOther, "Signed in as <strong>alice</strong>"},
+		{"ok, spaces trimmed", url.Values{"member": {"  bob  "}}, http.StatusSeeOther, "Signed in as <strong>bob</strong>"},
+		{"ok, 64 characters of 2 bytes", url.Values{"member": {strings.Repeat("é", 64)}}, http.StatusSeeOther, strings.Repeat("é", 64)},
+		{"ok, HTML in the name is escaped", url.Values{"member": {"<b>eve</b>"}}, http.StatusSeeOther, "&lt;b&gt;eve&lt;/b&gt;"},
+		{"nok, missing name", url.Values{}, http.StatusBadRequest, "Enter a member name."},
+		{"nok, blank name", url.Values{"member": {"   "}}, http.StatusBadRequest, "Enter a member name."},
+		{"nok, 65 characters", url.Values{"member": {strings.Repeat("a", 65)}}, http.StatusBadRequest, "Use at most 64 characters."},
+		{"nok, control character", url.Values{"member": {"al\x00ice"}}, http.StatusBadRequest, "Use printable characters only."},
+		{"nok, not UTF-8", url.Values{"member": {"al\xffice"}}, http.StatusBadRequest, "Use printable characters only."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := e.client(t)
+			resp, body := e.do(t, c, "POST", "/signin", tt.form, nil)
+			require.Equal(t, tt.status, resp.StatusCode, body)
+			if tt.status == http.StatusSeeOther {
+				assert.Equal(t, prefsPath, resp.Header.Get("Location"))
+				var session *http.Cookie
+				for _, ck := range resp.Cookies() {
+					if ck.Name == cookieName {
+						session = ck
+					}
+				}
+				require.NotNil(t, session, "no session cookie")
+				assert.True(t, session.HttpOnly, "the session cookie must be HttpOnly")
+				assert.Equal(t, http.SameSiteLaxMode, session.SameSite)
+				_, body = e.do(t, c, "GET", prefsPath, nil, nil)
+			} else {
+				r, _ := e.do(t, c, "GET", prefsPath, nil, nil)
+				assert.Equal(t, http.StatusSeeOther, r.StatusCode, "a refused sign-in must not sign in")
+			}
+			assert.Contains(t, body, tt.want)
+		})
+	}
+
+	t.Run("nok, oversized form body", func(t *testing.T) {
+		resp, _ := e.do(t, e.client(t), "POST", "/signin", url.Values{"member": {strings.Repeat("a", maxFormBytes)}}, nil)
+		assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	})
+}
+
+func TestSession(t *testing.T) {
+	e := newEnv(t)
+
+	// sessionCookie signs in as member and returns the cookie's value.
+	sessionCookie := func(t *testing.T, e *env, member string) string {
+		c := e.signedIn(t, member)
+		u, _ := url.Parse(e.srv.URL)
+		for _, ck := range c.Jar.Cookies(u) {
+			if ck.Name == cookieName {
+				return ck.Value
+			}
+		}
+		t.Fatal("no session cookie")
+		return ""
+	}
+	withCookie := func(v string) http.Header {
+		return http.Header{"Cookie": {(&http.Cookie{Name: cookieName, Value: v}).String()}}
+	}
+	forged := func(v string) string {
+		_, rest, _ := strings.Cut(v, ".")
+		return base64.RawURLEncoding.EncodeToString([]byte("mallory")) + "." + rest
+	}
+
+	other := newEnv(t) // another process: another key
+	tests := []struct {
+		name   string
+		cookie func(t *testing.T) string
+		ok     bool
+	}{
+		{"ok, genuine cookie", func(t *testing.T) string { return sessionCookie(t, e, "alice") }, true},
+		{"nok, no cookie", func(*testing.T) string { return "" }, false},
+		{"nok, member changed, signature kept", func(t *testing.T) string { return forged(sessionCookie(t, e, "alice")) }, false},
+		{"nok, signature cut", func(t *testing.T) string { v := sessionCookie(t, e, "alice"); return v[:len(v)-2] }, false},
+		{"nok, signed by another process", func(t *testing.T) string { return sessionCookie(t, other, "alice") }, false},
+		{"nok, garbage", func(*testing.T) string { return "a.b.c" }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tt.cookie(t)
+			h := http.Header{}
+			if v != "" {
+				h = withCookie(v)
+			}
+			before := len(e.tokens(t, demoAccount))
+			resp, _ := e.do(t, e.client(t), "GET", prefsPath, nil, h)
+			if tt.ok {
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				return
+			}
+			require.Equal(t, http.StatusSeeOther, resp.StatusCode, "the page must send a stranger to sign in")
+			assert.Equal(t, "/", resp.Header.Get("Location"))
+			resp, _ = e.do(t, e.client(t), "POST", "/account/tokens", url.Values{"name": {"x"}}, h)
+			assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+			assert.Len(t, e.tokens(t, demoAccount), before, "a stranger generated a token")
+		})
+	}
+
+	t.Run("nok, expired session", func(t *testing.T) {
+		e := newEnv(t)
+		c := e.signedIn(t, "alice")
+		e.clock.Advance(sessionMaxAge + time.Second)
+		resp, _ := e.do(t, c, "GET", prefsPath, nil, nil)
+		assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	})
+
+	t.Run("ok, sign out", func(t *testing.T) {
+		c := e.signedIn(t, "alice")
+		resp, _ := e.do(t, c, "POST", "/signout", url.Values{}, nil)
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		resp, _ = e.do(t, c, "GET", prefsPath, nil, nil)
+		assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "still signed in after signing out")
+	})
+}
+
+func TestPreferences(t *testing.T) {
+	e := newEnv(t)
+	c := e.signedIn(t, "alice")
+
+	resp, body := e.do(t, c, "GET", prefsPath, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "This account has no tokens yet.")
+	assert.Contains(t, body, `curl -u "acct_demo:$TOKEN" `+e.srv.URL+whoamiPath)
+	assert.Contains(t, body, `curl -H "Authorization: Bearer $TOKEN" -H "X-Account-ID: acct_demo" `+e.srv.URL+whoamiPath)
+	assert.NotContains(t, body, "new-token-dialog", "the page shows a dialog with no new token")
+
+	// Three tokens, then another account's: the list shows the three,
+	// oldest first, each with its creation time and hint.
+	for _, name := range []string{"first", "second", "third"} {
+		e.newToken(t, c, name)
+	}
+	_, _, err := e.app.iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acct_other", Name: "not yours"})
+	require.NoError(t, err)
+
+	_, body = e.do(t, c, "GET", prefsPath, nil, nil)
+	toks := e.tokens(t, demoAccount)
+	require.Len(t, toks, 3)
+	last := -1
+	for _, tok := range toks {
+		i := strings.Index(body, `action="/account/tokens/`+tok.ID+`/delete"`)
+		require.Greater(t, i, last, "token %q is not listed (with its Delete button) after the one before it", tok.Name)
+		assert.Contains(t, body, `<time datetime="`+tok.CreatedAt.UTC().Format(time.RFC3339)+`">`, "no creation time for %q", tok.Name)
+		assert.Contains(t, body, "…"+tok.ID[len(tok.ID)-hintLen:], "no hint for %q", tok.Name)
+		last = i
+	}
+	assert.NotContains(t, body, "not yours", "another account's token is listed")
+
+	t.Run("ok, flash after delete", func(t *testing.T) {
+		_, body := e.do(t, c, "GET", prefsPath+"?deleted=abc123", nil, nil)
+		assert.Contains(t, body, "Token …abc123 was deleted.")
+	})
+	t.Run("nok, flash with anything but a hint is ignored", func(t *testing.T) {
+		_, body := e.do(t, c, "GET", prefsPath+"?deleted=%3Cb%3Ehi", nil, nil)
+		assert.NotContains(t, body, "was deleted")
+	})
+	t.Run("nok, store down: 503, nothing listed", func(t *testing.T) {
+		e.store.fail.Store(true)
+		defer e.store.fail.Store(false)
+		resp, body := e.do(t, c, "GET", prefsPath, nil, nil)
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		assert.NotContains(t, body, "errDown")
+	})
+}
+
+func TestGenerate(t *testing.T) {
+	e := newEnv(t)
+	c := e.signedIn(t, "alice")
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	day := func(s string) time.Time { d, _ := time.Parse(time.DateOnly, s); return d }
+
+	tests := []struct {
+		name    string
+		fields  url.Values
+		status  int
+		want    string    // in the body
+		expires time.Time // of the token, when ok; approximate for "days"
+		days    int
+	}{
+		{"ok, name, never expires", url.Values{"name": {"CI deploy"}, "expiry": {"never"}}, http.StatusOK, "CI deploy", time.Time{}, 0},
+		{"ok, no name, no expiry field", url.Values{}, http.StatusOK, "(unnamed)", time.Time{}, 0},
+		{"ok, 128-byte name", url.Values{"name": {strings.Repeat("n", 128)}}, http.StatusOK, strings.Repeat("n", 128), time.Time{}, 0},
+		{"ok, 30 days", url.Values{"name": {"month"}, "expiry": {"30"}}, http.StatusOK, "month", time.Time{}, 30},
+		{"ok, on a date", url.Values{"name": {"dated"}, "expiry": {"date"}, "date": {tomorrow}}, http.StatusOK, "dated", day(tomorrow), 0},
+		{"nok, 129-byte name", url.Values{"name": {strings.Repeat("n", 129)}}, http.StatusBadRequest, "Name is longer than 128 bytes", time.Time{}, 0},
+		{"nok, control character in name", url.Values{"name": {"a\tb"}}, http.StatusBadRequest, "Name contains a control character", time.Time{}, 0},
+		{"nok, unknown expiry", url.Values{"expiry": {"5"}}, http.StatusBadRequest, "Choose an expiry from the list.", time.Time{}, 0},
+		{"nok, date choice without a date", url.Values{"expiry": {"date"}}, http.StatusBadRequest, "Choose an expiry date (YYYY-MM-DD).", time.Time{}, 0},
+		{"nok, malformed date", url.Values{"expiry": {"date"}, "date": {"2030-13-01"}}, http.StatusBadRequest, "Choose an expiry date (YYYY-MM-DD).", time.Time{}, 0},
+		{"nok, past date", url.Values{"expiry": {"date"}, "date": {"2020-01-01"}}, http.StatusBadRequest, "Choose an expiry date in the future.", time.Time{}, 0},
+		{"nok, today is already past midnight", url.Values{"expiry": {"date"}, "date": {time.Now().UTC().Format(time.DateOnly)}}, http.StatusBadRequest, "Choose an expiry date in the future.", time.Time{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.tokens(t, demoAccount)
+			start := time.Now()
+			resp, body := e.generate(t, c, tt.fields)
+			require.Equal(t, tt.status, resp.StatusCode, body)
+			assert.Contains(t, body, escaped(tt.want))
+			assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+			after := e.tokens(t, demoAccount)
+			if tt.status != http.StatusOK {
+				assert.Len(t, after, len(before), "a refused form generated a token")
+				assert.NotRegexp(t, secretRE, body, "a refused form shows a token")
+				assert.Contains(t, body, `id="form-error"`)
+				return
+			}
+			require.Len(t, after, len(before)+1)
+			tok := after[len(after)-1]
+			secret := e.secretIn(t, body)
+			assert.Equal(t, 1, strings.Count(body, secret), "the secret must appear once, in the dialog")
+			acct := accountRE.FindStringSubmatch(body)
+			require.NotNil(t, acct, "the dialog shows no account id")
+			assert.Equal(t, demoAccount, acct[1])
+			assert.Contains(t, body, "only once")
+
+			got, err := e.app.iss.Verify(t.Context(), demoAccount, secret)
+			require.NoError(t, err, "the shown secret does not verify")
+			assert.Equal(t, tok.ID, got.ID)
+			assert.Equal(t, "alice", got.MemberID)
+			assert.Equal(t, []string{"whoami"}, got.Scopes)
+			switch {
+			case tt.days > 0:
+				want := start.AddDate(0, 0, tt.days)
+				assert.WithinDuration(t, want, got.ExpiresAt, 5*time.Second)
+			default:
+				assert.True(t, tt.expires.Equal(got.ExpiresAt), "ExpiresAt %v, want %v", got.ExpiresAt, tt.expires)
+			}
+			assert.Contains(t, body, "…"+hint(tok.ID))
+			assert.NotContains(t, secret, hint(tok.ID), "the hint must not come from the secret")
+		})
+	}
+
+	t.Run("nok, replayed post: one token, then 409", func(t *testing.T) {
+		before := len(e.tokens(t, demoAccount))
+		form := url.Values{"nonce": {e.nonce(t, c)}, "name": {"once"}}
+		resp, body := e.do(t, c, "POST", "/account/tokens", form, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		e.secretIn(t, body)
+		resp, body = e.do(t, c, "POST", "/account/tokens", form, nil)
+		assert.Equal(t, http.StatusConflict, resp.StatusCode)
+		assert.Contains(t, body, "no new token was generated")
+		assert.NotRegexp(t, secretRE, body)
+		assert.Len(t, e.tokens(t, demoAccount), before+1)
+	})
+
+	t.Run("nok, refused forms use up their nonce too", func(t *testing.T) {
+		form := url.Values{"nonce": {e.nonce(t, c)}, "expiry": {"5"}}
+		resp, _ := e.do(t, c, "POST", "/account/tokens", form, nil)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		form.Set("expiry", "never")
+		resp, _ = e.do(t, c, "POST", "/account/tokens", form, nil)
+		assert.Equal(t, http.StatusConflict, resp.StatusCode)
+	})
+
+	nonceTests := []struct {
+		name  string
+		nonce func(t *testing.T) string
+	}{
+		{"nok, missing nonce", func(*testing.T) string { return "" }},
+		{"nok, made-up nonce", func(*testing.T) string { return "AAAAAAAAAAAAAAAAAAAAAA" }},
+		{"nok, another member's nonce", func(t *testing.T) string { return e.nonce(t, e.signedIn(t, "bob")) }},
+		{"nok, expired nonce", func(t *testing.T) string {
+			n := e.nonce(t, c)
+			e.clock.Advance(nonceMaxAge)
+			t.Cleanup(func() { e.clock.Advance(-nonceMaxAge) })
+			return n
+		}},
+	}
+	for _, tt := range nonceTests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(e.tokens(t, demoAccount))
+			resp, _ := e.do(t, c, "POST", "/account/tokens", url.Values{"nonce": {tt.nonce(t)}, "name": {"x"}}, nil)
+			assert.Equal(t, http.StatusConflict, resp.StatusCode)
+			assert.Len(t, e.tokens(t, demoAccount), before)
+		})
+	}
+
+	t.Run("nok, store down: 503, no secret shown", func(t *testing.T) {
+		n := e.nonce(t, c)
+		e.store.fail.Store(true)
+		defer e.store.fail.Store(false)
+		resp, body := e.do(t, c, "POST", "/account/tokens", url.Values{"nonce": {n}}, nil)
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		assert.NotRegexp(t, secretRE, body)
+	})
+}
+
+// escaped escapes s as html/template does in text.
+func escaped(s string) string {
+	return strings.NewReplacer(`"`, "&#34;", "'", "&#39;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func TestDelete(t *testing.T) {
+	e := newEnv(t)
+	c := e.signedIn(t, "alice")
+
+	t.Run("ok, deleted: gone from the list, 401 at once, flash", func(t *testing.T) {
+		secret := e.newToken(t, c, "to delete")
+		keep := e.newToken(t, c, "to keep")
+		status, got := e.whoami(t, secret)
+		require.Equal(t, http.StatusOK, status)
+
+		resp, _ := e.do(t, c, "POST", "/account/tokens/"+got.TokenID+"/delete", url.Values{}, nil)
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		loc := resp.Header.Get("Location")
+		assert.Equal(t, prefsPath+"?deleted="+hint(got.TokenID), loc)
+
+		status, _ = e.whoami(t, secret)
+		assert.Equal(t, http.StatusUnauthorized, status, "a deleted token still works")
+		status, _ = e.whoami(t, keep)
+		assert.Equal(t, http.StatusOK, status, "deleting one token broke another")
+		_, body := e.do(t, c, "GET", loc, nil, nil)
+		assert.Contains(t, body, "Token …"+hint(got.TokenID)+" was deleted.")
+		assert.NotContains(t, body, got.TokenID)
+		assert.Contains(t, body, "to keep")
+	})
+
+	otherSecret, other, err := e.app.iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acct_other", Name: "not yours"})
+	require.NoError(t, err)
+	mine := e.newToken(t, c, "mine")
+	_, mineTok := e.whoami(t, mine)
+
+	tests := []struct {
+		name   string
+		path   string
+		header http.Header
+		status int
+	}{
+		{"nok, another account's token", "/account/tokens/" + other.ID + "/delete", nil, http.StatusNotFound},
+		{"nok, unknown id", "/account/tokens/01a21eee-5c03-7775-910c-47bca0e9d422/delete", nil, http.StatusNotFound},
+		{"nok, oversized id", "/account/tokens/" + strings.Repeat("x", 200) + "/delete", nil, http.StatusNotFound},
+		{"nok, cross-site post", "/account/tokens/" + mineTok.TokenID + "/delete", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"nok, post from another origin", "/account/tokens/" + mineTok.TokenID + "/delete", http.Header{"Origin": {"http://evil.example"}}, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _ := e.do(t, c, "POST", tt.path, url.Values{}, tt.header)
+			assert.Equal(t, tt.status, resp.StatusCode)
+			_, err := e.app.iss.Verify(t.Context(), "acct_other", otherSecret)
+			assert.NoError(t, err, "another account's token stopped working")
+			status, _ := e.whoami(t, mine)
+			assert.Equal(t, http.StatusOK, status, "a refused delete deleted a token")
+		})
+	}
+
+	t.Run("nok, GET does not delete", func(t *testing.T) {
+		resp, _ := e.do(t, c, "GET", "/account/tokens/"+mineTok.TokenID+"/delete", nil, nil)
+		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+		status, _ := e.whoami(t, mine)
+		assert.Equal(t, http.StatusOK, status)
+	})
+
+	t.Run("nok, replayed delete: 404", func(t *testing.T) {
+		path := "/account/tokens/" + mineTok.TokenID + "/delete"
+		resp, _ := e.do(t, c, "POST", path, url.Values{}, nil)
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		resp, body := e.do(t, c, "POST", path, url.Values{}, nil)
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+		assert.Contains(t, body, "no such token")
+	})
+
+	t.Run("nok, store down: 503", func(t *testing.T) {
+		secret := e.newToken(t, c, "survivor")
+		_, tok := e.whoami(t, secret)
+		e.store.fail.Store(true)
+		resp, _ := e.do(t, c, "POST", "/account/tokens/"+tok.TokenID+"/delete", url.Values{}, nil)
+		e.store.fail.Store(false)
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		status, _ := e.whoami(t, secret)
+		assert.Equal(t, http.StatusOK, status)
+	})
+}
+
+func TestCrossOrigin(t *testing.T) {
+	e := newEnv(t)
+	c := e.signedIn(t, "alice")
+	tests := []struct {
+		name   string
+		header http.Header
+		status int
+	}{
+		{"ok, same origin", http.Header{"Sec-Fetch-Site": {"same-origin"}}, http.StatusOK},
+		{"ok, no browser headers (curl)", nil, http.StatusOK},
+		{"nok, cross-site", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"nok, same-site but another origin", http.Header{"Sec-Fetch-Site": {"same-site"}}, http.StatusForbidden},
+		{"nok, foreign Origin", http.Header{"Origin": {"http://evil.example"}}, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+", generate", func(t *testing.T) {
+			before := len(e.tokens(t, demoAccount))
+			form := url.Values{"nonce": {e.nonce(t, c)}, "name": {"x"}}
+			resp, body := e.do(t, c, "POST", "/account/tokens", form, tt.header)
+			require.Equal(t, tt.status, resp.StatusCode)
+			if tt.status == http.StatusOK {
+				e.secretIn(t, body)
+				assert.Len(t, e.tokens(t, demoAccount), before+1)
+				return
+			}
+			assert.Contains(t, body, "sent from another site")
+			assert.Len(t, e.tokens(t, demoAccount), before)
+		})
+		t.Run(tt.name+", sign-in", func(t *testing.T) {
+			resp, _ := e.do(t, e.client(t), "POST", "/signin", url.Values{"member": {"mallory"}}, tt.header)
+			want := http.StatusSeeOther
+			if tt.status != http.StatusOK {
+				want = tt.status
+			}
+			assert.Equal(t, want, resp.StatusCode)
+		})
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t)
+	c := e.signedIn(t, "alice")
+	pages := []struct {
+		name string
+		do   func(t *testing.T) (*http.Response, string)
+	}{
+		{"sign-in page", func(t *testing.T) (*http.Response, string) { return e.do(t, e.client(t), "GET", "/", nil, nil) }},
+		{"refused sign-in", func(t *testing.T) (*http.Response, string) {
+			return e.do(t, e.client(t), "POST", "/signin", url.Values{}, nil)
+		}},
+		{"preferences", func(t *testing.T) (*http.Response, string) { return e.do(t, c, "GET", prefsPath, nil, nil) }},
+		{"new token dialog", func(t *testing.T) (*http.Response, string) {
+			resp, body := e.generate(t, c, url.Values{"name": {"h"}})
+			e.secretIn(t, body)
+			return resp, body
+		}},
+		{"error page", func(t *testing.T) (*http.Response, string) {
+			return e.do(t, c, "POST", "/account/tokens/nope/delete", url.Values{}, nil)
+		}},
+	}
+	for _, p := range pages {
+		t.Run("ok, "+p.name, func(t *testing.T) {
+			resp, body := p.do(t)
+			h := resp.Header
+			assert.Equal(t, contentPolicy, h.Get("Content-Security-Policy"))
+			assert.Contains(t, h.Get("Content-Security-Policy"), "default-src 'self'")
+			assert.Equal(t, "nosniff", h.Get("X-Content-Type-Options"))
+			assert.Equal(t, "no-referrer", h.Get("Referrer-Policy"))
+			assert.Equal(t, "no-store", h.Get("Cache-Control"))
+			assert.Equal(t, "text/html; charset=utf-8", h.Get("Content-Type"))
+			// The policy forbids inline code: the pages must not need it.
+			assert.NotRegexp(t, `<script>|<script [^>]*>[^<]`, body, "inline script")
+			assert.NotRegexp(t, `<style|\sstyle=|\son[a-z]+=`, body, "inline style or handler")
+		})
+	}
+}
+
+func TestWhoami(t *testing.T) {
+	e := newEnv(t)
+	c := e.signedIn(t, "alice")
+	secret := e.newToken(t, c, "api")
+	tok := e.tokens(t, demoAccount)[0]
+
+	tests := []struct {
+		name      string
+		path      string
+		set       func(r *http.Request)
+		status    int
+		challenge string
+	}{
+		{"ok, basic", whoamiPath, func(r *http.Request) { r.SetBasicAuth(demoAccount, secret) }, http.StatusOK, ""},
+		{"ok, bearer and account header", whoamiPath, func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+secret)
+			r.Header.Set("X-Account-ID", demoAccount)
+		}, http.StatusOK, ""},
+		{"nok, no credentials", whoamiPath, func(*http.Request) {}, http.StatusUnauthorized, `Bearer realm="api"`},
+		{"nok, wrong account", whoamiPath, func(r *http.Request) { r.SetBasicAuth("acct_other", secret) }, http.StatusUnauthorized, `error="invalid_token"`},
+		{"nok, session cookie is no API credential", whoamiPath, func(r *http.Request) {
+			for _, ck := range c.Jar.Cookies(must(url.Parse(e.srv.URL))) {
+				r.AddCookie(ck)
+			}
+		}, http.StatusUnauthorized, `Bearer realm="api"`},
+		{"nok, unknown API path without a token", "/api/v1/nope", func(*http.Request) {}, http.StatusUnauthorized, `Bearer realm="api"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), "GET", e.srv.URL+tt.path, nil)
+			require.NoError(t, err)
+			tt.set(req)
+			resp, err := e.srv.Client().Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, tt.status, resp.StatusCode, string(body))
+			assert.NotContains(t, string(body), secret)
+			if tt.status != http.StatusOK {
+				assert.Contains(t, resp.Header.Get("WWW-Authenticate"), tt.challenge)
+				return
+			}
+			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+			var got whoamiResponse
+			require.NoError(t, json.Unmarshal(body, &got))
+			assert.Equal(t, whoamiResponse{
+				AccountID: demoAccount, MemberID: "alice", TokenID: tok.ID, TokenName: "api",
+				Scopes: []string{"whoami"}, CreatedAt: tok.CreatedAt,
+			}, got)
+		})
+	}
+
+	t.Run("nok, store down: 503, not 401", func(t *testing.T) {
+		e.store.fail.Store(true)
+		defer e.store.fail.Store(false)
+		status, _ := e.whoami(t, secret)
+		assert.Equal(t, http.StatusServiceUnavailable, status)
+	})
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestNonces(t *testing.T) {
+	var n nonces
+	n.m = map[string]nonce{}
+	now := time.Now()
+
+	t.Run("ok, once per form", func(t *testing.T) {
+		v := n.issue("alice", now)
+		assert.True(t, n.use(v, "alice", now))
+		assert.False(t, n.use(v, "alice", now), "a nonce was accepted twice")
+	})
+	t.Run("nok, expired", func(t *testing.T) {
+		v := n.issue("alice", now)
+		assert.False(t, n.use(v, "alice", now.Add(nonceMaxAge)))
+	})
+	t.Run("ok, bounded: a reload loop cannot fill memory", func(t *testing.T) {
+		for range maxNonces + 100 {
+			n.issue("alice", now)
+		}
+		assert.LessOrEqual(t, len(n.m), maxNonces)
+		v := n.issue("alice", now)
+		assert.True(t, n.use(v, "alice", now), "the newest nonce was dropped")
+	})
+}
+
+func TestHint(t *testing.T) {
+	assert.Equal(t, "d422ab", hint("01a21eee-5c03-7775-910c-47bca0d422ab"))
+	assert.Equal(t, "abc", hint("abc"))
+}
+
+func TestDBConfig(t *testing.T) {
+	tests := []struct {
+		name, db, driver string
+		secretFree       bool
+	}{
+		{"ok, postgres URL", "postgres://app:pw@db:5432/app?sslmode=require", "pgx", true},
+		{"ok, postgresql URL", "postgresql://app:pw@db/app", "pgx", true},
+		{"ok, mysql tcp", "app:pw@tcp(db:3306)/app?parseTime=true", "mysql", true},
+		{"ok, mysql socket", "app:pw@unix(/run/mysqld/mysqld.sock)/app", "mysql", true},
+		{"ok, sqlite path", "/tmp/x.db", "sqlite", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			driver, dsn, _ := dbConfig(tt.db)
+			assert.Equal(t, tt.driver, driver)
+			if driver == "sqlite" {
+				assert.Equal(t, "file:/tmp/x.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)", dsn)
+			} else {
+				assert.Equal(t, tt.db, dsn)
+			}
+			if tt.secretFree {
+				assert.NotContains(t, describeDB(tt.db), "pw", "the start-up line would print a password")
+			}
+		})
+	}
+}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apitoken-go/apitoken"
+)
+
+// screenshotDirEnv names a folder where TestBrowser also writes its
+// screenshots, to refresh docs/accountprefs.png:
+//
+//	APITOKEN_SCREENSHOT_DIR=$PWD/docs go test -run TestBrowser ./examples/accountprefs
+const screenshotDirEnv = "APITOKEN_SCREENSHOT_DIR"
+
+// chromium returns the path of Debian's Chromium, or skips the test.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	t.Skip("browser test needs Chromium: apt-get install -y chromium")
+	return ""
+}
+
+// TestBrowser drives the app in headless Chromium as a member would: sign
+// in by keyboard, generate a token, read and copy it from the dialog, close
+// the dialog and find the secret gone, call the API with it, delete it from
+// the list (after cancelling once), and see the API refuse it.
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	e := newEnv(t)
+	seedTokens(t, e)
+	if os.Getenv(screenshotDirEnv) != "" {
+		// For the docs, the curl commands show the README's address when
+		// it is free.
+		if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err == nil {
+			e.srv.Close()
+			e.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: e.app.routes()}}
+			e.srv.Start()
+		}
+	}
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.WindowSize(1100, 860),
+	)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTimeout()
+
+	shots := t.TempDir()
+	save := func(name string, png []byte) {
+		t.Helper()
+		require.NoError(t, os.WriteFile(filepath.Join(shots, name), png, 0o644))
+		if dir := os.Getenv(screenshotDirEnv); dir != "" {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), png, 0o644))
+		}
+	}
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		require.NoError(t, err, js)
+		return v
+	}
+	truthy := func(js string) bool {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		require.NoError(t, err, js)
+		return v
+	}
+
+	// Sign in by keyboard: type the name and press Enter.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/")))
+	_, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Europe/Paris"})
+	require.NoError(t, err)
+	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
+		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: perm},
+			Setting:    browser.PermissionSettingGranted,
+			Origin:     e.srv.URL,
+		})
+		require.NoError(t, err)
+	}
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("member"), "alice\n"),
+		chromedp.WaitVisible(chromedp.ID("api-token-heading")),
+	))
+	assert.Contains(t, eval(`document.querySelector(".signout").innerText`), "alice")
+
+	// Times are shown in the viewer's zone: app.js rewrote the UTC text.
+	first := eval(`document.querySelector("table.tokens time").textContent`)
+	assert.NotContains(t, first, "UTC", "app.js did not convert the time to local time")
+	assert.Contains(t, eval(`document.querySelector("table.tokens time").title`), "UTC")
+
+	// Generate a token with a name and an expiry.
+	entries := eval(`String(history.length)`)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("token-name"), "Laptop CLI"),
+		chromedp.SetValue(chromedp.ID("token-expiry"), "30"),
+		chromedp.Click(chromedp.ID("generate-button")),
+		chromedp.WaitVisible(chromedp.ID("new-token-dialog")),
+	))
+	secret := eval(`document.getElementById("new-token").textContent`)
+	require.Regexp(t, patternRE, secret, "the dialog shows no token")
+	e.mu.Lock()
+	e.secrets = append(e.secrets, secret)
+	e.mu.Unlock()
+	assert.Equal(t, demoAccount, eval(`document.getElementById("new-account").textContent`))
+	assert.Contains(t, eval(`document.getElementById("new-token-dialog").innerText`), "only once")
+	assert.True(t, truthy(`document.getElementById("new-token-dialog").matches(":modal")`), "the dialog is not modal")
+	assert.True(t, truthy(`document.getElementById("new-token-dialog").contains(document.activeElement)`), "focus is not in the dialog")
+
+	// Copy buttons put the token and the account id on the clipboard.
+	for _, c := range []struct{ button, want string }{
+		{`button[data-copy="new-token"]`, secret},
+		{`button[data-copy="new-account"]`, demoAccount},
+	} {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(c.button))))
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector(".copy-status").textContent.includes("copied")`,
+			chromedp.WithPollingTimeout(5*time.Second)))
+		require.NoError(t, err, "no confirmation after %s", c.button)
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		assert.Equal(t, c.want, got, "clipboard after %s", c.button)
+		_ = chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector(".copy-status").textContent = ""`))
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	require.NoError(t, err)
+	save("accountprefs-dialog.png", png)
+
+	// OK: the secret leaves the page, and the page that held it leaves the
+	// history.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.ID("new-token-ok"))))
+	waitPrefs(t, ctx)
+	assert.NotContains(t, eval(`document.documentElement.outerHTML`), secret, "the secret is still in the page")
+	assert.Equal(t, nextEntry(t, entries), eval(`String(history.length)`), "the page with the secret was not replaced in the history")
+	assert.Contains(t, eval(`document.querySelector("table.tokens").innerText`), "Laptop CLI")
+
+	png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	save("accountprefs.png", png)
+
+	// The token works.
+	status, who := callWhoami(t, e.srv.URL, secret)
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, "Laptop CLI", who.TokenName)
+	assert.Equal(t, "alice", who.MemberID)
+
+	// Delete it: cancel the confirmation first (nothing happens), then
+	// accept it.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	answers := make(chan bool, 2)
+	answers <- false
+	answers <- true
+	messages := make(chan string, 2)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			messages <- ev.Message
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: <-answers})
+		}
+	}()
+	deleteButton := chromedp.CSS(`form[action="/account/tokens/` + who.TokenID + `/delete"] button`)
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(deleteButton)))
+	assert.Contains(t, <-messages, "Delete the token “Laptop CLI”")
+	assert.True(t, truthy(`document.querySelector('form[action="/account/tokens/`+who.TokenID+`/delete"]') !== null`), "cancelling did not keep the token")
+	status, _ = callWhoami(t, e.srv.URL, secret)
+	require.Equal(t, http.StatusOK, status, "cancelling the confirmation deleted the token")
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(deleteButton)))
+	<-messages
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(".flash"))))
+	assert.Contains(t, eval(`document.querySelector(".flash").textContent`), "was deleted")
+	assert.NotContains(t, eval(`document.querySelector("table.tokens").innerText`), "Laptop CLI")
+	status, _ = callWhoami(t, e.srv.URL, secret)
+	assert.Equal(t, http.StatusUnauthorized, status, "a deleted token still works")
+
+	// Escape closes the dialog too, and purges the secret just the same.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("generate-button")),
+		chromedp.WaitVisible(chromedp.ID("new-token-dialog")),
+	))
+	second := eval(`document.getElementById("new-token").textContent`)
+	require.Regexp(t, patternRE, second)
+	e.mu.Lock()
+	e.secrets = append(e.secrets, second)
+	e.mu.Unlock()
+	require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Escape)))
+	waitPrefs(t, ctx)
+	assert.NotContains(t, eval(`document.documentElement.outerHTML`), second, "Escape left the secret in the page")
+
+	// Back through the history: no page on the way holds a secret. (Last,
+	// as chromedp's queries do not follow pages the history restores.)
+	for range 3 {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.oldPage = true; history.back()`)))
+		waitFor(t, ctx, `!window.oldPage && document.readyState === "complete"`, "the previous page")
+		html := eval(`location.pathname + document.documentElement.outerHTML`)
+		assert.NotContains(t, html, secret, "a secret came back with the back button")
+		assert.NotContains(t, html, second, "a secret came back with the back button")
+	}
+
+	t.Logf("screenshots in %s", shots)
+}
+
+// waitPrefs waits until the tab shows a loaded preferences page without a
+// dialog.
+func waitPrefs(t *testing.T, ctx context.Context) {
+	t.Helper()
+	waitFor(t, ctx, `location.pathname === "/account/preferences" && document.readyState === "complete" && !document.getElementById("new-token-dialog") && document.getElementById("api-token-heading") !== null`, "the preferences page")
+}
+
+// waitFor evaluates js until it is true, for up to 10s. It loops rather
+// than use Poll: a navigation destroys the page's context under a running
+// Poll.
+func waitFor(t *testing.T, ctx context.Context, js, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not come within 10s (last error: %v)", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// nextEntry returns n+1, for history lengths.
+func nextEntry(t *testing.T, n string) string {
+	t.Helper()
+	i, err := strconv.Atoi(n)
+	require.NoError(t, err)
+	return strconv.Itoa(i + 1)
+}
+
+// seedTokens gives the demo account two older tokens, so that the list and
+// the screenshot look like an account in use.
+func seedTokens(t *testing.T, e *env) {
+	t.Helper()
+	now := time.Now()
+	for _, s := range []struct {
+		name, member string
+		age, life    time.Duration
+	}{
+		{"CI deploy", "bob", 21 * 24 * time.Hour, 90 * 24 * time.Hour},
+		{"Grafana dashboard", "alice", 5*24*time.Hour + 3*time.Hour, 0},
+	} {
+		created := now.Add(-s.age).Truncate(time.Minute)
+		iss, err := apitoken.NewIssuer(e.store, apitoken.WithClock(func() time.Time { return created }))
+		require.NoError(t, err)
+		p := apitoken.IssueParams{AccountID: demoAccount, MemberID: s.member, Name: s.name, Scopes: []string{"whoami"}}
+		if s.life > 0 {
+			p.ExpiresAt = created.Add(s.life)
+		}
+		_, _, err = iss.Issue(t.Context(), p)
+		require.NoError(t, err)
+	}
+	require.Len(t, e.tokens(t, demoAccount), 2)
+	require.False(t, strings.Contains(e.logs.String(), "apitoken_"), "seeding logged a secret")
+}

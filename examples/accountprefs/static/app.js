@@ -1,0 +1,82 @@
+// Account Preferences: local times, delete confirmation, the new-token
+// dialog and its Copy buttons. Everything works without this file too; it
+// only makes the page nicer and purges the secret when the dialog closes.
+"use strict";
+
+// Show times in the viewer's local time zone; the server renders UTC.
+for (const el of document.querySelectorAll("time[datetime]")) {
+  const d = new Date(el.getAttribute("datetime"));
+  if (!Number.isNaN(d.getTime())) {
+    el.title = el.textContent;
+    el.textContent = d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+}
+
+// Ask before deleting: without JavaScript the form posts at once.
+for (const form of document.querySelectorAll("form[data-confirm]")) {
+  form.addEventListener("submit", (e) => {
+    if (!window.confirm(form.dataset.confirm)) {
+      e.preventDefault();
+    }
+  });
+}
+
+// The expiry date matters only with "On a date…".
+const expiry = document.getElementById("token-expiry");
+const dateField = document.getElementById("date-field");
+if (expiry && dateField) {
+  const sync = () => {
+    const on = expiry.value === "date";
+    dateField.hidden = !on;
+    document.getElementById("token-date").required = on;
+  };
+  expiry.addEventListener("change", sync);
+  sync();
+}
+
+// Copy buttons: the Clipboard API, or select the text for Ctrl+C.
+for (const button of document.querySelectorAll("button[data-copy]")) {
+  button.addEventListener("click", async () => {
+    const source = document.getElementById(button.dataset.copy);
+    const status = document.querySelector(".copy-status");
+    try {
+      await navigator.clipboard.writeText(source.textContent);
+      status.textContent = button.getAttribute("aria-label").replace("Copy ", "") + " copied to the clipboard.";
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(source);
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+    }
+  });
+}
+
+// The new-token dialog: modal, so focus stays in it. However it closes (OK,
+// Escape), the secret leaves the page and the page leaves the history:
+// location.replace swaps the response that held it for a fresh page.
+const dialog = document.getElementById("new-token-dialog");
+if (dialog) {
+  let purged = false;
+  const purge = () => {
+    if (purged) {
+      return;
+    }
+    purged = true;
+    for (const el of dialog.querySelectorAll("[data-secret]")) {
+      el.remove();
+    }
+    dialog.remove();
+    window.location.replace("/account/preferences");
+  };
+  // Rendered open for browsers without JavaScript; reopen it as a modal.
+  dialog.removeAttribute("open");
+  dialog.showModal();
+  dialog.querySelector("button[data-copy=new-token]").focus();
+  dialog.querySelector("form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    purge();
+  });
+  dialog.addEventListener("close", purge);
+}
