@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"container/list"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,10 +10,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,16 +33,19 @@ const demoAccount = "acct_demo"
 
 // Limits of the forms.
 const (
-	maxMemberLen  = 64             // characters of a member name
-	maxFormBytes  = 16 << 10       // of a form body: a name is at most 128 bytes
-	sessionMaxAge = 12 * time.Hour // of the demo sign-in
-	nonceMaxAge   = 1 * time.Hour  // of a generate form
-	maxNonces     = 10000          // kept at once, so a reload loop cannot fill memory
-	hintLen       = 6              // characters of the token id shown as its hint
-	cookieName    = "accountprefs_session"
-	prefsPath     = "/account/preferences"
-	whoamiPath    = "/api/v1/whoami"
-	contentPolicy = "default-src 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+	maxMemberLen    = 64             // characters of a member name
+	maxMemberBytes  = 128            // bytes of a member name, as the Issuer allows
+	maxNameBytes    = 128            // bytes of a token name, as the Issuer allows
+	maxFormBytes    = 16 << 10       // of a form body: a name is at most 128 bytes
+	sessionMaxAge   = 12 * time.Hour // of the demo sign-in
+	nonceMaxAge     = 1 * time.Hour  // of a generate form
+	maxMemberNonces = 20             // kept per member: open tabs, not a reload loop
+	maxNonces       = 10000          // kept at once, so many members cannot fill memory
+	hintLen         = 6              // characters of the token id shown as its hint
+	cookieName      = "accountprefs_session"
+	prefsPath       = "/account/preferences"
+	whoamiPath      = "/api/v1/whoami"
+	contentPolicy   = "default-src 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 
 // expiryDays are the choices of the expiry select besides "never" and "date".
@@ -55,19 +61,29 @@ type app struct {
 	log    *slog.Logger
 	now    func() time.Time
 	key    []byte // signs the demo session cookie; new at every start
+	apiURL string // of the whoami endpoint, for the curl commands
+	secure bool   // served over HTTPS: the session cookie is Secure
 	nonces nonces
 	pages  map[string]*template.Template
 }
 
-// newApp returns the app over iss, logging requests to log.
-func newApp(iss *apitoken.Issuer, log *slog.Logger) (*app, error) {
-	a := &app{iss: iss, log: log, now: time.Now, key: make([]byte, 32), pages: map[string]*template.Template{}}
+// newApp returns the app over iss, logging requests to log. baseURL is
+// where members reach the app, such as "https://prefs.example.com": the
+// page builds its curl commands from it, never from the request's Host
+// header, which the client chooses.
+func newApp(iss *apitoken.Issuer, log *slog.Logger, baseURL string) (*app, error) {
+	base, err := checkBaseURL(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{
+		iss: iss, log: log, now: time.Now, key: make([]byte, 32), pages: map[string]*template.Template{},
+		apiURL: base + whoamiPath, secure: strings.HasPrefix(base, "https:"),
+	}
 	rand.Read(a.key)
-	var err error
 	if a.guard, err = iss.NewMiddleware(apitoken.MiddlewareConfig{Logger: log}); err != nil {
 		return nil, err
 	}
-	a.nonces.m = map[string]nonce{}
 	funcs := template.FuncMap{
 		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"utc":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
@@ -82,6 +98,27 @@ func newApp(iss *apitoken.Issuer, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
+// checkBaseURL returns u without a trailing slash if it is an http or https
+// URL with a plain host and no path, query or fragment. The host may only
+// hold letters, digits, '.', '-', ':' and brackets, so the URL is safe
+// between single quotes in a shell command.
+func checkBaseURL(u string) (string, error) {
+	p, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("base URL: %w", err)
+	case p.Scheme != "http" && p.Scheme != "https", p.Host == "", p.Opaque != "", p.User != nil:
+		return "", fmt.Errorf("base URL %q: want http:// or https:// and a host", u)
+	case p.Path != "" && p.Path != "/", p.RawQuery != "", p.ForceQuery, p.Fragment != "":
+		return "", fmt.Errorf("base URL %q: want no path, query or fragment", u)
+	case strings.ContainsFunc(p.Host, func(r rune) bool { return !strings.ContainsRune(hostChars, r) }):
+		return "", fmt.Errorf("base URL %q: the host has a character not allowed here", u)
+	}
+	return p.Scheme + "://" + p.Host, nil
+}
+
+const hostChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]"
+
 // routes returns the app's handler: the pages behind cross-origin
 // protection, the API behind the token middleware, every request logged.
 func (a *app) routes() http.Handler {
@@ -93,7 +130,16 @@ func (a *app) routes() http.Handler {
 	pages.HandleFunc("POST /account/tokens", a.member(a.generate))
 	pages.HandleFunc("POST /account/tokens/{id}/delete", a.member(a.deleteToken))
 	static, _ := fs.Sub(files, "static")
-	pages.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	pages.HandleFunc("GET /static/{file}", func(w http.ResponseWriter, r *http.Request) {
+		// Files only: a folder would be listed.
+		if f, err := fs.Stat(static, r.PathValue("file")); err != nil || f.IsDir() {
+			a.notFound(w, r)
+			return
+		}
+		http.ServeFileFS(w, r, static, r.PathValue("file"))
+	})
+	// Every other path, and a known path with another method, is 404.
+	pages.HandleFunc("/", a.notFound)
 
 	// Browsers mark a cross-site form post with Sec-Fetch-Site or Origin;
 	// such a post is refused before it reaches a handler.
@@ -110,11 +156,11 @@ func (a *app) routes() http.Handler {
 	// Everything under /api/ needs a token, so an unknown API path without
 	// one is 401, not 404. The API takes no cookies, so it needs no
 	// cross-origin protection.
-	mux.Handle("/api/", a.guard(api))
+	mux.Handle("/api/", securityHeaders(a.guard(api)))
 	return a.logRequests(mux)
 }
 
-// securityHeaders sets the headers every page carries. The policy allows no
+// securityHeaders sets the headers every response carries. The policy allows no
 // inline script or style: app.js and app.css are files.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -170,7 +216,12 @@ func (a *app) logRequests(next http.Handler) http.Handler {
 
 // The session cookie is "<member, base64url>.<expiry, unix>.<HMAC of both>",
 // signed with a key made at start-up: it cannot be forged, and a restart
-// signs everyone out. A real app uses its own sessions instead.
+// signs everyone out.
+//
+// The demo session is stateless: the server keeps nothing, so it cannot
+// revoke a session. Signing out deletes the cookie in that browser only; a
+// copy of it works until it expires. Real apps use their own server-side
+// sessions, which signing out (or an admin) ends everywhere.
 
 func (a *app) sign(payload string) string {
 	m := hmac.New(sha256.New, a.key)
@@ -180,10 +231,15 @@ func (a *app) sign(payload string) string {
 
 func (a *app) setSession(w http.ResponseWriter, r *http.Request, member string) {
 	payload := base64.RawURLEncoding.EncodeToString([]byte(member)) + "." + strconv.FormatInt(a.now().Add(sessionMaxAge).Unix(), 10)
+	a.setCookie(w, r, payload+"."+a.sign(payload), int(sessionMaxAge/time.Second))
+}
+
+// setCookie sets the session cookie; maxAge -1 deletes it.
+func (a *app) setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: payload + "." + a.sign(payload), Path: "/",
-		MaxAge: int(sessionMaxAge / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		Secure: r.TLS != nil, // set it always when the app is served over HTTPS
+		Name: cookieName, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		// Behind a TLS proxy r.TLS is nil: the base URL says HTTPS.
+		Secure: a.secure || r.TLS != nil,
 	})
 }
 
@@ -229,8 +285,10 @@ func memberProblem(name string) string {
 		return "Enter a member name."
 	case !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }):
 		return "Use printable characters only."
-	case utf8.RuneCountInString(name) > maxMemberLen || len(name) > 128:
+	case utf8.RuneCountInString(name) > maxMemberLen:
 		return "Use at most 64 characters."
+	case len(name) > maxMemberBytes:
+		return "Use at most 128 bytes: some characters take up to 4."
 	}
 	return ""
 }
@@ -264,7 +322,7 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) signOut(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	a.setCookie(w, r, "", -1)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -272,50 +330,77 @@ func (a *app) signOut(w http.ResponseWriter, r *http.Request) {
 
 // nonces are the one-time values of rendered generate forms. Posting a form
 // uses up its nonce, so a replayed or resubmitted post (the back button, a
-// reload) cannot generate a second token.
+// reload) cannot generate a second token. The zero value is ready to use.
+//
+// Each member keeps only their newest maxMemberNonces, so one member's
+// reload loop drops only their own old forms; maxNonces bounds the total
+// for many members. All nonces live equally long, so issue order is expiry
+// order: order and each member's list are oldest first, and dropping the
+// oldest never scans.
 type nonces struct {
-	mu sync.Mutex
-	m  map[string]nonce
+	mu       sync.Mutex
+	m        map[string]nonce    // by value
+	order    list.List           // of the values in m, oldest first
+	byMember map[string][]string // each member's values in m, oldest first
 }
 
 type nonce struct {
 	member  string
 	expires time.Time
+	used    bool          // kept until dropped, to tell a replay from a made-up value
+	elem    *list.Element // in order
 }
 
+var (
+	errFormUsed    = errors.New("form already used")
+	errFormInvalid = errors.New("form expired or invalid")
+)
+
 func (n *nonces) issue(member string, now time.Time) string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	v := base64.RawURLEncoding.EncodeToString(b)
+	v := rand.Text()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if len(n.m) >= maxNonces {
-		for k, e := range n.m {
-			if !now.Before(e.expires) {
-				delete(n.m, k)
-			}
-		}
-		for k := range n.m {
-			if len(n.m) < maxNonces {
-				break
-			}
-			delete(n.m, k) // still full: drop any, that form gets a clear error
-		}
+	if n.m == nil {
+		n.m, n.byMember = map[string]nonce{}, map[string][]string{}
 	}
-	n.m[v] = nonce{member: member, expires: now.Add(nonceMaxAge)}
+	for f := n.order.Front(); f != nil && (len(n.m) >= maxNonces || !now.Before(n.m[f.Value.(string)].expires)); f = n.order.Front() {
+		n.dropOldest(f.Value.(string))
+	}
+	if mine := n.byMember[member]; len(mine) >= maxMemberNonces {
+		n.dropOldest(mine[0])
+	}
+	n.m[v] = nonce{member: member, expires: now.Add(nonceMaxAge), elem: n.order.PushBack(v)}
+	n.byMember[member] = append(n.byMember[member], v)
 	return v
 }
 
-// use reports whether v is a live nonce of member, and uses it up.
-func (n *nonces) use(v, member string, now time.Time) bool {
+// dropOldest forgets v, which must be its member's oldest nonce.
+func (n *nonces) dropOldest(v string) {
+	e := n.m[v]
+	delete(n.m, v)
+	n.order.Remove(e.elem)
+	if mine := n.byMember[e.member][1:]; len(mine) > 0 {
+		n.byMember[e.member] = mine
+	} else {
+		delete(n.byMember, e.member)
+	}
+}
+
+// use uses up v, a nonce of member. It returns errFormUsed if v was used
+// before, and errFormInvalid if v is unknown, expired or another member's.
+func (n *nonces) use(v, member string, now time.Time) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	e, ok := n.m[v]
-	if !ok || e.member != member {
-		return false
+	switch {
+	case !ok || e.member != member || !now.Before(e.expires):
+		return errFormInvalid
+	case e.used:
+		return errFormUsed
 	}
-	delete(n.m, v)
-	return now.Before(e.expires)
+	e.used = true
+	n.m[v] = e
+	return nil
 }
 
 // ---- Account Preferences --------------------------------------------------
@@ -389,10 +474,7 @@ func (a *app) renderPrefs(w http.ResponseWriter, r *http.Request, status int, me
 	}
 	p.Member, p.AccountID = member, demoAccount
 	p.Nonce = a.nonces.issue(member, now)
-	p.APIURL = "http://" + r.Host + whoamiPath
-	if r.TLS != nil {
-		p.APIURL = "https://" + r.Host + whoamiPath
-	}
+	p.APIURL = a.apiURL
 	p.MinDate = now.UTC().AddDate(0, 0, 1).Format(time.DateOnly)
 	a.render(w, r, status, "prefs.html", p)
 }
@@ -407,9 +489,17 @@ func (a *app) generate(w http.ResponseWriter, r *http.Request, member string) {
 		Expiry: r.PostForm.Get("expiry"),
 		Date:   r.PostForm.Get("date"),
 	}
-	if !a.nonces.use(r.PostForm.Get("nonce"), member, a.now()) {
-		a.fail(w, r, http.StatusConflict, "Form already used",
-			"This form was already sent, or it is too old, so no new token was generated. Open Account Preferences to generate one.")
+	// Both answers show the page again, with the list and a fresh form.
+	switch err := a.nonces.use(r.PostForm.Get("nonce"), member, a.now()); {
+	case errors.Is(err, errFormUsed):
+		// A double click or a resubmission: the first post may have
+		// generated a token whose page the browser dropped.
+		a.renderPrefs(w, r, http.StatusConflict, member, prefsPage{FormError: "This form was already used. " +
+			"If a token was generated from it, it is in the list below: delete it if you do not have its secret."})
+		return
+	case err != nil:
+		a.renderPrefs(w, r, http.StatusBadRequest, member, prefsPage{Form: f,
+			FormError: "This form has expired or is invalid, so no token was generated. Reload the page, or send this form again."})
 		return
 	}
 	expires, problem := a.expiry(f)
@@ -426,10 +516,9 @@ func (a *app) generate(w http.ResponseWriter, r *http.Request, member string) {
 	})
 	switch {
 	case errors.Is(err, apitoken.ErrInvalidInput):
-		// The Issuer validates the name; its message names the field and
-		// the rule, never the value.
-		problem := "The token could not be generated: " + strings.TrimPrefix(err.Error(), "apitoken: invalid input: ") + "."
-		a.renderPrefs(w, r, http.StatusBadRequest, member, prefsPage{Form: f, FormError: problem})
+		// The Issuer refused what the member typed (the other params are
+		// the app's): say which field, in the app's words.
+		a.renderPrefs(w, r, http.StatusBadRequest, member, prefsPage{Form: f, FormError: inputProblem(f)})
 		return
 	case err != nil:
 		a.log.Error("issue token", "err", err)
@@ -440,6 +529,19 @@ func (a *app) generate(w http.ResponseWriter, r *http.Request, member string) {
 	a.renderPrefs(w, r, http.StatusOK, member, prefsPage{New: &newToken{
 		Secret: secret, AccountID: tok.AccountID, Name: tok.Name, Hint: hint(tok.ID),
 	}})
+}
+
+// inputProblem says which field of f the Issuer refused: the name if it
+// breaks the Issuer's rules (at most 128 bytes of UTF-8 without control
+// characters), else the expiry.
+func inputProblem(f tokenForm) string {
+	switch {
+	case len(f.Name) > maxNameBytes:
+		return "The name is too long: use at most 128 bytes."
+	case !utf8.ValidString(f.Name) || strings.ContainsFunc(f.Name, unicode.IsControl):
+		return "The name has invalid characters: use printable text only."
+	}
+	return "The expiry is invalid: choose another."
 }
 
 // expiry reads the expiry of the generate form: zero for never.
@@ -456,9 +558,7 @@ func (a *app) expiry(f tokenForm) (time.Time, string) {
 		if !d.After(now) {
 			return time.Time{}, "Choose an expiry date in the future."
 		}
-		if d.Year() > 9999 {
-			return time.Time{}, "Choose an expiry date before the year 10000."
-		}
+		// The year has 4 digits, so it is at most 9999 as the Issuer needs.
 		return d, "" // midnight UTC at the start of that day
 	}
 	if days, ok := expiryDays[f.Expiry]; ok {
@@ -505,6 +605,11 @@ type errorPage struct {
 	Status         int
 	Title, Message string
 	SignedIn       bool
+}
+
+// notFound renders the error page for an unknown page.
+func (a *app) notFound(w http.ResponseWriter, r *http.Request) {
+	a.fail(w, r, http.StatusNotFound, "Page not found", "There is no page at this address.")
 }
 
 // fail renders the error page.

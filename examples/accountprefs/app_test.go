@@ -8,12 +8,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,18 +41,31 @@ type env struct {
 	secrets []string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvAt(t, nil, "") }
+
+// newEnvAt is newEnv with the server on ln (nil: a free port) and the app's
+// base URL (""; the server's URL).
+func newEnvAt(t *testing.T, ln net.Listener, baseURL string) *env {
 	t.Helper()
 	store, closeStore, err := openStore(t.Context(), filepath.Join(t.TempDir(), "tokens.db"))
 	require.NoError(t, err)
 	t.Cleanup(closeStore)
 	e := &env{store: &flakyStore{Store: store}, clock: &testClock{}, logs: &syncBuffer{}}
-	iss, err := apitoken.NewIssuer(e.store)
+	iss, err := apitoken.NewIssuer(e.store, apitoken.WithClock(e.clock.Now))
 	require.NoError(t, err)
-	e.app, err = newApp(iss, slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	e.srv = httptest.NewUnstartedServer(nil)
+	if ln != nil {
+		e.srv.Listener.Close()
+		e.srv.Listener = ln
+	}
+	if baseURL == "" {
+		baseURL = "http://" + e.srv.Listener.Addr().String()
+	}
+	e.app, err = newApp(iss, slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), baseURL)
 	require.NoError(t, err)
 	e.app.now = e.clock.Now
-	e.srv = httptest.NewServer(e.app.routes())
+	e.srv.Config.Handler = e.app.routes()
+	e.srv.Start()
 	t.Cleanup(func() {
 		e.srv.Close()
 		logs := e.logs.String()
@@ -90,15 +105,18 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// flakyStore fails every call while fail is set, as a database that is down.
+// flakyStore fails every call while fail is set, as a database that is down,
+// and delays Create by delay, as a slow one.
 type flakyStore struct {
 	apitoken.Store
-	fail atomic.Bool
+	fail  atomic.Bool
+	delay atomic.Int64 // a time.Duration
 }
 
 var errDown = errors.New("database is down")
 
 func (s *flakyStore) Create(ctx context.Context, rec apitoken.Record) error {
+	time.Sleep(time.Duration(s.delay.Load()))
 	if s.fail.Load() {
 		return errDown
 	}
@@ -259,10 +277,15 @@ func TestHome(t *testing.T) {
 		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 		assert.Equal(t, prefsPath, resp.Header.Get("Location"))
 	})
-	t.Run("nok, unknown page", func(t *testing.T) {
-		resp, _ := e.do(t, e.client(t), "GET", "/nope", nil, nil)
-		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
-	})
+	for _, path := range []string{"/nope", "/static/", "/static", "/static/nope.js", "/static/app.js/"} {
+		t.Run("nok, no page at "+path+": the error page, no listing", func(t *testing.T) {
+			resp, body := e.do(t, e.client(t), "GET", path, nil, nil)
+			assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+			assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+			assert.Contains(t, body, "Page not found")
+			assert.NotContains(t, body, `href="app.js"`, "a folder listing")
+		})
+	}
 	t.Run("ok, static files with their types", func(t *testing.T) {
 		for path, ctype := range map[string]string{"/static/app.js": "text/javascript", "/static/app.css": "text/css"} {
 			resp, body := e.do(t, e.client(t), "GET", path, nil, nil)
@@ -288,6 +311,7 @@ func TestSignIn(t *testing.T) {
 		{"nok, missing name", url.Values{}, http.StatusBadRequest, "Enter a member name."},
 		{"nok, blank name", url.Values{"member": {"   "}}, http.StatusBadRequest, "Enter a member name."},
 		{"nok, 65 characters", url.Values{"member": {strings.Repeat("a", 65)}}, http.StatusBadRequest, "Use at most 64 characters."},
+		{"nok, 33 characters of 4 bytes", url.Values{"member": {strings.Repeat("😀", 33)}}, http.StatusBadRequest, "Use at most 128 bytes"},
 		{"nok, control character", url.Values{"member": {"al\x00ice"}}, http.StatusBadRequest, "Use printable characters only."},
 		{"nok, not UTF-8", url.Values{"member": {"al\xffice"}}, http.StatusBadRequest, "Use printable characters only."},
 	}
@@ -394,6 +418,34 @@ func TestSession(t *testing.T) {
 		resp, _ = e.do(t, c, "GET", prefsPath, nil, nil)
 		assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "still signed in after signing out")
 	})
+
+	secure := func(resp *http.Response) (set, secure bool) {
+		for _, ck := range resp.Cookies() {
+			if ck.Name == cookieName {
+				return true, ck.Secure
+			}
+		}
+		return false, false
+	}
+	t.Run("ok, Secure cookies when the base URL is https, though the request came over http", func(t *testing.T) {
+		e := newEnvAt(t, nil, "https://prefs.example")
+		c := e.client(t)
+		resp, _ := e.do(t, c, "POST", "/signin", url.Values{"member": {"alice"}}, nil)
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		set, sec := secure(resp)
+		require.True(t, set)
+		assert.True(t, sec, "the session cookie is not Secure")
+		resp, _ = e.do(t, c, "POST", "/signout", url.Values{}, nil)
+		set, sec = secure(resp)
+		require.True(t, set)
+		assert.True(t, sec, "the cookie that signs out is not Secure")
+	})
+	t.Run("ok, no Secure cookie when the base URL is http", func(t *testing.T) {
+		resp, _ := e.do(t, e.client(t), "POST", "/signin", url.Values{"member": {"alice"}}, nil)
+		set, sec := secure(resp)
+		require.True(t, set)
+		assert.False(t, sec, "a Secure cookie never comes back over http")
+	})
 }
 
 func TestPreferences(t *testing.T) {
@@ -403,8 +455,8 @@ func TestPreferences(t *testing.T) {
 	resp, body := e.do(t, c, "GET", prefsPath, nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, body, "This account has no tokens yet.")
-	assert.Contains(t, body, `curl -u "acct_demo:$TOKEN" `+e.srv.URL+whoamiPath)
-	assert.Contains(t, body, `curl -H "Authorization: Bearer $TOKEN" -H "X-Account-ID: acct_demo" `+e.srv.URL+whoamiPath)
+	assert.Contains(t, body, `curl -u "acct_demo:$TOKEN" '`+e.srv.URL+whoamiPath+`'`)
+	assert.Contains(t, body, `curl -H "Authorization: Bearer $TOKEN" -H "X-Account-ID: acct_demo" '`+e.srv.URL+whoamiPath+`'`)
 	assert.NotContains(t, body, "new-token-dialog", "the page shows a dialog with no new token")
 
 	// Three tokens, then another account's: the list shows the three,
@@ -424,9 +476,34 @@ func TestPreferences(t *testing.T) {
 		require.Greater(t, i, last, "token %q is not listed (with its Delete button) after the one before it", tok.Name)
 		assert.Contains(t, body, `<time datetime="`+tok.CreatedAt.UTC().Format(time.RFC3339)+`">`, "no creation time for %q", tok.Name)
 		assert.Contains(t, body, "…"+tok.ID[len(tok.ID)-hintLen:], "no hint for %q", tok.Name)
+		assert.Contains(t, body, "<bdi>"+tok.Name+"</bdi>", "a name can turn its row right to left")
 		last = i
 	}
 	assert.NotContains(t, body, "not yours", "another account's token is listed")
+	// The library does not record last use yet: the column must not say
+	// "never used".
+	assert.Equal(t, 3, strings.Count(body, `<span class="muted">not recorded</span>`))
+
+	t.Run("nok, forged Host: the curl commands keep the app's own URL", func(t *testing.T) {
+		for _, host := range []string{"evil.example", "evil.example:1", "evil.example';$(id)"} {
+			req, err := http.NewRequestWithContext(t.Context(), "GET", e.srv.URL+prefsPath, nil)
+			require.NoError(t, err)
+			req.Host = host
+			for _, ck := range c.Jar.Cookies(req.URL) {
+				req.AddCookie(ck)
+			}
+			resp, err := c.Do(req)
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			body := string(b)
+			assert.NotContains(t, body, "evil.example", "the page used the Host header")
+			assert.NotContains(t, body, "$(id)", "the page used the Host header")
+			assert.Equal(t, 2, strings.Count(body, ` '`+e.srv.URL+whoamiPath+`'</code>`), "Host %q", host)
+		}
+	})
 
 	t.Run("ok, flash after delete", func(t *testing.T) {
 		_, body := e.do(t, c, "GET", prefsPath+"?deleted=abc123", nil, nil)
@@ -441,14 +518,19 @@ func TestPreferences(t *testing.T) {
 		defer e.store.fail.Store(false)
 		resp, body := e.do(t, c, "GET", prefsPath, nil, nil)
 		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-		assert.NotContains(t, body, "errDown")
+		assert.NotContains(t, body, errDown.Error())
 	})
 }
 
 func TestGenerate(t *testing.T) {
 	e := newEnv(t)
+	// The app and the Issuer run at noon UTC today: "today" and "tomorrow"
+	// stay right even if the test runs across midnight.
+	noon := time.Now().UTC().Truncate(24 * time.Hour).Add(12 * time.Hour)
+	e.clock.Advance(time.Until(noon))
 	c := e.signedIn(t, "alice")
-	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	today := e.clock.Now().UTC().Format(time.DateOnly)
+	tomorrow := e.clock.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
 	day := func(s string) time.Time { d, _ := time.Parse(time.DateOnly, s); return d }
 
 	tests := []struct {
@@ -464,18 +546,19 @@ func TestGenerate(t *testing.T) {
 		{"ok, 128-byte name", url.Values{"name": {strings.Repeat("n", 128)}}, http.StatusOK, strings.Repeat("n", 128), time.Time{}, 0},
 		{"ok, 30 days", url.Values{"name": {"month"}, "expiry": {"30"}}, http.StatusOK, "month", time.Time{}, 30},
 		{"ok, on a date", url.Values{"name": {"dated"}, "expiry": {"date"}, "date": {tomorrow}}, http.StatusOK, "dated", day(tomorrow), 0},
-		{"nok, 129-byte name", url.Values{"name": {strings.Repeat("n", 129)}}, http.StatusBadRequest, "Name is longer than 128 bytes", time.Time{}, 0},
-		{"nok, control character in name", url.Values{"name": {"a\tb"}}, http.StatusBadRequest, "Name contains a control character", time.Time{}, 0},
+		{"nok, 129-byte name", url.Values{"name": {strings.Repeat("n", 129)}}, http.StatusBadRequest, "The name is too long: use at most 128 bytes.", time.Time{}, 0},
+		{"nok, control character in name", url.Values{"name": {"a\tb"}}, http.StatusBadRequest, "The name has invalid characters: use printable text only.", time.Time{}, 0},
+		{"nok, name not UTF-8", url.Values{"name": {"a\xffb"}}, http.StatusBadRequest, "The name has invalid characters: use printable text only.", time.Time{}, 0},
 		{"nok, unknown expiry", url.Values{"expiry": {"5"}}, http.StatusBadRequest, "Choose an expiry from the list.", time.Time{}, 0},
 		{"nok, date choice without a date", url.Values{"expiry": {"date"}}, http.StatusBadRequest, "Choose an expiry date (YYYY-MM-DD).", time.Time{}, 0},
 		{"nok, malformed date", url.Values{"expiry": {"date"}, "date": {"2030-13-01"}}, http.StatusBadRequest, "Choose an expiry date (YYYY-MM-DD).", time.Time{}, 0},
 		{"nok, past date", url.Values{"expiry": {"date"}, "date": {"2020-01-01"}}, http.StatusBadRequest, "Choose an expiry date in the future.", time.Time{}, 0},
-		{"nok, today is already past midnight", url.Values{"expiry": {"date"}, "date": {time.Now().UTC().Format(time.DateOnly)}}, http.StatusBadRequest, "Choose an expiry date in the future.", time.Time{}, 0},
+		{"nok, today is already past midnight", url.Values{"expiry": {"date"}, "date": {today}}, http.StatusBadRequest, "Choose an expiry date in the future.", time.Time{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.tokens(t, demoAccount)
-			start := time.Now()
+			start := e.clock.Now()
 			resp, body := e.generate(t, c, tt.fields)
 			require.Equal(t, tt.status, resp.StatusCode, body)
 			assert.Contains(t, body, escaped(tt.want))
@@ -521,9 +604,44 @@ func TestGenerate(t *testing.T) {
 		e.secretIn(t, body)
 		resp, body = e.do(t, c, "POST", "/account/tokens", form, nil)
 		assert.Equal(t, http.StatusConflict, resp.StatusCode)
-		assert.Contains(t, body, "no new token was generated")
+		// The browser may have dropped the first answer: the page says
+		// where that token is, and lists it.
+		assert.Contains(t, body, escaped("This form was already used. If a token was generated from it, it is in the list below: delete it if you do not have its secret."))
+		assert.Contains(t, body, "<bdi>once</bdi>")
+		assert.Regexp(t, nonceRE, body, "no fresh form")
 		assert.NotRegexp(t, secretRE, body)
 		assert.Len(t, e.tokens(t, demoAccount), before+1)
+	})
+
+	t.Run("nok, double post at once: one token, one 409", func(t *testing.T) {
+		before := len(e.tokens(t, demoAccount))
+		form := url.Values{"nonce": {e.nonce(t, c)}, "name": {"twice"}}
+		e.store.delay.Store(int64(300 * time.Millisecond))
+		defer e.store.delay.Store(0)
+		statuses := make(chan int, 2)
+		for range 2 {
+			go func() {
+				req, err := http.NewRequest("POST", e.srv.URL+"/account/tokens", strings.NewReader(form.Encode()))
+				if err != nil {
+					statuses <- 0
+					return
+				}
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				for _, ck := range c.Jar.Cookies(req.URL) {
+					req.AddCookie(ck)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					statuses <- 0
+					return
+				}
+				resp.Body.Close()
+				statuses <- resp.StatusCode
+			}()
+		}
+		got := []int{<-statuses, <-statuses}
+		assert.ElementsMatch(t, []int{http.StatusOK, http.StatusConflict}, got)
+		assert.Len(t, e.tokens(t, demoAccount), before+1, "one form, one token")
 	})
 
 	t.Run("nok, refused forms use up their nonce too", func(t *testing.T) {
@@ -533,6 +651,19 @@ func TestGenerate(t *testing.T) {
 		form.Set("expiry", "never")
 		resp, _ = e.do(t, c, "POST", "/account/tokens", form, nil)
 		assert.Equal(t, http.StatusConflict, resp.StatusCode)
+	})
+
+	t.Run("ok, another member's reloads keep this form alive", func(t *testing.T) {
+		n := e.nonce(t, c)
+		bob := e.signedIn(t, "bob")
+		for range maxMemberNonces + 5 {
+			e.nonce(t, bob)
+		}
+		before := len(e.tokens(t, demoAccount))
+		resp, body := e.do(t, c, "POST", "/account/tokens", url.Values{"nonce": {n}}, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		e.secretIn(t, body)
+		assert.Len(t, e.tokens(t, demoAccount), before+1)
 	})
 
 	nonceTests := []struct {
@@ -550,10 +681,11 @@ func TestGenerate(t *testing.T) {
 		}},
 	}
 	for _, tt := range nonceTests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.name+": 400, reload", func(t *testing.T) {
 			before := len(e.tokens(t, demoAccount))
-			resp, _ := e.do(t, c, "POST", "/account/tokens", url.Values{"nonce": {tt.nonce(t)}, "name": {"x"}}, nil)
-			assert.Equal(t, http.StatusConflict, resp.StatusCode)
+			resp, body := e.do(t, c, "POST", "/account/tokens", url.Values{"nonce": {tt.nonce(t)}, "name": {"x"}}, nil)
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+			assert.Contains(t, body, "This form has expired or is invalid, so no token was generated. Reload the page")
 			assert.Len(t, e.tokens(t, demoAccount), before)
 		})
 	}
@@ -627,8 +759,9 @@ func TestDelete(t *testing.T) {
 	}
 
 	t.Run("nok, GET does not delete", func(t *testing.T) {
-		resp, _ := e.do(t, c, "GET", "/account/tokens/"+mineTok.TokenID+"/delete", nil, nil)
-		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+		resp, body := e.do(t, c, "GET", "/account/tokens/"+mineTok.TokenID+"/delete", nil, nil)
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+		assert.Contains(t, body, "Page not found")
 		status, _ := e.whoami(t, mine)
 		assert.Equal(t, http.StatusOK, status)
 	})
@@ -684,11 +817,26 @@ func TestCrossOrigin(t *testing.T) {
 		})
 		t.Run(tt.name+", sign-in", func(t *testing.T) {
 			resp, _ := e.do(t, e.client(t), "POST", "/signin", url.Values{"member": {"mallory"}}, tt.header)
-			want := http.StatusSeeOther
-			if tt.status != http.StatusOK {
-				want = tt.status
+			if tt.status == http.StatusOK {
+				assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+				assert.NotEmpty(t, resp.Header.Values("Set-Cookie"))
+				return
 			}
-			assert.Equal(t, want, resp.StatusCode)
+			assert.Equal(t, tt.status, resp.StatusCode)
+			assert.Empty(t, resp.Header.Values("Set-Cookie"), "a cross-site sign-in set a cookie")
+		})
+		t.Run(tt.name+", sign-out", func(t *testing.T) {
+			c := e.signedIn(t, "alice")
+			resp, _ := e.do(t, c, "POST", "/signout", url.Values{}, tt.header)
+			if tt.status == http.StatusOK {
+				assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+				assert.NotEmpty(t, resp.Header.Values("Set-Cookie"))
+				return
+			}
+			assert.Equal(t, tt.status, resp.StatusCode)
+			assert.Empty(t, resp.Header.Values("Set-Cookie"), "a cross-site sign-out touched the cookie")
+			resp, _ = e.do(t, c, "GET", prefsPath, nil, nil)
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "a cross-site post signed the member out")
 		})
 	}
 }
@@ -770,6 +918,7 @@ func TestWhoami(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tt.status, resp.StatusCode, string(body))
 			assert.NotContains(t, string(body), secret)
+			assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
 			if tt.status != http.StatusOK {
 				assert.Contains(t, resp.Header.Get("WWW-Authenticate"), tt.challenge)
 				return
@@ -800,27 +949,90 @@ func must[T any](v T, err error) T {
 }
 
 func TestNonces(t *testing.T) {
-	var n nonces
-	n.m = map[string]nonce{}
 	now := time.Now()
 
-	t.Run("ok, once per form", func(t *testing.T) {
+	t.Run("ok, once per form; a replay is told from a made-up value", func(t *testing.T) {
+		var n nonces
 		v := n.issue("alice", now)
-		assert.True(t, n.use(v, "alice", now))
-		assert.False(t, n.use(v, "alice", now), "a nonce was accepted twice")
+		assert.NoError(t, n.use(v, "alice", now))
+		assert.ErrorIs(t, n.use(v, "alice", now), errFormUsed, "a nonce was accepted twice")
+		assert.ErrorIs(t, n.use("made-up", "alice", now), errFormInvalid)
+	})
+	t.Run("nok, another member's", func(t *testing.T) {
+		var n nonces
+		v := n.issue("alice", now)
+		assert.ErrorIs(t, n.use(v, "bob", now), errFormInvalid)
+		assert.NoError(t, n.use(v, "alice", now), "a refused use used it up")
 	})
 	t.Run("nok, expired", func(t *testing.T) {
+		var n nonces
 		v := n.issue("alice", now)
-		assert.False(t, n.use(v, "alice", now.Add(nonceMaxAge)))
+		assert.ErrorIs(t, n.use(v, "alice", now.Add(nonceMaxAge)), errFormInvalid)
 	})
-	t.Run("ok, bounded: a reload loop cannot fill memory", func(t *testing.T) {
+	t.Run("ok, expired nonces are dropped", func(t *testing.T) {
+		var n nonces
+		n.issue("alice", now)
+		n.issue("bob", now)
+		n.issue("carol", now.Add(nonceMaxAge))
+		assert.Len(t, n.m, 1)
+		assert.Len(t, n.byMember, 1)
+	})
+	t.Run("ok, one member's reload loop drops only their own oldest forms", func(t *testing.T) {
+		var n nonces
+		bob := n.issue("bob", now)
+		var alice []string
 		for range maxNonces + 100 {
-			n.issue("alice", now)
+			alice = append(alice, n.issue("alice", now))
+		}
+		assert.NoError(t, n.use(bob, "bob", now), "alice's reloads dropped bob's form")
+		assert.Len(t, n.byMember["alice"], maxMemberNonces)
+		assert.ErrorIs(t, n.use(alice[len(alice)-maxMemberNonces-1], "alice", now), errFormInvalid, "more than the cap kept")
+		assert.NoError(t, n.use(alice[len(alice)-maxMemberNonces], "alice", now), "the cap dropped a newer form")
+		assert.LessOrEqual(t, n.order.Len(), maxNonces)
+	})
+	t.Run("ok, bounded: many members cannot fill memory", func(t *testing.T) {
+		var n nonces
+		for i := range maxNonces + 100 {
+			n.issue(strconv.Itoa(i), now)
 		}
 		assert.LessOrEqual(t, len(n.m), maxNonces)
+		assert.LessOrEqual(t, len(n.byMember), maxNonces)
+		assert.LessOrEqual(t, n.order.Len(), maxNonces)
 		v := n.issue("alice", now)
-		assert.True(t, n.use(v, "alice", now), "the newest nonce was dropped")
+		assert.NoError(t, n.use(v, "alice", now), "the newest nonce was dropped")
 	})
+}
+
+func TestCheckBaseURL(t *testing.T) {
+	tests := []struct {
+		name, in, want string // want "" for an error
+	}{
+		{"ok, http with a port", "http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{"ok, https, trailing slash dropped", "https://prefs.example.com/", "https://prefs.example.com"},
+		{"ok, IPv6", "http://[::1]:8080", "http://[::1]:8080"},
+		{"nok, empty", "", ""},
+		{"nok, no scheme", "prefs.example.com", ""},
+		{"nok, another scheme", "ftp://prefs.example.com", ""},
+		{"nok, no host", "https://", ""},
+		{"nok, a path", "https://prefs.example.com/app", ""},
+		{"nok, a query", "https://prefs.example.com?x=1", ""},
+		{"nok, an empty query", "https://prefs.example.com?", ""},
+		{"nok, a fragment", "https://prefs.example.com#x", ""},
+		{"nok, user info", "https://u:p@prefs.example.com", ""},
+		{"nok, a quote in the host", "https://prefs'.example.com", ""},
+		{"nok, shell in the host", "https://$(id).example.com", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := checkBaseURL(tt.in)
+			if tt.want == "" {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
 }
 
 func TestHint(t *testing.T) {

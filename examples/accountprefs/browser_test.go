@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,22 +44,23 @@ func chromium(t *testing.T) string {
 }
 
 // TestBrowser drives the app in headless Chromium as a member would: sign
-// in by keyboard, generate a token, read and copy it from the dialog, close
-// the dialog and find the secret gone, call the API with it, delete it from
-// the list (after cancelling once), and see the API refuse it.
+// in by keyboard, generate a token with a double click, read and copy it
+// from the dialog, close the dialog and find the secret gone, call the API
+// with it, delete it from the list (after cancelling once), and see the API
+// refuse it; then generate another and find that Escape closes the dialog
+// only once the member confirms.
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
-	e := newEnv(t)
-	seedTokens(t, e)
+	var ln net.Listener
 	if os.Getenv(screenshotDirEnv) != "" {
 		// For the docs, the curl commands show the README's address when
 		// it is free.
-		if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err == nil {
-			e.srv.Close()
-			e.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: e.app.routes()}}
-			e.srv.Start()
+		if l, err := net.Listen("tcp", "127.0.0.1:8080"); err == nil {
+			ln = l
 		}
 	}
+	e := newEnvAt(t, ln, "")
+	seedTokens(t, e)
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(exe),
@@ -104,6 +105,38 @@ func TestBrowser(t *testing.T) {
 		return v
 	}
 
+	// JavaScript dialogs (confirm) get the answers queued in answers, in
+	// order; their messages come out of nextDialog.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	answers := make(chan bool, 4)
+	messages := make(chan string, 4)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			messages <- ev.Message
+			select {
+			case accept := <-answers:
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	nextDialog := func() string {
+		t.Helper()
+		select {
+		case m := <-messages:
+			return m
+		case <-ctx.Done():
+			t.Fatal("no JavaScript dialog before the test's deadline")
+		case <-time.After(10 * time.Second):
+			t.Fatal("no JavaScript dialog within 10s")
+		}
+		return ""
+	}
+
 	// Sign in by keyboard: type the name and press Enter.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/")))
 	_, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Europe/Paris"})
@@ -127,14 +160,27 @@ func TestBrowser(t *testing.T) {
 	assert.NotContains(t, first, "UTC", "app.js did not convert the time to local time")
 	assert.Contains(t, eval(`document.querySelector("table.tokens time").title`), "UTC")
 
-	// Generate a token with a name and an expiry.
+	// Generate a token with a name and an expiry, by a double click while
+	// the store is slow: the second click must not post the form again,
+	// or the browser drops the page with the first token for a 409.
 	entries := eval(`String(history.length)`)
+	before := len(e.tokens(t, demoAccount))
+	e.store.delay.Store(int64(500 * time.Millisecond))
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("token-name"), "Laptop CLI"),
 		chromedp.SetValue(chromedp.ID("token-expiry"), "30"),
-		chromedp.Click(chromedp.ID("generate-button")),
-		chromedp.WaitVisible(chromedp.ID("new-token-dialog")),
 	))
+	// Two clicks at the button's place: chromedp.Click would wait for the
+	// first click's page before the second.
+	x, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(r => r.x + r.width / 2)(document.getElementById("generate-button").getBoundingClientRect())`))
+	require.NoError(t, err)
+	y, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(r => r.y + r.height / 2)(document.getElementById("generate-button").getBoundingClientRect())`))
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx, chromedp.MouseClickXY(x, y), chromedp.Sleep(100*time.Millisecond), chromedp.MouseClickXY(x, y)))
+	waitFor(t, ctx, `document.readyState === "complete" && (document.getElementById("new-token-dialog") || document.getElementById("form-error")) !== null`, "the answer to the form")
+	e.store.delay.Store(0)
+	require.Empty(t, eval(`document.getElementById("form-error")?.textContent ?? ""`), "the double click posted the form twice")
+	require.Len(t, e.tokens(t, demoAccount), before+1, "one form, one token")
 	secret := eval(`document.getElementById("new-token").textContent`)
 	require.Regexp(t, patternRE, secret, "the dialog shows no token")
 	e.mu.Lock()
@@ -183,37 +229,28 @@ func TestBrowser(t *testing.T) {
 
 	// Delete it: cancel the confirmation first (nothing happens), then
 	// accept it.
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	answers := make(chan bool, 2)
-	answers <- false
-	answers <- true
-	messages := make(chan string, 2)
-	go func() {
-		for ev, err := range dialogs {
-			if err != nil {
-				return
-			}
-			messages <- ev.Message
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: <-answers})
-		}
-	}()
 	deleteButton := chromedp.CSS(`form[action="/account/tokens/` + who.TokenID + `/delete"] button`)
 
+	answers <- false
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(deleteButton)))
-	assert.Contains(t, <-messages, "Delete the token “Laptop CLI”")
+	assert.Contains(t, nextDialog(), "Delete the token “Laptop CLI”")
 	assert.True(t, truthy(`document.querySelector('form[action="/account/tokens/`+who.TokenID+`/delete"]') !== null`), "cancelling did not keep the token")
 	status, _ = callWhoami(t, e.srv.URL, secret)
 	require.Equal(t, http.StatusOK, status, "cancelling the confirmation deleted the token")
 
+	answers <- true
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(deleteButton)))
-	<-messages
+	nextDialog()
 	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(".flash"))))
 	assert.Contains(t, eval(`document.querySelector(".flash").textContent`), "was deleted")
 	assert.NotContains(t, eval(`document.querySelector("table.tokens").innerText`), "Laptop CLI")
 	status, _ = callWhoami(t, e.srv.URL, secret)
 	assert.Equal(t, http.StatusUnauthorized, status, "a deleted token still works")
 
-	// Escape closes the dialog too, and purges the secret just the same.
+	// Escape would lose the secret: the dialog asks, and stays open on
+	// "Cancel", before any click in the page and after one (the browser
+	// makes the cancel event cancelable only after a click). Once the
+	// member confirms, the secret is purged as with OK.
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.ID("generate-button")),
 		chromedp.WaitVisible(chromedp.ID("new-token-dialog")),
@@ -223,7 +260,19 @@ func TestBrowser(t *testing.T) {
 	e.mu.Lock()
 	e.secrets = append(e.secrets, second)
 	e.mu.Unlock()
+	const open = `document.getElementById("new-token-dialog")?.matches(":modal") && document.getElementById("new-token").textContent === "` + "%s" + `"`
+	for _, click := range []bool{false, true} {
+		if click {
+			require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-copy="new-account"]`))))
+		}
+		answers <- false
+		require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Escape)))
+		assert.Equal(t, "Close without copying? The token cannot be shown again.", nextDialog())
+		waitFor(t, ctx, fmt.Sprintf(open, second), "the dialog with the secret, after Escape and Cancel")
+	}
+	answers <- true
 	require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Escape)))
+	assert.Contains(t, nextDialog(), "Close without copying?")
 	waitPrefs(t, ctx)
 	assert.NotContains(t, eval(`document.documentElement.outerHTML`), second, "Escape left the secret in the page")
 

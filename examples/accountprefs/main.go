@@ -3,11 +3,12 @@
 // once in a dialog, lists the account's tokens, deletes them, and calls a REST
 // API with them.
 //
-//	go run ./examples/accountprefs [-addr 127.0.0.1:8080] [-db path/to/tokens.db | postgres://… | user:pass@tcp(host:3306)/app]
+//	go run ./examples/accountprefs [-addr 127.0.0.1:8080] [-base-url https://prefs.example.com] [-db path/to/tokens.db | postgres://… | user:pass@tcp(host:3306)/app]
 //
 // Tokens live in an SQL database through sqlstore: an SQLite file by default
 // (pure Go, no server), or PostgreSQL or MySQL when -db is one of their DSNs.
-// Only their hashes are stored.
+// Only their hashes are stored. -base-url is where members reach the app
+// (behind a proxy, say): the curl commands on the page use it.
 //
 // The sign-in is a demo (any member name, in a signed cookie): a real app
 // uses its own sign-in and takes the account and member from it.
@@ -42,20 +43,27 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
 	db := flag.String("db", filepath.Join(os.TempDir(), "apitoken-accountprefs.db"),
 		"SQLite file, or a PostgreSQL (postgres://…) or MySQL (user:pass@tcp(host:3306)/db) DSN")
+	baseURL := flag.String("base-url", "", "URL members reach the app at, for the curl commands (default: http:// and the listen address)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *db, os.Stdout); err != nil {
+	if err := run(ctx, *addr, *db, *baseURL, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "accountprefs:", err)
 		os.Exit(1)
 	}
 }
 
 // run opens and migrates the database named by db, serves the app on addr
-// until ctx ends, then shuts down gracefully. It writes the address, then a
-// log line per request, to stdout.
-func run(ctx context.Context, addr, db string, stdout io.Writer) error {
+// until ctx ends, then shuts down gracefully. baseURL is where members reach
+// the app; "" means http:// and the address listened on. run writes the
+// address, then a log line per request, to stdout.
+func run(ctx context.Context, addr, db, baseURL string, stdout io.Writer) error {
+	if baseURL != "" {
+		if _, err := checkBaseURL(baseURL); err != nil {
+			return err // before opening anything
+		}
+	}
 	store, closeStore, err := openStore(ctx, db)
 	if err != nil {
 		return err
@@ -65,19 +73,23 @@ func run(ctx context.Context, addr, db string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stdout, nil))
-	a, err := newApp(iss, logger)
-	if err != nil {
-		return err
-	}
 
-	// Listen before printing, so that the printed address is the real one
-	// (also with port 0).
+	// Listen first, so that the default base URL and the printed address
+	// are the real ones (also with port 0).
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Account Preferences on http://%s/ (tokens in %s); press Ctrl+C to stop.\n", ln.Addr(), describeDB(db))
+	defer ln.Close()
+	if baseURL == "" {
+		baseURL = "http://" + ln.Addr().String()
+	}
+	logger := slog.New(slog.NewTextHandler(stdout, nil))
+	a, err := newApp(iss, logger, baseURL)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Account Preferences on http://%s/ (base URL %s; tokens in %s); press Ctrl+C to stop.\n", ln.Addr(), baseURL, describeDB(db))
 
 	srv := &http.Server{
 		Handler:           a.routes(),

@@ -32,14 +32,17 @@ type running struct {
 }
 
 // start runs the app on a free port with its tokens in db.
-func start(t *testing.T, db string) running {
+func start(t *testing.T, db string) running { return startAt(t, db, "") }
+
+// startAt is start with the -base-url baseURL.
+func startAt(t *testing.T, db, baseURL string) running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, "127.0.0.1:0", db, pw)
+		err := run(ctx, "127.0.0.1:0", db, baseURL, pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -166,6 +169,37 @@ func TestRun(t *testing.T) {
 	assert.NotContains(t, logs, secret, "the secret reached the log")
 }
 
+// TestRunBaseURL checks the curl commands: by default on the address that
+// run listens on (port 0 became a real port), else on -base-url.
+func TestRunBaseURL(t *testing.T) {
+	tests := []struct {
+		name, baseURL string
+		want          func(app running) string
+	}{
+		{"ok, default: the real listen address", "", func(app running) string { return app.url }},
+		{"ok, -base-url", "http://prefs.example:8080/", func(running) string { return "http://prefs.example:8080" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := startAt(t, filepath.Join(t.TempDir(), "tokens.db"), tt.baseURL)
+			defer app.stop(t)
+			_, page := newMember(t, app.url, "alice").do("GET", prefsPath, nil)
+			assert.Contains(t, page, `curl -u "acct_demo:$TOKEN" '`+tt.want(app)+whoamiPath+`'`)
+		})
+	}
+}
+
+// TestRunBadBaseURL checks that run refuses a -base-url that is not a bare
+// http or https URL.
+func TestRunBadBaseURL(t *testing.T) {
+	for _, u := range []string{"prefs.example", "ftp://prefs.example", "https://prefs.example/app", "https://prefs.example?x", "https://a'b"} {
+		t.Run("nok, "+u, func(t *testing.T) {
+			err := run(t.Context(), "127.0.0.1:0", filepath.Join(t.TempDir(), "tokens.db"), u, io.Discard)
+			assert.ErrorContains(t, err, "base URL")
+		})
+	}
+}
+
 // TestRunRestart checks that tokens outlast a restart (they are in the
 // database) and that sessions do not (their key is made at start).
 func TestRunRestart(t *testing.T) {
@@ -192,12 +226,12 @@ func TestRunRestart(t *testing.T) {
 // an error before it serves.
 func TestRunBadDB(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "no-such-folder", "tokens.db")
-	assert.Error(t, run(t.Context(), "127.0.0.1:0", bad, io.Discard))
+	assert.Error(t, run(t.Context(), "127.0.0.1:0", bad, "", io.Discard))
 }
 
 // TestRunBadAddr checks that a listen error comes back from run.
 func TestRunBadAddr(t *testing.T) {
-	assert.Error(t, run(t.Context(), "127.0.0.1:-1", filepath.Join(t.TempDir(), "tokens.db"), io.Discard))
+	assert.Error(t, run(t.Context(), "127.0.0.1:-1", filepath.Join(t.TempDir(), "tokens.db"), "", io.Discard))
 }
 
 // TestRunServerDatabases runs the app on PostgreSQL and MySQL from their

@@ -21,6 +21,20 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   });
 }
 
+// Generate once: a second click would send the same form again, and the
+// browser would drop the page of the first, with its token.
+const generate = document.querySelector("form.generate");
+if (generate) {
+  const button = document.getElementById("generate-button");
+  generate.addEventListener("submit", () => {
+    button.disabled = true;
+  });
+  // A page restored by the back button is usable again.
+  window.addEventListener("pageshow", () => {
+    button.disabled = false;
+  });
+}
+
 // The expiry date matters only with "On a date…".
 const expiry = document.getElementById("token-expiry");
 const dateField = document.getElementById("date-field");
@@ -53,12 +67,14 @@ for (const button of document.querySelectorAll("button[data-copy]")) {
   });
 }
 
-// The new-token dialog: modal, so focus stays in it. However it closes (OK,
-// Escape), the secret leaves the page and the page leaves the history:
-// location.replace swaps the response that held it for a fresh page.
+// The new-token dialog: modal, so focus stays in it. When it closes (OK, or
+// Escape once confirmed), the secret leaves the page and the page leaves
+// the history: location.replace swaps the response that held it for a fresh
+// page.
 const dialog = document.getElementById("new-token-dialog");
 if (dialog) {
   let purged = false;
+  let confirmed = false;
   const purge = () => {
     if (purged) {
       return;
@@ -78,5 +94,27 @@ if (dialog) {
     e.preventDefault();
     purge();
   });
-  dialog.addEventListener("close", purge);
+  // Escape would lose the secret: ask first. Before any click on the page
+  // the browser may close the dialog without a cancelable "cancel" event;
+  // then the "close" handler asks, and reopens the dialog on "Cancel".
+  const leave = () => window.confirm("Close without copying? The token cannot be shown again.");
+  dialog.addEventListener("cancel", (e) => {
+    if (!e.cancelable) {
+      return;
+    }
+    confirmed = leave();
+    if (!confirmed) {
+      e.preventDefault();
+    }
+  });
+  dialog.addEventListener("close", () => {
+    if (purged) {
+      return;
+    }
+    if (confirmed || leave()) {
+      purge();
+    } else {
+      dialog.showModal();
+    }
+  });
 }
