@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -32,31 +33,31 @@ var dialects = []sqlstore.Dialect{sqlstore.SQLite, sqlstore.Postgres, sqlstore.M
 // variable to set, when d's server is not configured.
 func openDB(tb testing.TB, d sqlstore.Dialect) *sql.DB {
 	tb.Helper()
-	name := "apitoken_test_" + rand.Text()[:12]
-	var db *sql.DB
+	return sharedDB(tb, d, nil)()
+}
+
+// sharedDB creates a new, empty database of dialect d, dropped when the test
+// ends, and returns a function that opens another handle (its own pool) on
+// it at each call, as a separate process would. edit, if not nil, adjusts
+// the MySQL configuration.
+func sharedDB(tb testing.TB, d sqlstore.Dialect, edit func(*mysql.Config)) func() *sql.DB {
+	tb.Helper()
+	var open func() (*sql.DB, error)
 	switch d {
 	case sqlstore.SQLite:
 		dsn := "file:" + filepath.Join(tb.TempDir(), "tokens.db") +
 			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-		var err error
-		db, err = sql.Open("sqlite", dsn)
-		require.NoError(tb, err)
+		open = func() (*sql.DB, error) { return sql.Open("sqlite", dsn) }
 	case sqlstore.Postgres:
-		dsn := serverDSN(tb, pgDSNVar)
-		admin := openPostgres(tb, dsn, "")
-		_, err := admin.ExecContext(tb.Context(), "CREATE SCHEMA "+name)
-		require.NoError(tb, err)
-		tb.Cleanup(func() {
-			_, err := admin.Exec("DROP SCHEMA " + name + " CASCADE")
-			require.NoError(tb, err)
-		})
-		db = openPostgres(tb, dsn, name)
+		dsn, schema := newPostgresSchema(tb)
+		open = func() (*sql.DB, error) { return openPostgres(tb, dsn, schema), nil }
 	case sqlstore.MySQL:
 		cfg, err := mysql.ParseDSN(serverDSN(tb, mysqlDSNVar))
 		require.NoError(tb, err)
 		admin, err := sql.Open("mysql", cfg.FormatDSN())
 		require.NoError(tb, err)
 		tb.Cleanup(func() { admin.Close() })
+		name := newName()
 		_, err = admin.ExecContext(tb.Context(), "CREATE DATABASE "+name)
 		require.NoError(tb, err)
 		tb.Cleanup(func() {
@@ -64,16 +65,44 @@ func openDB(tb testing.TB, d sqlstore.Dialect) *sql.DB {
 			require.NoError(tb, err)
 		})
 		cfg.DBName = name
-		db, err = sql.Open("mysql", cfg.FormatDSN())
+		if edit != nil {
+			edit(cfg)
+		}
+		connector, err := mysql.NewConnector(cfg)
 		require.NoError(tb, err)
+		open = func() (*sql.DB, error) { return sql.OpenDB(connector), nil }
 	default:
 		tb.Fatalf("no database for dialect %v", d)
 	}
-	// Closed before the cleanups above drop the database.
-	tb.Cleanup(func() { db.Close() })
-	require.NoError(tb, db.PingContext(tb.Context()), "%v", d)
-	return db
+	return func() *sql.DB {
+		tb.Helper()
+		db, err := open()
+		require.NoError(tb, err)
+		// Registered after the drop: closed before it.
+		tb.Cleanup(func() { db.Close() })
+		require.NoError(tb, db.PingContext(tb.Context()), "%v", d)
+		return db
+	}
 }
+
+// newPostgresSchema creates a schema on the server of APITOKEN_PG_DSN,
+// dropped when the test ends, and returns the DSN and the schema's name.
+func newPostgresSchema(tb testing.TB) (dsn, schema string) {
+	tb.Helper()
+	dsn = serverDSN(tb, pgDSNVar)
+	admin := openPostgres(tb, dsn, "")
+	schema = newName()
+	_, err := admin.ExecContext(tb.Context(), "CREATE SCHEMA "+schema)
+	require.NoError(tb, err)
+	tb.Cleanup(func() {
+		_, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		require.NoError(tb, err)
+	})
+	return dsn, schema
+}
+
+// newName returns a new name for a test's schema or database.
+func newName() string { return "apitoken_test_" + strings.ToLower(rand.Text()[:12]) }
 
 // openPostgres opens dsn through pgx, with search_path set to schema when
 // it is not empty.

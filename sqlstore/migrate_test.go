@@ -2,11 +2,9 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,15 +101,7 @@ func TestMigrateConcurrentIsolation(t *testing.T) {
 	const processes = 4
 	for _, level := range []string{"repeatable read", "serializable"} {
 		t.Run(level, func(t *testing.T) {
-			dsn := serverDSN(t, pgDSNVar)
-			admin := openPostgres(t, dsn, "")
-			schema := "apitoken_test_" + strings.ToLower(rand.Text()[:12])
-			_, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
-			require.NoError(t, err)
-			t.Cleanup(func() {
-				_, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-				require.NoError(t, err)
-			})
+			dsn, schema := newPostgresSchema(t)
 			for round := range 3 {
 				// A new table prefix per round: a fresh schema to create.
 				prefix := fmt.Sprintf("r%d_", round)

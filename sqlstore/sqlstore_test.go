@@ -1,10 +1,8 @@
 package sqlstore_test
 
 import (
-	"crypto/rand"
 	"database/sql"
 	"net/url"
-	"strings"
 	"testing"
 
 	_ "github.com/lib/pq"
@@ -27,15 +25,7 @@ func TestConformance(t *testing.T) {
 // common driver, which encodes parameters and reports results its own way.
 func TestConformanceLibPQ(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) apitoken.Store {
-		dsn := serverDSN(t, pgDSNVar)
-		admin := openPostgres(t, dsn, "")
-		schema := "apitoken_test_" + strings.ToLower(rand.Text()[:12])
-		_, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			_, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-			require.NoError(t, err)
-		})
+		dsn, schema := newPostgresSchema(t)
 		u, err := url.Parse(dsn)
 		require.NoError(t, err)
 		q := u.Query()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -845,60 +844,4 @@ func countRows(t *testing.T, db *sql.DB, table string) int {
 	var n int
 	require.NoError(t, db.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM "+table).Scan(&n))
 	return n
-}
-
-// sharedDB creates a new, empty database of dialect d, dropped when the test
-// ends, and returns a function that opens another handle (its own pool) on
-// it at each call, as a separate process would. edit, if not nil, adjusts
-// the MySQL configuration.
-func sharedDB(t *testing.T, d sqlstore.Dialect, edit func(*mysql.Config)) func() *sql.DB {
-	t.Helper()
-	name := "apitoken_test_" + strings.ToLower(rand.Text()[:12])
-	var open func() (*sql.DB, error)
-	switch d {
-	case sqlstore.SQLite:
-		dsn := "file:" + filepath.Join(t.TempDir(), "tokens.db") +
-			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-		open = func() (*sql.DB, error) { return sql.Open("sqlite", dsn) }
-	case sqlstore.Postgres:
-		dsn := serverDSN(t, pgDSNVar)
-		admin := openPostgres(t, dsn, "")
-		_, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+name)
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			_, err := admin.Exec("DROP SCHEMA " + name + " CASCADE")
-			require.NoError(t, err)
-		})
-		open = func() (*sql.DB, error) { return openPostgres(t, dsn, name), nil }
-	case sqlstore.MySQL:
-		cfg, err := mysql.ParseDSN(serverDSN(t, mysqlDSNVar))
-		require.NoError(t, err)
-		admin, err := sql.Open("mysql", cfg.FormatDSN())
-		require.NoError(t, err)
-		t.Cleanup(func() { admin.Close() })
-		_, err = admin.ExecContext(t.Context(), "CREATE DATABASE "+name)
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			_, err := admin.Exec("DROP DATABASE " + name)
-			require.NoError(t, err)
-		})
-		cfg.DBName = name
-		if edit != nil {
-			edit(cfg)
-		}
-		connector, err := mysql.NewConnector(cfg)
-		require.NoError(t, err)
-		open = func() (*sql.DB, error) { return sql.OpenDB(connector), nil }
-	default:
-		t.Fatalf("no database for dialect %v", d)
-	}
-	return func() *sql.DB {
-		t.Helper()
-		db, err := open()
-		require.NoError(t, err)
-		// Registered after the drop: closed before it.
-		t.Cleanup(func() { db.Close() })
-		require.NoError(t, db.PingContext(t.Context()))
-		return db
-	}
 }
