@@ -92,9 +92,10 @@ func validPrefix(p string) bool {
 }
 
 // Store is an apitoken.Store in a SQL database, through database/sql. It is
-// safe for concurrent use. Lookup is one indexed SELECT; every method is one
-// statement, run as a prepared statement (prepared on first use, so New
-// needs no connection), with the caller's context.
+// safe for concurrent use. Lookup is one indexed SELECT in one round trip;
+// every method is one statement (on MySQL, Create runs in a transaction of
+// its own), run as a prepared statement (prepared on first use, so New needs
+// no connection), with the caller's context.
 //
 // Call Migrate once at start-up to create or upgrade the schema, or apply
 // the schema with your own migration tool (the package documentation shows
