@@ -90,7 +90,9 @@
 // there" wrapping [ErrNotFound], "already there" wrapping [ErrDuplicate], and
 // every other error a system error. Package memstore keeps tokens in memory;
 // package sqlstore keeps them in PostgreSQL, MySQL/MariaDB or SQLite through
-// database/sql, with its schema embedded and a Migrate method. A custom store must pass the conformance suite storetest.Run:
+// database/sql, with its schema embedded and a Migrate method. Optional
+// capabilities a Store may add, [AccountDeleter] and [ExpiredDeleter], serve
+// [Issuer.DeleteAll] and [Issuer.Prune]. A custom store must pass the conformance suite storetest.Run:
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) apitoken.Store { return mystore.New() })

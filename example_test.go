@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apitoken-go/apitoken"
 	"github.com/apitoken-go/apitoken/memstore"
@@ -81,6 +82,61 @@ func ExampleIssuer_Verify() {
 	// right account: acct_42 <nil>
 	// wrong account: true apitoken: invalid token
 	// mistyped: true apitoken: invalid token
+}
+
+// An account is closed or its tokens leaked: DeleteAll revokes every one of
+// them at once, and no other account's.
+func ExampleIssuer_DeleteAll() {
+	ctx := context.Background()
+	iss, err := apitoken.NewIssuer(memstore.New())
+	if err != nil {
+		log.Fatal(err)
+	}
+	var secrets []string
+	for _, acct := range []string{"acct_42", "acct_42", "acct_7"} {
+		secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: acct})
+		if err != nil {
+			log.Fatal(err)
+		}
+		secrets = append(secrets, secret)
+	}
+
+	n, err := iss.DeleteAll(ctx, "acct_42")
+	fmt.Println("deleted:", n, err)
+	_, err = iss.Verify(ctx, "acct_42", secrets[0])
+	fmt.Println("acct_42:", err)
+	_, err = iss.Verify(ctx, "acct_7", secrets[2])
+	fmt.Println("acct_7:", err)
+	// Output:
+	// deleted: 2 <nil>
+	// acct_42: apitoken: invalid token
+	// acct_7: <nil>
+}
+
+// A scheduled job prunes the tokens that expired some time ago.
+func ExampleIssuer_Prune() {
+	ctx := context.Background()
+	now := time.Date(2026, time.November, 27, 12, 0, 0, 0, time.UTC)
+	iss, err := apitoken.NewIssuer(memstore.New(), apitoken.WithClock(func() time.Time { return now }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, days := range []int{1, 30} {
+		_, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42", ExpiresAt: now.AddDate(0, 0, days)})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	// Ten days later, the job drops what expired more than a week ago.
+	now = now.AddDate(0, 0, 10)
+	n, err := iss.Prune(ctx, now.AddDate(0, 0, -7))
+	fmt.Println("pruned:", n, err)
+	toks, _ := iss.List(ctx, "acct_42")
+	fmt.Println("left:", len(toks), "expiring", toks[0].ExpiresAt.Format(time.DateOnly))
+	// Output:
+	// pruned: 1 <nil>
+	// left: 1 expiring 2026-12-27
 }
 
 // The middleware answers requests without valid credentials itself, and

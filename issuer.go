@@ -138,6 +138,58 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 	return nil
 }
 
+// DeleteAll removes every token of the account for good, for an account
+// that is closed or compromised, and returns how many it removed. Other
+// accounts' tokens are untouched. With a Store that implements
+// AccountDeleter (memstore and sqlstore do) it is one store call; with
+// another, it lists the account's tokens and deletes them one by one, so a
+// token issued meanwhile may survive: call it again to be sure.
+func (iss *Issuer) DeleteAll(ctx context.Context, accountID string) (int, error) {
+	if err := checkAccountID(accountID); err != nil {
+		return 0, err
+	}
+	if d, ok := iss.store.(AccountDeleter); ok {
+		n, err := d.DeleteAccount(ctx, accountID)
+		if err != nil {
+			return 0, fmt.Errorf("apitoken: store: %w", err)
+		}
+		return n, nil
+	}
+	toks, err := iss.store.List(ctx, accountID)
+	if err != nil {
+		return 0, fmt.Errorf("apitoken: store: %w", err)
+	}
+	n := 0
+	for _, tok := range toks {
+		switch err := iss.store.Delete(ctx, accountID, tok.ID); {
+		case err == nil:
+			n++
+		case !errors.Is(err, ErrNotFound): // gone meanwhile is fine
+			return n, fmt.Errorf("apitoken: store: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// Prune removes the tokens, of every account, that expired at or before
+// before, and returns how many it removed. Expired tokens never verify, so
+// pruning is housekeeping for a scheduled job, never needed on the request
+// path; passing a time some days back keeps recently expired tokens in the
+// lists a while, to tell their owners. The Store must implement
+// ExpiredDeleter (memstore and sqlstore do); otherwise Prune returns an
+// error wrapping errors.ErrUnsupported.
+func (iss *Issuer) Prune(ctx context.Context, before time.Time) (int, error) {
+	d, ok := iss.store.(ExpiredDeleter)
+	if !ok {
+		return 0, fmt.Errorf("apitoken: the store cannot delete expired tokens: %w", errors.ErrUnsupported)
+	}
+	n, err := d.DeleteExpired(ctx, before.UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return 0, fmt.Errorf("apitoken: store: %w", err)
+	}
+	return n, nil
+}
+
 // clock returns the current time as stores keep it: UTC, microseconds, no
 // monotonic reading.
 func (iss *Issuer) clock() time.Time {

@@ -630,3 +630,124 @@ func TestConcurrentIssuer(t *testing.T) {
 	}
 	assert.Equal(t, n, total, "List agrees with what was kept")
 }
+
+// plainStore hides the optional capabilities of the Store it wraps.
+type plainStore struct{ apitoken.Store }
+
+// failingBulkStore is a memstore whose bulk deletions fail.
+type failingBulkStore struct {
+	*memstore.Store
+	err error
+}
+
+func (s failingBulkStore) DeleteAccount(context.Context, string) (int, error) { return 0, s.err }
+func (s failingBulkStore) DeleteExpired(context.Context, time.Time) (int, error) {
+	return 0, s.err
+}
+
+func TestDeleteAll(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		store apitoken.Store
+	}{
+		{"ok, a store with AccountDeleter", memstore.New()},
+		{"ok, a store without: List and Delete", plainStore{memstore.New()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			iss := newIssuer(t, tt.store)
+			issue := func(acct string) string {
+				secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: acct})
+				require.NoError(t, err)
+				return secret
+			}
+			doomed := []string{issue("acme"), issue("acme"), issue("acme")}
+			kept := map[string]string{"ACME": issue("ACME"), "acme2": issue("acme2"), "other": issue("other")}
+
+			n, err := iss.DeleteAll(ctx, "acme")
+			require.NoError(t, err)
+			assert.Equal(t, len(doomed), n)
+			for _, secret := range doomed {
+				_, err := iss.Verify(ctx, "acme", secret)
+				assert.Equal(t, apitoken.ErrInvalidToken, err, "a deleted token must stop verifying at once")
+			}
+			toks, err := iss.List(ctx, "acme")
+			require.NoError(t, err)
+			assert.Empty(t, toks)
+			for acct, secret := range kept {
+				_, err := iss.Verify(ctx, acct, secret)
+				assert.NoError(t, err, "DeleteAll must leave the tokens of %q", acct)
+			}
+
+			n, err = iss.DeleteAll(ctx, "acme")
+			require.NoError(t, err)
+			assert.Zero(t, n, "an account without tokens")
+		})
+	}
+
+	t.Run("nok, invalid account id", func(t *testing.T) {
+		n, err := newIssuer(t, memstore.New()).DeleteAll(t.Context(), "")
+		require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+		assert.Zero(t, n)
+	})
+
+	errDown := errors.New("database is down")
+	failing := newSpy()
+	failing.failWith = errDown
+	for _, tt := range []struct {
+		name  string
+		store apitoken.Store
+	}{
+		{"nok, AccountDeleter fails", failingBulkStore{memstore.New(), errDown}},
+		{"nok, List fails", plainStore{failing}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := newIssuer(t, tt.store).DeleteAll(t.Context(), "acme")
+			require.ErrorIs(t, err, errDown)
+			assert.NotErrorIs(t, err, apitoken.ErrNotFound)
+			assert.NotErrorIs(t, err, apitoken.ErrInvalidInput)
+			assert.Zero(t, n)
+		})
+	}
+}
+
+func TestPrune(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	iss := newIssuer(t, memstore.New(), apitoken.WithClock(clk.Now))
+	issue := func(acct string, expires time.Duration) apitoken.Token {
+		p := apitoken.IssueParams{AccountID: acct}
+		if expires > 0 {
+			p.ExpiresAt = clk.Now().Add(expires)
+		}
+		_, tok, err := iss.Issue(ctx, p)
+		require.NoError(t, err)
+		return tok
+	}
+	never, later := issue("acme", 0), issue("acme", 2*time.Hour)
+	issue("acme", time.Hour)
+	issue("other", time.Hour)
+	clk.Add(90 * time.Minute)
+
+	n, err := iss.Prune(ctx, clk.Now())
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "the tokens of every account that expired by then")
+	toks, err := iss.List(ctx, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, []apitoken.Token{never, later}, toks)
+	toks, err = iss.List(ctx, "other")
+	require.NoError(t, err)
+	assert.Empty(t, toks)
+
+	t.Run("nok, a store without ExpiredDeleter", func(t *testing.T) {
+		n, err := newIssuer(t, plainStore{memstore.New()}).Prune(ctx, clk.Now())
+		require.ErrorIs(t, err, errors.ErrUnsupported)
+		assert.Zero(t, n)
+	})
+	t.Run("nok, the store fails", func(t *testing.T) {
+		errDown := errors.New("database is down")
+		n, err := newIssuer(t, failingBulkStore{memstore.New(), errDown}).Prune(ctx, clk.Now())
+		require.ErrorIs(t, err, errDown)
+		assert.Zero(t, n)
+	})
+}

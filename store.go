@@ -1,6 +1,9 @@
 package apitoken
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Record is what a Store keeps for one token: its metadata and the keyed hash
 // of its secret. The secret itself is never given to a Store.
@@ -46,4 +49,21 @@ type Store interface {
 	// Delete removes the token with that ID if it belongs to the account;
 	// otherwise it changes nothing and returns an error wrapping ErrNotFound.
 	Delete(ctx context.Context, accountID, id string) error
+}
+
+// AccountDeleter is a capability a Store may add: DeleteAccount removes
+// every token of the account, compared byte for byte, in one call, and
+// returns how many it removed (0, and no error, for an account without
+// tokens). Issuer.DeleteAll uses it; without it, DeleteAll lists the
+// account's tokens and deletes them one by one.
+type AccountDeleter interface {
+	DeleteAccount(ctx context.Context, accountID string) (int, error)
+}
+
+// ExpiredDeleter is a capability a Store may add: DeleteExpired removes
+// every token whose ExpiresAt is set and at or before before, of every
+// account, and returns how many it removed. A token that never expires is
+// never removed. Issuer.Prune needs it.
+type ExpiredDeleter interface {
+	DeleteExpired(ctx context.Context, before time.Time) (int, error)
 }

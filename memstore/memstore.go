@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/apitoken-go/apitoken"
 )
@@ -22,7 +23,11 @@ type Store struct {
 	byAccount map[string]map[string]*apitoken.Record // account id → token id → record
 }
 
-var _ apitoken.Store = (*Store)(nil)
+var (
+	_ apitoken.Store          = (*Store)(nil)
+	_ apitoken.AccountDeleter = (*Store)(nil)
+	_ apitoken.ExpiredDeleter = (*Store)(nil)
+)
 
 // errNotFound is one value, so that a miss (the path of a guessing client)
 // allocates nothing.
@@ -110,14 +115,19 @@ func (s *Store) Delete(_ context.Context, accountID, id string) error {
 	if !ok {
 		return errNotFound
 	}
-	delete(s.byHash, r.Hash)
-	delete(s.byID, id)
-	if acct := s.byAccount[accountID]; len(acct) == 1 {
-		delete(s.byAccount, accountID)
-	} else {
-		delete(acct, id)
-	}
+	s.remove(r)
 	return nil
+}
+
+// remove drops r from every index. The caller holds the write lock.
+func (s *Store) remove(r *apitoken.Record) {
+	delete(s.byHash, r.Hash)
+	delete(s.byID, r.ID)
+	if acct := s.byAccount[r.AccountID]; len(acct) == 1 {
+		delete(s.byAccount, r.AccountID)
+	} else {
+		delete(acct, r.ID)
+	}
 }
 
 // cloneScopes copies scopes so that no caller shares the Store's slice.
@@ -126,4 +136,32 @@ func cloneScopes(scopes []string) []string {
 		return nil
 	}
 	return slices.Clone(scopes)
+}
+
+// DeleteAccount implements apitoken.AccountDeleter.
+func (s *Store) DeleteAccount(_ context.Context, accountID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acct := s.byAccount[accountID]
+	for id, r := range acct {
+		delete(s.byHash, r.Hash)
+		delete(s.byID, id)
+	}
+	delete(s.byAccount, accountID)
+	return len(acct), nil
+}
+
+// DeleteExpired implements apitoken.ExpiredDeleter. It reads every record
+// under the write lock: a job for a quiet moment, not the request path.
+func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.byID {
+		if !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(before) {
+			s.remove(r)
+			n++
+		}
+	}
+	return n, nil
 }

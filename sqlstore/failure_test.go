@@ -976,3 +976,66 @@ func TestClose(t *testing.T) {
 		require.NoError(t, mock.ExpectationsWereMet())
 	})
 }
+
+func TestBulkDeleteFailure(t *testing.T) {
+	errDown := errors.New("connection refused")
+	errResult := errors.New("driver cannot count rows")
+	before := time.Date(2026, 11, 27, 12, 34, 56, 123456000, time.UTC)
+	ops := []struct {
+		op, query string
+		arg       any
+		call      func(s *Store) (int, error)
+	}{
+		{"delete account", "delete-account", "acct-1", func(s *Store) (int, error) { return s.DeleteAccount(t.Context(), "acct-1") }},
+		{"delete expired", "delete-expired", before, func(s *Store) (int, error) { return s.DeleteExpired(t.Context(), before) }},
+	}
+	for _, op := range ops {
+		for _, tc := range []struct {
+			name   string
+			answer func(e *sqlmock.ExpectedExec)
+			check  func(t *testing.T, n int, err error)
+		}{
+			{
+				name:   "ok, the rows deleted are counted",
+				answer: func(e *sqlmock.ExpectedExec) { e.WillReturnResult(sqlmock.NewResult(0, 3)) },
+				check: func(t *testing.T, n int, err error) {
+					require.NoError(t, err)
+					assert.Equal(t, 3, n)
+				},
+			},
+			{
+				name:   "nok, exec error is a system error",
+				answer: func(e *sqlmock.ExpectedExec) { e.WillReturnError(errDown) },
+				check: func(t *testing.T, n int, err error) {
+					requireSystemError(t, err, op.op, errDown)
+					assert.Zero(t, n)
+				},
+			},
+			{
+				name:   "nok, RowsAffected error is a system error",
+				answer: func(e *sqlmock.ExpectedExec) { e.WillReturnResult(sqlmock.NewErrorResult(errResult)) },
+				check: func(t *testing.T, n int, err error) {
+					requireSystemError(t, err, op.op, errResult)
+					assert.Zero(t, n)
+				},
+			},
+		} {
+			t.Run(op.op+"/"+tc.name, func(t *testing.T) {
+				s, _, mock := newMockStore(t, Postgres)
+				tc.answer(mock.ExpectPrepare(s.script.queries[op.query]).ExpectExec().WithArgs(op.arg))
+
+				n, err := op.call(s)
+				tc.check(t, n, err)
+				require.NoError(t, mock.ExpectationsWereMet())
+			})
+		}
+	}
+
+	t.Run("nok, a time outside the years 1000 to 9999 is refused before the database", func(t *testing.T) {
+		s, _, mock := newMockStore(t, Postgres)
+		n, err := s.DeleteExpired(t.Context(), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
+		require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+		assert.Zero(t, n)
+		require.NoError(t, mock.ExpectationsWereMet())
+	})
+}

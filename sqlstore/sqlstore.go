@@ -110,7 +110,7 @@ type Store struct {
 
 // statements are the Store's prepared statements.
 type statements struct {
-	create, lookup, list, delete preparedStmt
+	create, lookup, list, delete, deleteAccount, deleteExpired preparedStmt
 }
 
 // DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
@@ -121,7 +121,11 @@ type DBTX interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-var _ apitoken.Store = (*Store)(nil)
+var (
+	_ apitoken.Store          = (*Store)(nil)
+	_ apitoken.AccountDeleter = (*Store)(nil)
+	_ apitoken.ExpiredDeleter = (*Store)(nil)
+)
 
 // New returns a Store that keeps tokens in db, which speaks dialect d. It
 // does not touch the database: call Migrate, or apply the schema yourself,
@@ -148,7 +152,10 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	st := &statements{}
-	for name, p := range map[string]*preparedStmt{"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete": &st.delete} {
+	for name, p := range map[string]*preparedStmt{
+		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete": &st.delete,
+		"delete-account": &st.deleteAccount, "delete-expired": &st.deleteExpired,
+	} {
 		p.db, p.query = db, sc.queries[name]
 	}
 	return &Store{db: db, dialect: d, script: sc, stmts: st}, nil
@@ -176,7 +183,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	st := s.stmts
-	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.delete.close())
+	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.delete.close(),
+		st.deleteAccount.close(), st.deleteExpired.close())
 }
 
 // Create implements apitoken.Store.
@@ -293,9 +301,9 @@ func (s *Store) Delete(ctx context.Context, accountID, id string) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: delete: %w", err)
 	}
-	n, err := res.RowsAffected()
+	n, err := rowsAffected("delete", res)
 	if err != nil {
-		return fmt.Errorf("sqlstore: delete: %w", err)
+		return err
 	}
 	if n == 0 {
 		return errNotFound
@@ -336,6 +344,40 @@ func (s *Store) query(ctx context.Context, p *preparedStmt, args ...any) (*sql.R
 		return nil, err
 	}
 	return stmt.QueryContext(ctx, args...)
+}
+
+// DeleteAccount implements apitoken.AccountDeleter.
+func (s *Store) DeleteAccount(ctx context.Context, accountID string) (int, error) {
+	if !storable(accountID) {
+		return 0, nil
+	}
+	res, err := s.exec(ctx, &s.stmts.deleteAccount, accountID)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: delete account: %w", err)
+	}
+	return rowsAffected("delete account", res)
+}
+
+// DeleteExpired implements apitoken.ExpiredDeleter. The database scans the
+// table for it: a job for a quiet moment, not the request path.
+func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
+	if y := before.UTC().Year(); y < minYear || y > maxYear {
+		return 0, fmt.Errorf("sqlstore: %w: before is outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
+	}
+	res, err := s.exec(ctx, &s.stmts.deleteExpired, s.timeArg(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: delete expired: %w", err)
+	}
+	return rowsAffected("delete expired", res)
+}
+
+// rowsAffected returns how many rows the statement op changed.
+func rowsAffected(op string, res sql.Result) (int, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	return int(n), nil
 }
 
 // storable reports whether s could be in a text column: PostgreSQL refuses

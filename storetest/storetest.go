@@ -25,8 +25,10 @@ import (
 )
 
 // Run checks that the stores made by newStore keep the apitoken.Store
-// contract: one named subtest per rule, each failure stating the rule it
-// checks. newStore is called once per subtest and must return an empty store;
+// contract, and that of the optional capabilities they implement
+// (apitoken.AccountDeleter, apitoken.ExpiredDeleter; the subtest of one a
+// store lacks is skipped): one named subtest per rule, each failure stating
+// the rule it checks. newStore is called once per subtest and must return an empty store;
 // it may register cleanups on the t it is given. Run calls the Store directly,
 // with records shaped as the Issuer makes them, and runs some subtests from
 // many goroutines: run it with -race.
@@ -51,6 +53,8 @@ func Run(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 		{"ConcurrentDuplicateID", testConcurrentDuplicateID},
 		{"ConcurrentDelete", testConcurrentDelete},
 		{"CancelledContext", testCancelledContext},
+		{"DeleteAccount", testDeleteAccount},
+		{"DeleteExpired", testDeleteExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -853,5 +857,76 @@ func testCancelledContext(t *testing.T, s apitoken.Store) {
 			}
 			checkList(t, s, acct, live, "a failed call must leave the Store as it was")
 		})
+	}
+}
+
+func testDeleteAccount(t *testing.T, s apitoken.Store) {
+	d, ok := s.(apitoken.AccountDeleter)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.AccountDeleter")
+	}
+	acct := "acct-" + newID()
+	mine := []apitoken.Record{newRecord(acct, base), newRecord(acct, base.Add(time.Second))}
+	// Accounts that a case-insensitive or padding comparison would take
+	// for acct, and another one.
+	others := []apitoken.Record{newRecord(strings.ToUpper(acct), base), newRecord(acct+" ", base), newRecord("other-"+newID(), base)}
+	create(t, s, append(slices.Clone(mine), others...)...)
+
+	n, err := d.DeleteAccount(t.Context(), acct)
+	if checkNoError(t, err, "a Store must delete the tokens of an account") {
+		checkEqual(t, len(mine), n, "a Store must report how many tokens DeleteAccount removed")
+	}
+	for _, r := range mine {
+		checkGone(t, s, r.Hash, "a Store must remove every token of the account in DeleteAccount")
+	}
+	checkList(t, s, acct, nil, "a Store must list no token of an account after DeleteAccount")
+	for _, r := range others {
+		checkLookup(t, s, r, "DeleteAccount must leave other accounts' tokens in place (account ids compare byte for byte)")
+	}
+
+	n, err = d.DeleteAccount(t.Context(), acct)
+	if checkNoError(t, err, "DeleteAccount of an account without tokens is not an error") {
+		checkEqual(t, 0, n, "DeleteAccount of an account without tokens removes nothing")
+	}
+}
+
+func testDeleteExpired(t *testing.T, s apitoken.Store) {
+	d, ok := s.(apitoken.ExpiredDeleter)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.ExpiredDeleter")
+	}
+	cut := base.Add(time.Hour)
+	acct := "acct-" + newID()
+	expiring := func(account string, at time.Time) apitoken.Record {
+		r := newRecord(account, base)
+		r.ExpiresAt = at
+		return r
+	}
+	expired := []apitoken.Record{
+		expiring(acct, cut.Add(-time.Microsecond)),
+		expiring(acct, cut), // expired at cut: Verify refuses at ExpiresAt
+		expiring("other-"+newID(), cut.Add(-time.Hour)),
+	}
+	live := []apitoken.Record{
+		newRecord(acct, base), // never expires
+		expiring(acct, cut.Add(time.Microsecond)),
+	}
+	create(t, s, append(slices.Clone(expired), live...)...)
+
+	n, err := d.DeleteExpired(t.Context(), cut)
+	if checkNoError(t, err, "a Store must delete expired tokens") {
+		checkEqual(t, len(expired), n, "a Store must report how many tokens DeleteExpired removed")
+	}
+	for _, r := range expired {
+		checkGone(t, s, r.Hash, "DeleteExpired must remove every token whose ExpiresAt is at or before the time given, of every account")
+	}
+	for _, r := range live {
+		checkLookup(t, s, r, "DeleteExpired must keep tokens that never expire or expire after the time given")
+	}
+	checkList(t, s, acct, live, "a Store must not list a token DeleteExpired removed")
+
+	n, err = d.DeleteExpired(t.Context(), cut)
+	if checkNoError(t, err, "DeleteExpired with nothing to remove is not an error") {
+		checkEqual(t, 0, n, "DeleteExpired with nothing to remove removes nothing")
 	}
 }

@@ -71,3 +71,11 @@ FROM apitoken_tokens WHERE account_id = ? ORDER BY created_at, id;
 
 -- query: delete
 DELETE FROM apitoken_tokens WHERE id = ? AND account_id = ?;
+
+-- query: delete-account
+DELETE FROM apitoken_tokens WHERE account_id = ?;
+
+-- query: delete-expired
+-- A token that never expires has a NULL expires_at, which no comparison
+-- selects.
+DELETE FROM apitoken_tokens WHERE expires_at <= ?;

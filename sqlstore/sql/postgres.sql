@@ -56,3 +56,11 @@ FROM apitoken_tokens WHERE account_id = $1 ORDER BY created_at, id;
 
 -- query: delete
 DELETE FROM apitoken_tokens WHERE id = $1 AND account_id = $2;
+
+-- query: delete-account
+DELETE FROM apitoken_tokens WHERE account_id = $1;
+
+-- query: delete-expired
+-- A token that never expires has a NULL expires_at, which no comparison
+-- selects.
+DELETE FROM apitoken_tokens WHERE expires_at <= $1;
