@@ -113,6 +113,40 @@ func ExampleIssuer_DeleteAll() {
 	// acct_7: <nil>
 }
 
+// Rotate rolls a token: the successor has a new secret, and the old one
+// keeps working through the grace period so that its users can switch.
+func ExampleIssuer_Rotate() {
+	ctx := context.Background()
+	now := time.Date(2026, time.November, 27, 12, 0, 0, 0, time.UTC)
+	iss, err := apitoken.NewIssuer(memstore.New(), apitoken.WithClock(func() time.Time { return now }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	oldSecret, old, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42", Name: "deploy"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	newSecret, tok, err := iss.Rotate(ctx, "acct_42", old.ID, time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("successor:", tok.Name, tok.ID != old.ID)
+	_, err = iss.Verify(ctx, "acct_42", oldSecret)
+	fmt.Println("old, within the hour:", err)
+
+	now = now.Add(time.Hour)
+	_, err = iss.Verify(ctx, "acct_42", oldSecret)
+	fmt.Println("old, after it:", err)
+	_, err = iss.Verify(ctx, "acct_42", newSecret)
+	fmt.Println("new:", err)
+	// Output:
+	// successor: deploy true
+	// old, within the hour: <nil>
+	// old, after it: apitoken: invalid token
+	// new: <nil>
+}
+
 // A scheduled job prunes the tokens that expired some time ago.
 func ExampleIssuer_Prune() {
 	ctx := context.Background()

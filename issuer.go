@@ -138,6 +138,64 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 	return nil
 }
 
+// Rotate replaces a token of the account with a new one, the way keys are
+// rolled: the successor has the same member, name, scopes and expiry, and a
+// new secret, returned only here. The old token keeps working for grace (its
+// expiry is brought forward to now+grace, never pushed back), so that its
+// users can switch; with a grace of 0 it is deleted at once. A grace above 0
+// needs a Store that implements ExpiryUpdater (memstore and sqlstore do);
+// otherwise Rotate changes nothing and returns an error wrapping
+// errors.ErrUnsupported.
+//
+// An unknown or expired id, or the id of another account's token, is an
+// error wrapping ErrNotFound and changes nothing. If the store fails after
+// the successor was created, Rotate deletes the successor again and returns
+// the error.
+func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace time.Duration) (secret string, tok Token, err error) {
+	if err := checkAccountID(accountID); err != nil {
+		return "", Token{}, err
+	}
+	if grace < 0 {
+		return "", Token{}, fmt.Errorf("%w: grace is negative", ErrInvalidInput)
+	}
+	updater, canDefer := iss.store.(ExpiryUpdater)
+	if grace > 0 && !canDefer {
+		return "", Token{}, fmt.Errorf("apitoken: the store cannot set a token's expiry, so rotate with a grace of 0: %w", errors.ErrUnsupported)
+	}
+	toks, err := iss.store.List(ctx, accountID)
+	if err != nil {
+		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
+	}
+	now := iss.clock()
+	i := slices.IndexFunc(toks, func(t Token) bool { return t.ID == tokenID })
+	if i < 0 || !toks[i].ExpiresAt.IsZero() && !now.Before(toks[i].ExpiresAt) {
+		return "", Token{}, fmt.Errorf("%w: no live token with that id", ErrNotFound)
+	}
+	old := toks[i]
+	secret, tok, err = iss.Issue(ctx, IssueParams{
+		AccountID: old.AccountID, MemberID: old.MemberID, Name: old.Name,
+		Scopes: old.Scopes, ExpiresAt: old.ExpiresAt,
+	})
+	if err != nil {
+		return "", Token{}, err
+	}
+	until := now.Add(grace).Truncate(time.Microsecond)
+	switch {
+	case grace == 0:
+		err = iss.store.Delete(ctx, accountID, old.ID)
+	case old.ExpiresAt.IsZero() || until.Before(old.ExpiresAt):
+		err = updater.SetExpiry(ctx, accountID, old.ID, until)
+	}
+	if err != nil {
+		// Leave things as they were: the successor goes, the old token stays.
+		if undo := iss.store.Delete(ctx, accountID, tok.ID); undo != nil {
+			err = errors.Join(err, undo)
+		}
+		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
+	}
+	return secret, tok, nil
+}
+
 // DeleteAll removes every token of the account for good, for an account
 // that is closed or compromised, and returns how many it removed. Other
 // accounts' tokens are untouched. With a Store that implements

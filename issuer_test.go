@@ -634,7 +634,8 @@ func TestConcurrentIssuer(t *testing.T) {
 // plainStore hides the optional capabilities of the Store it wraps.
 type plainStore struct{ apitoken.Store }
 
-// failingBulkStore is a memstore whose bulk deletions fail.
+// failingBulkStore is a memstore whose bulk deletions and expiry updates
+// fail.
 type failingBulkStore struct {
 	*memstore.Store
 	err error
@@ -644,6 +645,7 @@ func (s failingBulkStore) DeleteAccount(context.Context, string) (int, error) { 
 func (s failingBulkStore) DeleteExpired(context.Context, time.Time) (int, error) {
 	return 0, s.err
 }
+func (s failingBulkStore) SetExpiry(context.Context, string, string, time.Time) error { return s.err }
 
 func TestDeleteAll(t *testing.T) {
 	for _, tt := range []struct {
@@ -750,4 +752,104 @@ func TestPrune(t *testing.T) {
 		require.ErrorIs(t, err, errDown)
 		assert.Zero(t, n)
 	})
+}
+
+func TestRotate(t *testing.T) {
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	setup := func(t *testing.T, store apitoken.Store) (*apitoken.Issuer, *clock, string, apitoken.Token) {
+		clk := &clock{t: start}
+		iss := newIssuer(t, store, apitoken.WithClock(clk.Now))
+		secret, tok, err := iss.Issue(t.Context(), apitoken.IssueParams{
+			AccountID: "acme", MemberID: "m1", Name: "deploy", Scopes: []string{"read", "write"},
+			ExpiresAt: start.Add(30 * 24 * time.Hour),
+		})
+		require.NoError(t, err)
+		return iss, clk, secret, tok
+	}
+	listIDs := func(t *testing.T, iss *apitoken.Issuer) []string {
+		toks, err := iss.List(t.Context(), "acme")
+		require.NoError(t, err)
+		var ids []string
+		for _, tok := range toks {
+			ids = append(ids, tok.ID)
+		}
+		return ids
+	}
+
+	t.Run("ok, grace 0: the old token stops at once", func(t *testing.T) {
+		iss, clk, oldSecret, old := setup(t, memstore.New())
+		clk.Add(time.Minute)
+		secret, tok, err := iss.Rotate(t.Context(), "acme", old.ID, 0)
+		require.NoError(t, err)
+		assert.NotEqual(t, oldSecret, secret)
+		assert.NotEqual(t, old.ID, tok.ID)
+		assert.Equal(t, clk.Now(), tok.CreatedAt)
+		want := old
+		want.ID, want.CreatedAt = tok.ID, tok.CreatedAt
+		assert.Equal(t, want, tok, "the successor keeps the member, name, scopes and expiry")
+		_, err = iss.Verify(t.Context(), "acme", oldSecret)
+		assert.Equal(t, apitoken.ErrInvalidToken, err)
+		got, err := iss.Verify(t.Context(), "acme", secret)
+		require.NoError(t, err)
+		assert.Equal(t, tok, got)
+		assert.Equal(t, []string{tok.ID}, listIDs(t, iss))
+	})
+
+	t.Run("ok, grace: the old token works until now+grace", func(t *testing.T) {
+		iss, clk, oldSecret, old := setup(t, memstore.New())
+		secret, tok, err := iss.Rotate(t.Context(), "acme", old.ID, time.Hour)
+		require.NoError(t, err)
+		assert.Equal(t, []string{old.ID, tok.ID}, listIDs(t, iss))
+		clk.Add(time.Hour - time.Microsecond)
+		_, err = iss.Verify(t.Context(), "acme", oldSecret)
+		require.NoError(t, err, "within the grace")
+		clk.Add(time.Microsecond)
+		_, err = iss.Verify(t.Context(), "acme", oldSecret)
+		assert.Equal(t, apitoken.ErrInvalidToken, err, "at the end of the grace")
+		_, err = iss.Verify(t.Context(), "acme", secret)
+		assert.NoError(t, err)
+	})
+
+	t.Run("ok, a grace beyond the old token's expiry does not lengthen it", func(t *testing.T) {
+		iss, _, _, old := setup(t, memstore.New())
+		_, _, err := iss.Rotate(t.Context(), "acme", old.ID, 90*24*time.Hour)
+		require.NoError(t, err)
+		toks, err := iss.List(t.Context(), "acme")
+		require.NoError(t, err)
+		require.Len(t, toks, 2)
+		assert.Equal(t, old.ExpiresAt, toks[0].ExpiresAt)
+	})
+
+	errDown := errors.New("database is down")
+	for _, tt := range []struct {
+		name    string
+		store   apitoken.Store
+		account string
+		id      func(old apitoken.Token) string
+		grace   time.Duration
+		later   time.Duration // clock moved before Rotate
+		wantErr error
+	}{
+		{"nok, unknown id", memstore.New(), "acme", func(apitoken.Token) string { return "no-such-id" }, 0, 0, apitoken.ErrNotFound},
+		{"nok, another account's token", memstore.New(), "other", func(o apitoken.Token) string { return o.ID }, 0, 0, apitoken.ErrNotFound},
+		{"nok, an expired token", memstore.New(), "acme", func(o apitoken.Token) string { return o.ID }, 0, 30 * 24 * time.Hour, apitoken.ErrNotFound},
+		{"nok, negative grace", memstore.New(), "acme", func(o apitoken.Token) string { return o.ID }, -time.Second, 0, apitoken.ErrInvalidInput},
+		{"nok, invalid account id", memstore.New(), "", func(o apitoken.Token) string { return o.ID }, 0, 0, apitoken.ErrInvalidInput},
+		{"nok, grace with a store without ExpiryUpdater", plainStore{memstore.New()}, "acme", func(o apitoken.Token) string { return o.ID }, time.Hour, 0, errors.ErrUnsupported},
+		{"nok, SetExpiry fails: the successor is deleted again", failingBulkStore{memstore.New(), errDown}, "acme", func(o apitoken.Token) string { return o.ID }, time.Hour, 0, errDown},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			iss, clk, oldSecret, old := setup(t, tt.store)
+			clk.Add(tt.later)
+			secret, tok, err := iss.Rotate(t.Context(), tt.account, tt.id(old), tt.grace)
+			require.ErrorIs(t, err, tt.wantErr)
+			assert.Empty(t, secret)
+			assert.Zero(t, tok)
+			assert.Equal(t, []string{old.ID}, listIDs(t, iss), "a failed Rotate leaves the tokens as they were")
+			if tt.later == 0 {
+				_, err = iss.Verify(t.Context(), "acme", oldSecret)
+				assert.NoError(t, err, "a failed Rotate leaves the old token working")
+			}
+		})
+	}
 }

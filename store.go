@@ -67,3 +67,13 @@ type AccountDeleter interface {
 type ExpiredDeleter interface {
 	DeleteExpired(ctx context.Context, before time.Time) (int, error)
 }
+
+// ExpiryUpdater is a capability a Store may add: SetExpiry sets the
+// ExpiresAt (not zero, UTC, to the microsecond) of the token with that id if
+// it belongs to the account, compared byte for byte; otherwise it changes
+// nothing and returns an error wrapping ErrNotFound. Setting the value a
+// token already has is not an error. Issuer.Rotate uses it to let the old
+// token live through its grace period.
+type ExpiryUpdater interface {
+	SetExpiry(ctx context.Context, accountID, id string, expiresAt time.Time) error
+}

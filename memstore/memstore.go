@@ -27,6 +27,7 @@ var (
 	_ apitoken.Store          = (*Store)(nil)
 	_ apitoken.AccountDeleter = (*Store)(nil)
 	_ apitoken.ExpiredDeleter = (*Store)(nil)
+	_ apitoken.ExpiryUpdater  = (*Store)(nil)
 )
 
 // errNotFound is one value, so that a miss (the path of a guessing client)
@@ -164,4 +165,16 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 		}
 	}
 	return n, nil
+}
+
+// SetExpiry implements apitoken.ExpiryUpdater.
+func (s *Store) SetExpiry(_ context.Context, accountID, id string, expiresAt time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.byAccount[accountID][id]
+	if !ok {
+		return errNotFound
+	}
+	r.ExpiresAt = expiresAt
+	return nil
 }

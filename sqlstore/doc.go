@@ -103,12 +103,13 @@
 // IMMEDIATE, waiting up to busy_timeout). It returns an error, and changes
 // nothing, for a database whose schema is newer than this package knows.
 //
-// # Bulk deletions
+// # Rotation and bulk deletions
 //
-// Store implements apitoken.AccountDeleter and apitoken.ExpiredDeleter:
-// Issuer.DeleteAll is one DELETE by the account index, and Issuer.Prune one
-// DELETE of the rows whose expires_at is at or before the time given, which
-// scans the table (a job for a quiet moment, never the request path).
+// Store implements apitoken.AccountDeleter, apitoken.ExpiredDeleter and
+// apitoken.ExpiryUpdater: Issuer.DeleteAll is one DELETE by the account
+// index; Issuer.Prune one DELETE of the rows whose expires_at is at or
+// before the time given, which scans the table (a job for a quiet moment,
+// never the request path); Issuer.Rotate's grace one UPDATE of expires_at.
 //
 // # Transactions and closing
 //

@@ -1039,3 +1039,60 @@ func TestBulkDeleteFailure(t *testing.T) {
 		require.NoError(t, mock.ExpectationsWereMet())
 	})
 }
+
+func TestSetExpiryFailure(t *testing.T) {
+	errDown := errors.New("connection refused")
+	at := time.Date(2026, 11, 27, 12, 34, 56, 123456000, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		dialect Dialect
+		expect  func(mock sqlmock.Sqlmock, sc *script, exec *sqlmock.ExpectedExec)
+		check   func(t *testing.T, err error)
+	}{
+		{
+			name: "nok, exec error is a system error", dialect: Postgres,
+			expect: func(_ sqlmock.Sqlmock, _ *script, e *sqlmock.ExpectedExec) { e.WillReturnError(errDown) },
+			check:  func(t *testing.T, err error) { requireSystemError(t, err, "set expiry", errDown) },
+		},
+		{
+			name: "nok, no row changed in PostgreSQL: ErrNotFound", dialect: Postgres,
+			expect: func(_ sqlmock.Sqlmock, _ *script, e *sqlmock.ExpectedExec) {
+				e.WillReturnResult(sqlmock.NewResult(0, 0))
+			},
+			check: func(t *testing.T, err error) { require.ErrorIs(t, err, apitoken.ErrNotFound) },
+		},
+		{
+			name: "ok, no row changed in MySQL but the token is there: the value was set", dialect: MySQL,
+			expect: func(mock sqlmock.Sqlmock, sc *script, e *sqlmock.ExpectedExec) {
+				e.WillReturnResult(sqlmock.NewResult(0, 0))
+				mock.ExpectQuery(sc.queries["token-exists"]).WithArgs("tok-1", "acct-1").WillReturnRows(sqlmock.NewRows([]string{"1"}).AddRow(1))
+			},
+			check: func(t *testing.T, err error) { require.NoError(t, err) },
+		},
+		{
+			name: "nok, no row changed in MySQL and no token: ErrNotFound", dialect: MySQL,
+			expect: func(mock sqlmock.Sqlmock, sc *script, e *sqlmock.ExpectedExec) {
+				e.WillReturnResult(sqlmock.NewResult(0, 0))
+				mock.ExpectQuery(sc.queries["token-exists"]).WithArgs("tok-1", "acct-1").WillReturnRows(sqlmock.NewRows([]string{"1"}))
+			},
+			check: func(t *testing.T, err error) { require.ErrorIs(t, err, apitoken.ErrNotFound) },
+		},
+		{
+			name: "nok, MySQL's check fails: a system error", dialect: MySQL,
+			expect: func(mock sqlmock.Sqlmock, sc *script, e *sqlmock.ExpectedExec) {
+				e.WillReturnResult(sqlmock.NewResult(0, 0))
+				mock.ExpectQuery(sc.queries["token-exists"]).WithArgs("tok-1", "acct-1").WillReturnError(errDown)
+			},
+			check: func(t *testing.T, err error) { requireSystemError(t, err, "set expiry", errDown) },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, mock := newMockStore(t, tc.dialect)
+			exec := mock.ExpectPrepare(s.script.queries["set-expiry"]).ExpectExec().WithArgs(s.timeArg(at), "tok-1", "acct-1")
+			tc.expect(mock, s.script, exec)
+
+			tc.check(t, s.SetExpiry(t.Context(), "acct-1", "tok-1", at))
+			require.NoError(t, mock.ExpectationsWereMet())
+		})
+	}
+}

@@ -41,10 +41,10 @@ func loadScript(d Dialect, prefix string) (*script, error) {
 
 // check reports a query that dialect d's Store runs but the script lacks.
 func (sc *script) check(d Dialect) error {
-	need := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired"}
+	need := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry"}
 	switch d {
 	case MySQL:
-		need = append(need, "unlock")
+		need = append(need, "unlock", "token-exists")
 	case SQLite:
 		need = append(need, "unlock", "rollback")
 	}

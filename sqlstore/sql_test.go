@@ -20,10 +20,10 @@ var allDialects = []Dialect{Postgres, MySQL, SQLite}
 // the ones the Store and Migrate run, and no stray ones (a misspelt section
 // name would leave a query empty at run time).
 func wantQueries(d Dialect) []string {
-	q := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired"}
+	q := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry"}
 	switch d {
 	case MySQL:
-		q = append(q, "unlock") // RELEASE_LOCK
+		q = append(q, "unlock", "token-exists") // RELEASE_LOCK; SetExpiry's check
 	case SQLite:
 		q = append(q, "unlock", "rollback") // COMMIT, ROLLBACK
 	}

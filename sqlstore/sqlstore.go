@@ -110,7 +110,7 @@ type Store struct {
 
 // statements are the Store's prepared statements.
 type statements struct {
-	create, lookup, list, delete, deleteAccount, deleteExpired preparedStmt
+	create, lookup, list, delete, deleteAccount, deleteExpired, setExpiry preparedStmt
 }
 
 // DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
@@ -125,6 +125,7 @@ var (
 	_ apitoken.Store          = (*Store)(nil)
 	_ apitoken.AccountDeleter = (*Store)(nil)
 	_ apitoken.ExpiredDeleter = (*Store)(nil)
+	_ apitoken.ExpiryUpdater  = (*Store)(nil)
 )
 
 // New returns a Store that keeps tokens in db, which speaks dialect d. It
@@ -154,7 +155,7 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	st := &statements{}
 	for name, p := range map[string]*preparedStmt{
 		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete": &st.delete,
-		"delete-account": &st.deleteAccount, "delete-expired": &st.deleteExpired,
+		"delete-account": &st.deleteAccount, "delete-expired": &st.deleteExpired, "set-expiry": &st.setExpiry,
 	} {
 		p.db, p.query = db, sc.queries[name]
 	}
@@ -184,7 +185,7 @@ func (s *Store) Close() error {
 	}
 	st := s.stmts
 	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.delete.close(),
-		st.deleteAccount.close(), st.deleteExpired.close())
+		st.deleteAccount.close(), st.deleteExpired.close(), st.setExpiry.close())
 }
 
 // Create implements apitoken.Store.
@@ -369,6 +370,45 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error
 		return 0, fmt.Errorf("sqlstore: delete expired: %w", err)
 	}
 	return rowsAffected("delete expired", res)
+}
+
+// SetExpiry implements apitoken.ExpiryUpdater.
+func (s *Store) SetExpiry(ctx context.Context, accountID, id string, expiresAt time.Time) error {
+	if y := expiresAt.UTC().Year(); expiresAt.IsZero() || y < minYear || y > maxYear {
+		return fmt.Errorf("sqlstore: %w: expiry is zero or outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
+	}
+	if !storable(accountID) || !storable(id) {
+		return errNotFound
+	}
+	res, err := s.exec(ctx, &s.stmts.setExpiry, s.timeArg(expiresAt), id, accountID)
+	if err != nil {
+		return fmt.Errorf("sqlstore: set expiry: %w", err)
+	}
+	n, err := rowsAffected("set expiry", res)
+	if err != nil || n > 0 {
+		return err
+	}
+	if s.dialect == MySQL {
+		// MySQL counts changed rows only: the value may have been set.
+		var one int
+		err := s.readRow(ctx, s.script.queries["token-exists"], id, accountID).Scan(&one)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlstore: set expiry: %w", err)
+		}
+	}
+	return errNotFound
+}
+
+// readRow runs a query that is not on a hot path: unprepared, through the
+// transaction of a Store made by WithTx or the database.
+func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s.tx != nil {
+		return s.tx.QueryRowContext(ctx, query, args...)
+	}
+	return s.db.QueryRowContext(ctx, query, args...)
 }
 
 // rowsAffected returns how many rows the statement op changed.

@@ -845,3 +845,45 @@ func countRows(t *testing.T, db *sql.DB, table string) int {
 	require.NoError(t, db.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM "+table).Scan(&n))
 	return n
 }
+
+// TestLifecycle runs Rotate, DeleteAll and Prune through the Issuer on each
+// database: the capabilities sqlstore adds beyond the Store interface.
+func TestLifecycle(t *testing.T) {
+	start := time.Date(2026, time.November, 27, 12, 0, 0, 0, time.UTC)
+	for _, d := range dialects {
+		t.Run(d.String(), func(t *testing.T) {
+			ctx := t.Context()
+			clock := newTestClock(start)
+			iss := issuerOn(t, newStore(t, d), apitoken.WithClock(clock.Now))
+			oldSecret, old, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", Name: "deploy", ExpiresAt: start.Add(24 * time.Hour)})
+			require.NoError(t, err)
+			_, otherTok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "other"})
+			require.NoError(t, err)
+
+			secret, tok, err := iss.Rotate(ctx, "acme", old.ID, time.Hour)
+			require.NoError(t, err)
+			list, err := iss.List(ctx, "acme")
+			require.NoError(t, err)
+			old.ExpiresAt = start.Add(time.Hour)
+			assert.Equal(t, []apitoken.Token{old, tok}, list, "the old token lives for the grace")
+			clock.Set(start.Add(time.Hour))
+			_, err = iss.Verify(ctx, "acme", oldSecret)
+			assert.Equal(t, apitoken.ErrInvalidToken, err)
+			_, err = iss.Verify(ctx, "acme", secret)
+			require.NoError(t, err)
+
+			n, err := iss.Prune(ctx, clock.Now())
+			require.NoError(t, err)
+			assert.Equal(t, 1, n, "the old token, expired")
+			n, err = iss.DeleteAll(ctx, "acme")
+			require.NoError(t, err)
+			assert.Equal(t, 1, n, "the successor")
+			list, err = iss.List(ctx, "acme")
+			require.NoError(t, err)
+			assert.Empty(t, list)
+			list, err = iss.List(ctx, "other")
+			require.NoError(t, err)
+			assert.Equal(t, []apitoken.Token{otherTok}, list, "other accounts untouched")
+		})
+	}
+}

@@ -26,8 +26,8 @@ import (
 
 // Run checks that the stores made by newStore keep the apitoken.Store
 // contract, and that of the optional capabilities they implement
-// (apitoken.AccountDeleter, apitoken.ExpiredDeleter; the subtest of one a
-// store lacks is skipped): one named subtest per rule, each failure stating
+// (apitoken.AccountDeleter, apitoken.ExpiredDeleter, apitoken.ExpiryUpdater;
+// the subtest of one a store lacks is skipped): one named subtest per rule, each failure stating
 // the rule it checks. newStore is called once per subtest and must return an empty store;
 // it may register cleanups on the t it is given. Run calls the Store directly,
 // with records shaped as the Issuer makes them, and runs some subtests from
@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"DeleteAccount", testDeleteAccount},
 		{"DeleteExpired", testDeleteExpired},
+		{"SetExpiry", testSetExpiry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -929,4 +930,35 @@ func testDeleteExpired(t *testing.T, s apitoken.Store) {
 	if checkNoError(t, err, "DeleteExpired with nothing to remove is not an error") {
 		checkEqual(t, 0, n, "DeleteExpired with nothing to remove removes nothing")
 	}
+}
+
+func testSetExpiry(t *testing.T, s apitoken.Store) {
+	u, ok := s.(apitoken.ExpiryUpdater)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.ExpiryUpdater")
+	}
+	acct := "acct-" + newID()
+	never, expiring := newRecord(acct, base), newRecord(acct, base.Add(time.Second))
+	expiring.ExpiresAt = base.Add(30 * 24 * time.Hour)
+	other := newRecord("ACCT-"+newID(), base)
+	create(t, s, never, expiring, other)
+
+	for _, rec := range []apitoken.Record{never, expiring} {
+		want := clone(rec)
+		want.ExpiresAt = base.Add(time.Hour + time.Microsecond)
+		checkNoError(t, u.SetExpiry(t.Context(), acct, rec.ID, want.ExpiresAt), "a Store must set the expiry of a token of the account")
+		checkLookup(t, s, want, "a Store must keep the expiry SetExpiry set, to the microsecond")
+		checkNoError(t, u.SetExpiry(t.Context(), acct, rec.ID, want.ExpiresAt), "SetExpiry to the value a token already has is not an error")
+	}
+
+	later := base.Add(2 * time.Hour)
+	for _, tt := range []struct{ name, account, id string }{
+		{"an unknown id", acct, newID()},
+		{"the token of another account", acct, other.ID},
+		{"an account id differing in case", strings.ToUpper(acct), never.ID},
+	} {
+		checkErrorIs(t, u.SetExpiry(t.Context(), tt.account, tt.id, later), apitoken.ErrNotFound,
+			"SetExpiry of %s must return an error wrapping ErrNotFound", tt.name)
+	}
+	checkLookup(t, s, other, "a refused SetExpiry must change nothing")
 }

@@ -79,3 +79,11 @@ DELETE FROM apitoken_tokens WHERE account_id = ?;
 -- A token that never expires has a NULL expires_at, which no comparison
 -- selects.
 DELETE FROM apitoken_tokens WHERE expires_at <= ?;
+
+-- query: set-expiry
+UPDATE apitoken_tokens SET expires_at = ? WHERE id = ? AND account_id = ?;
+
+-- query: token-exists
+-- MySQL counts only the rows an UPDATE changed: a token whose expiry already
+-- had the value set is told from a missing one by this query.
+SELECT 1 FROM apitoken_tokens WHERE id = ? AND account_id = ?;

@@ -64,3 +64,6 @@ DELETE FROM apitoken_tokens WHERE account_id = $1;
 -- A token that never expires has a NULL expires_at, which no comparison
 -- selects.
 DELETE FROM apitoken_tokens WHERE expires_at <= $1;
+
+-- query: set-expiry
+UPDATE apitoken_tokens SET expires_at = $1 WHERE id = $2 AND account_id = $3;

@@ -71,3 +71,6 @@ DELETE FROM apitoken_tokens WHERE account_id = ?;
 -- A token that never expires has a NULL expires_at, which no comparison
 -- selects.
 DELETE FROM apitoken_tokens WHERE expires_at <= ?;
+
+-- query: set-expiry
+UPDATE apitoken_tokens SET expires_at = ? WHERE id = ? AND account_id = ?;
