@@ -91,9 +91,10 @@
 // every other error a system error. Package memstore keeps tokens in memory;
 // package sqlstore keeps them in PostgreSQL, MySQL/MariaDB or SQLite through
 // database/sql, with its schema embedded and a Migrate method. Optional
-// capabilities a Store may add, [AccountDeleter], [ExpiredDeleter] and
-// [ExpiryUpdater], serve [Issuer.DeleteAll], [Issuer.Prune] and
-// [Issuer.Rotate]. A custom store must pass the conformance suite storetest.Run:
+// capabilities a Store may add, [AccountDeleter], [ExpiredDeleter],
+// [ExpiryUpdater] and [LimitedCreator], serve [Issuer.DeleteAll],
+// [Issuer.Prune], [Issuer.Rotate] and [WithMaxTokensPerAccount]. A custom
+// store must pass the conformance suite storetest.Run:
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) apitoken.Store { return mystore.New() })

@@ -32,6 +32,10 @@ var (
 	// credentials in a malformed or ambiguous form (answered with 400).
 	ErrInvalidRequest = errors.New("apitoken: invalid request")
 
+	// ErrLimitReached is returned by Issue when the account already has as
+	// many tokens as WithMaxTokensPerAccount allows.
+	ErrLimitReached = errors.New("apitoken: token limit reached")
+
 	// ErrInsufficientScope is reported by RequireScope when the verified
 	// token lacks a required scope (answered with 403).
 	ErrInsufficientScope = errors.New("apitoken: insufficient scope")

@@ -22,10 +22,11 @@ import (
 // safe for concurrent use. Make one with NewIssuer: the zero value is not
 // usable.
 type Issuer struct {
-	store Store
-	head  string // the prefix and '_': how every secret starts
-	now   func() time.Time
-	macs  sync.Pool // of *mac, each keyed
+	store     Store
+	head      string // the prefix and '_': how every secret starts
+	now       func() time.Time
+	macs      sync.Pool // of *mac, each keyed
+	maxTokens int       // per account; 0: no limit
 }
 
 // NewIssuer returns an Issuer over store. Options set the secret prefix, an
@@ -44,12 +45,16 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 			return nil, err
 		}
 	}
+	if _, ok := store.(LimitedCreator); c.maxTokens > 0 && !ok {
+		return nil, fmt.Errorf("apitoken: the store cannot enforce WithMaxTokensPerAccount: %w", errors.ErrUnsupported)
+	}
 	key := c.hashKey
 	return &Issuer{
-		store: store,
-		head:  c.prefix + "_",
-		now:   c.now,
-		macs:  sync.Pool{New: func() any { return &mac{h: hmac.New(sha256.New, key)} }},
+		store:     store,
+		head:      c.prefix + "_",
+		now:       c.now,
+		macs:      sync.Pool{New: func() any { return &mac{h: hmac.New(sha256.New, key)} }},
+		maxTokens: c.maxTokens,
 	}, nil
 }
 
@@ -65,9 +70,15 @@ const (
 // Issue creates a token for p.AccountID and returns its secret with its
 // metadata. The secret is returned only here, only after the store accepted
 // the record, and is never kept: show it to the user once. Invalid params are
-// an error wrapping ErrInvalidInput that names the field; any other error
-// comes from the store, and then no token was issued.
+// an error wrapping ErrInvalidInput that names the field; an account at the
+// limit of WithMaxTokensPerAccount gets one wrapping ErrLimitReached; any
+// other error comes from the store. After any error, no token was issued.
 func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok Token, err error) {
+	return iss.issue(ctx, p, iss.maxTokens)
+}
+
+// issue is Issue with a limit of max tokens in the account (0: none).
+func (iss *Issuer) issue(ctx context.Context, p IssueParams, max int) (secret string, tok Token, err error) {
 	// ExpiresAt is truncated before the check, so that what is stored is in
 	// the future, not merely what was asked for.
 	p.ExpiresAt = p.ExpiresAt.UTC().Truncate(time.Microsecond)
@@ -95,9 +106,17 @@ func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok
 		}
 		tok.ID = id.String()
 		secret = newSecret(iss.head)
-		err = iss.store.Create(ctx, Record{Token: tok, Hash: iss.hash(secret)})
+		rec := Record{Token: tok, Hash: iss.hash(secret)}
+		if max > 0 {
+			err = iss.store.(LimitedCreator).CreateLimited(ctx, rec, max)
+		} else {
+			err = iss.store.Create(ctx, rec)
+		}
 		if err == nil {
 			return secret, tok, nil
+		}
+		if errors.Is(err, ErrLimitReached) {
+			return "", Token{}, fmt.Errorf("%w: the account holds the most tokens allowed (%d)", ErrLimitReached, max)
 		}
 		if !errors.Is(err, ErrDuplicate) {
 			return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
@@ -172,10 +191,11 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		return "", Token{}, fmt.Errorf("%w: no live token with that id", ErrNotFound)
 	}
 	old := toks[i]
-	secret, tok, err = iss.Issue(ctx, IssueParams{
+	// Not counted against the limit: the successor replaces old.
+	secret, tok, err = iss.issue(ctx, IssueParams{
 		AccountID: old.AccountID, MemberID: old.MemberID, Name: old.Name,
 		Scopes: old.Scopes, ExpiresAt: old.ExpiresAt,
-	})
+	}, 0)
 	if err != nil {
 		return "", Token{}, err
 	}

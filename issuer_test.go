@@ -853,3 +853,65 @@ func TestRotate(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxTokensPerAccount(t *testing.T) {
+	t.Run("nok, options", func(t *testing.T) {
+		for _, n := range []int{0, -1} {
+			_, err := apitoken.NewIssuer(memstore.New(), apitoken.WithMaxTokensPerAccount(n))
+			require.ErrorIs(t, err, apitoken.ErrInvalidInput, "limit %d", n)
+		}
+		_, err := apitoken.NewIssuer(plainStore{memstore.New()}, apitoken.WithMaxTokensPerAccount(3))
+		require.ErrorIs(t, err, errors.ErrUnsupported, "a store that cannot enforce the limit is refused")
+	})
+
+	t.Run("ok, up to the limit, then ErrLimitReached, until a token is deleted", func(t *testing.T) {
+		ctx := t.Context()
+		iss := newIssuer(t, memstore.New(), apitoken.WithMaxTokensPerAccount(2))
+		var toks []apitoken.Token
+		for range 2 {
+			_, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+			toks = append(toks, tok)
+		}
+		secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.ErrorIs(t, err, apitoken.ErrLimitReached)
+		assert.Empty(t, secret)
+		assert.Zero(t, tok)
+		listed, err := iss.List(ctx, "acme")
+		require.NoError(t, err)
+		assert.Equal(t, toks, listed, "a refused Issue stores nothing")
+
+		_, _, err = iss.Issue(ctx, apitoken.IssueParams{AccountID: "other"})
+		require.NoError(t, err, "the limit is per account")
+
+		_, rotated, err := iss.Rotate(ctx, "acme", toks[0].ID, time.Hour)
+		require.NoError(t, err, "Rotate replaces a token: it is not refused at the limit")
+
+		require.NoError(t, iss.Delete(ctx, "acme", toks[0].ID))
+		require.NoError(t, iss.Delete(ctx, "acme", rotated.ID))
+		_, _, err = iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err, "a deleted token frees its place")
+	})
+
+	t.Run("ok, 20 goroutines racing for a limit of 5 get 5 tokens", func(t *testing.T) {
+		iss := newIssuer(t, memstore.New(), apitoken.WithMaxTokensPerAccount(5))
+		var won, refused atomic.Int64
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				_, _, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
+				switch {
+				case err == nil:
+					won.Add(1)
+				case errors.Is(err, apitoken.ErrLimitReached):
+					refused.Add(1)
+				default:
+					t.Errorf("Issue: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		assert.EqualValues(t, 5, won.Load())
+		assert.EqualValues(t, 15, refused.Load())
+	})
+}

@@ -10,9 +10,10 @@ import (
 type Option func(*config) error
 
 type config struct {
-	prefix  string
-	hashKey []byte
-	now     func() time.Time
+	prefix    string
+	hashKey   []byte
+	now       func() time.Time
+	maxTokens int // 0: no limit
 }
 
 // minHashKeyLen is the shortest application key WithHashKey accepts: as many
@@ -72,4 +73,23 @@ func checkPrefix(p string) error {
 		}
 	}
 	return nil
+}
+
+// WithMaxTokensPerAccount limits how many tokens an account may hold (n is
+// at least 1): Issue then returns an error wrapping ErrLimitReached, and
+// stores nothing, when the account already has n, expired ones included
+// until they are deleted or pruned. The limit holds under concurrent Issue
+// calls, also from several processes, because the Store checks it and
+// inserts in one atomic step: it must implement LimitedCreator (memstore and
+// sqlstore do), or NewIssuer returns an error wrapping errors.ErrUnsupported.
+// Rotate does not count against it: during a grace period an account may
+// hold one token over the limit.
+func WithMaxTokensPerAccount(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: the token limit is %d, want at least 1", ErrInvalidInput, n)
+		}
+		c.maxTokens = n
+		return nil
+	}
 }

@@ -77,3 +77,13 @@ type ExpiredDeleter interface {
 type ExpiryUpdater interface {
 	SetExpiry(ctx context.Context, accountID, id string, expiresAt time.Time) error
 }
+
+// LimitedCreator is a capability a Store may add: CreateLimited is Create,
+// except that when the account of rec already has max tokens it stores
+// nothing and returns an error wrapping ErrLimitReached. Counting and
+// inserting are one atomic step: calls racing for one account, from any
+// number of goroutines or processes, never leave it with more than max
+// tokens. WithMaxTokensPerAccount needs it.
+type LimitedCreator interface {
+	CreateLimited(ctx context.Context, rec Record, max int) error
+}

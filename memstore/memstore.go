@@ -28,11 +28,14 @@ var (
 	_ apitoken.AccountDeleter = (*Store)(nil)
 	_ apitoken.ExpiredDeleter = (*Store)(nil)
 	_ apitoken.ExpiryUpdater  = (*Store)(nil)
+	_ apitoken.LimitedCreator = (*Store)(nil)
 )
 
 // errNotFound is one value, so that a miss (the path of a guessing client)
 // allocates nothing.
 var errNotFound = fmt.Errorf("memstore: %w", apitoken.ErrNotFound)
+
+var errLimitReached = fmt.Errorf("memstore: %w", apitoken.ErrLimitReached)
 
 // Format prints a summary of the store for every verb, never its records:
 // fmt cannot redact the hashes it would reach through unexported fields.
@@ -54,9 +57,22 @@ func New() *Store {
 
 // Create implements apitoken.Store.
 func (s *Store) Create(_ context.Context, rec apitoken.Record) error {
+	return s.create(rec, 0)
+}
+
+// CreateLimited implements apitoken.LimitedCreator.
+func (s *Store) CreateLimited(_ context.Context, rec apitoken.Record, max int) error {
+	return s.create(rec, max)
+}
+
+// create stores rec if the account has fewer than max tokens (0: no limit).
+func (s *Store) create(rec apitoken.Record, max int) error {
 	rec.Scopes = cloneScopes(rec.Scopes)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if max > 0 && len(s.byAccount[rec.AccountID]) >= max {
+		return errLimitReached
+	}
 	if _, ok := s.byID[rec.ID]; ok {
 		return fmt.Errorf("memstore: %w: id", apitoken.ErrDuplicate)
 	}

@@ -103,13 +103,17 @@
 // IMMEDIATE, waiting up to busy_timeout). It returns an error, and changes
 // nothing, for a database whose schema is newer than this package knows.
 //
-// # Rotation and bulk deletions
+// # Rotation, limits and bulk deletions
 //
-// Store implements apitoken.AccountDeleter, apitoken.ExpiredDeleter and
-// apitoken.ExpiryUpdater: Issuer.DeleteAll is one DELETE by the account
-// index; Issuer.Prune one DELETE of the rows whose expires_at is at or
-// before the time given, which scans the table (a job for a quiet moment,
-// never the request path); Issuer.Rotate's grace one UPDATE of expires_at.
+// Store implements apitoken.AccountDeleter, apitoken.ExpiredDeleter,
+// apitoken.ExpiryUpdater and apitoken.LimitedCreator: Issuer.DeleteAll is
+// one DELETE by the account index; Issuer.Prune one DELETE of the rows whose
+// expires_at is at or before the time given, which scans the table (a job
+// for a quiet moment, never the request path); Issuer.Rotate's grace one
+// UPDATE of expires_at. With apitoken.WithMaxTokensPerAccount, Create counts
+// the account's tokens and inserts in one transaction under a lock on the
+// account (PostgreSQL: an advisory lock; MySQL: GET_LOCK; SQLite: the write
+// lock), so the limit holds across processes.
 //
 // # Transactions and closing
 //

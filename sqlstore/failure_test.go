@@ -727,14 +727,14 @@ func TestMigrateFailureMySQL(t *testing.T) {
 			expect: func(mock sqlmock.Sqlmock, sc *script) {
 				mock.ExpectQuery(sc.queries["lock"]).WillReturnRows(lockRows(0))
 			},
-			wantMsg: "did not get the migration lock",
+			wantMsg: "did not get the lock in time",
 		},
 		{
 			name: "nok, lock error (NULL): nothing runs",
 			expect: func(mock sqlmock.Sqlmock, sc *script) {
 				mock.ExpectQuery(sc.queries["lock"]).WillReturnRows(lockRows(nil))
 			},
-			wantMsg: "did not get the migration lock",
+			wantMsg: "did not get the lock in time",
 		},
 		{
 			name: "nok, lock query fails: nothing runs",
@@ -1092,6 +1092,93 @@ func TestSetExpiryFailure(t *testing.T) {
 			tc.expect(mock, s.script, exec)
 
 			tc.check(t, s.SetExpiry(t.Context(), "acct-1", "tok-1", at))
+			require.NoError(t, mock.ExpectationsWereMet())
+		})
+	}
+}
+
+func TestCreateLimitedFailure(t *testing.T) {
+	errDown := errors.New("connection refused")
+	ok := sqlmock.NewResult(0, 1)
+	countRows := func(n int) *sqlmock.Rows { return sqlmock.NewRows([]string{"count"}).AddRow(n) }
+	for _, tc := range []struct {
+		name    string
+		dialect Dialect
+		expect  func(mock sqlmock.Sqlmock, sc *script, rec apitoken.Record)
+		check   func(t *testing.T, err error)
+	}{
+		{
+			name: "ok, room left: counted and inserted under the lock", dialect: Postgres,
+			expect: func(mock sqlmock.Sqlmock, sc *script, rec apitoken.Record) {
+				mock.ExpectBegin()
+				mock.ExpectExec(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnResult(ok)
+				mock.ExpectQuery(sc.queries["count-account"]).WithArgs("acct-1").WillReturnRows(countRows(4))
+				mock.ExpectExec(sc.queries["create"]).WithArgs(createArgs(Postgres, rec)...).WillReturnResult(ok)
+				mock.ExpectCommit()
+			},
+			check: func(t *testing.T, err error) { require.NoError(t, err) },
+		},
+		{
+			name: "nok, at the limit: ErrLimitReached, nothing inserted, rolled back", dialect: Postgres,
+			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
+				mock.ExpectBegin()
+				mock.ExpectExec(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnResult(ok)
+				mock.ExpectQuery(sc.queries["count-account"]).WithArgs("acct-1").WillReturnRows(countRows(5))
+				mock.ExpectRollback()
+			},
+			check: func(t *testing.T, err error) {
+				require.ErrorIs(t, err, apitoken.ErrLimitReached)
+				requireNoUnexpectedCall(t, err)
+			},
+		},
+		{
+			name: "nok, the lock fails: a system error, rolled back", dialect: Postgres,
+			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
+				mock.ExpectBegin()
+				mock.ExpectExec(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnError(errDown)
+				mock.ExpectRollback()
+			},
+			check: func(t *testing.T, err error) { requireSystemError(t, err, "create", errDown) },
+		},
+		{
+			name: "nok, the count fails: a system error, released", dialect: MySQL,
+			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
+				mock.ExpectQuery(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnRows(lockRows(1))
+				mock.ExpectBegin()
+				mock.ExpectQuery(sc.queries["count-account"]).WithArgs("acct-1").WillReturnError(errDown)
+				mock.ExpectRollback()
+				mock.ExpectQuery(sc.queries["unlock-account"]).WithArgs("acct-1").WillReturnRows(lockRows(1))
+			},
+			check: func(t *testing.T, err error) { requireSystemError(t, err, "create", errDown) },
+		},
+		{
+			name: "nok, MySQL's lock times out: nothing counted or inserted", dialect: MySQL,
+			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
+				mock.ExpectQuery(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnRows(lockRows(0))
+			},
+			check: func(t *testing.T, err error) {
+				require.Error(t, err)
+				assert.True(t, strings.HasPrefix(err.Error(), "sqlstore: create: "), err.Error())
+				assert.NotErrorIs(t, err, apitoken.ErrLimitReached)
+				requireNoUnexpectedCall(t, err)
+			},
+		},
+		{
+			name: "nok, at the limit in SQLite: rolled back", dialect: SQLite,
+			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
+				mock.ExpectExec(sc.queries["lock"]).WillReturnResult(ok)
+				mock.ExpectQuery(sc.queries["count-account"]).WithArgs("acct-1").WillReturnRows(countRows(5))
+				mock.ExpectExec(sc.queries["rollback"]).WillReturnResult(ok)
+			},
+			check: func(t *testing.T, err error) { require.ErrorIs(t, err, apitoken.ErrLimitReached) },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, mock := newMockStore(t, tc.dialect)
+			rec := testRecord()
+			tc.expect(mock, s.script, rec)
+
+			tc.check(t, s.CreateLimited(t.Context(), rec, 5))
 			require.NoError(t, mock.ExpectationsWereMet())
 		})
 	}

@@ -32,7 +32,7 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 			return s.migrate(ctx, tx)
 		})
 	case MySQL:
-		err = withNamedLock(ctx, conn, q["lock"], q["unlock"], func() error { return s.migrate(ctx, conn) })
+		err = withNamedLock(ctx, conn, q["lock"], q["unlock"], nil, func() error { return s.migrate(ctx, conn) })
 	case SQLite:
 		err = inImmediateTx(ctx, conn, q, func() error { return s.migrate(ctx, conn) })
 	}
@@ -124,20 +124,21 @@ func ignoreDone(err error) error {
 }
 
 // withNamedLock runs fn holding a MySQL named lock, taken by lock (which
-// returns 1 when it got the lock) and released by unlock on conn.
-func withNamedLock(ctx context.Context, conn *sql.Conn, lock, unlock string, fn func() error) error {
+// returns 1 when it got the lock) and released by unlock on conn, both with
+// args.
+func withNamedLock(ctx context.Context, conn *sql.Conn, lock, unlock string, args []any, fn func() error) error {
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, lock).Scan(&got); err != nil {
+	if err := conn.QueryRowContext(ctx, lock, args...).Scan(&got); err != nil {
 		return err
 	}
 	if got.Int64 != 1 {
-		return errors.New("did not get the migration lock within 60s (is a database selected?)")
+		return errors.New("did not get the lock in time (is a database selected?)")
 	}
 	err := fn()
 	// Released even if ctx has ended; the lock also ends with the
 	// connection.
 	var released sql.NullInt64
-	if relErr := conn.QueryRowContext(context.WithoutCancel(ctx), unlock).Scan(&released); relErr != nil {
+	if relErr := conn.QueryRowContext(context.WithoutCancel(ctx), unlock, args...).Scan(&released); relErr != nil {
 		err = errors.Join(err, relErr)
 	}
 	return err

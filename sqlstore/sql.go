@@ -41,10 +41,12 @@ func loadScript(d Dialect, prefix string) (*script, error) {
 
 // check reports a query that dialect d's Store runs but the script lacks.
 func (sc *script) check(d Dialect) error {
-	need := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry"}
+	need := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account"}
 	switch d {
+	case Postgres:
+		need = append(need, "lock-account")
 	case MySQL:
-		need = append(need, "unlock", "token-exists")
+		need = append(need, "unlock", "token-exists", "lock-account", "unlock-account")
 	case SQLite:
 		need = append(need, "unlock", "rollback")
 	}

@@ -20,10 +20,12 @@ var allDialects = []Dialect{Postgres, MySQL, SQLite}
 // the ones the Store and Migrate run, and no stray ones (a misspelt section
 // name would leave a query empty at run time).
 func wantQueries(d Dialect) []string {
-	q := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry"}
+	q := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account"}
 	switch d {
+	case Postgres:
+		q = append(q, "lock-account") // CreateLimited's lock
 	case MySQL:
-		q = append(q, "unlock", "token-exists") // RELEASE_LOCK; SetExpiry's check
+		q = append(q, "unlock", "token-exists", "lock-account", "unlock-account") // RELEASE_LOCK; SetExpiry's check; CreateLimited's lock
 	case SQLite:
 		q = append(q, "unlock", "rollback") // COMMIT, ROLLBACK
 	}

@@ -126,6 +126,7 @@ var (
 	_ apitoken.AccountDeleter = (*Store)(nil)
 	_ apitoken.ExpiredDeleter = (*Store)(nil)
 	_ apitoken.ExpiryUpdater  = (*Store)(nil)
+	_ apitoken.LimitedCreator = (*Store)(nil)
 )
 
 // New returns a Store that keeps tokens in db, which speaks dialect d. It
@@ -190,45 +191,123 @@ func (s *Store) Close() error {
 
 // Create implements apitoken.Store.
 func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
-	for _, sc := range rec.Scopes {
-		if sc == "" || strings.Contains(sc, " ") {
-			// Scopes are stored space-separated.
-			return fmt.Errorf("sqlstore: %w: a scope is empty or holds a space", apitoken.ErrInvalidInput)
-		}
+	args, err := s.createArgs(rec)
+	if err != nil {
+		return err
 	}
-	if rec.CreatedAt.IsZero() {
-		return fmt.Errorf("sqlstore: %w: CreatedAt is required", apitoken.ErrInvalidInput)
-	}
-	for _, t := range []time.Time{rec.CreatedAt, rec.ExpiresAt, rec.LastUsedAt} {
-		if y := t.UTC().Year(); !t.IsZero() && (y < minYear || y > maxYear) {
-			// Outside MySQL's DATETIME, and SQLite's microseconds would
-			// overflow: refuse rather than store another time.
-			return fmt.Errorf("sqlstore: %w: a time is outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
-		}
-	}
-	args := []any{rec.Hash[:], rec.ID, rec.AccountID, rec.MemberID, rec.Name, strings.Join(rec.Scopes, " "),
-		s.timeArg(rec.CreatedAt), s.timeArg(rec.ExpiresAt), s.timeArg(rec.LastUsedAt)}
 	var res sql.Result
-	var err error
 	if s.dialect == MySQL && s.tx == nil {
 		res, err = s.insertInTx(ctx, args)
 	} else {
 		res, err = s.exec(ctx, &s.stmts.create, args...)
 	}
+	return createError(s.created(res, err))
+}
+
+// CreateLimited implements apitoken.LimitedCreator: it counts the account's
+// tokens and inserts in one transaction, under a lock on the account
+// (PostgreSQL: an advisory lock; MySQL: GET_LOCK; SQLite: the write lock).
+// In a Store made by WithTx it needs PostgreSQL and a *sql.Tx, and returns
+// an error wrapping errors.ErrUnsupported otherwise: MySQL's and SQLite's
+// locks cannot be held to the end of the caller's transaction.
+func (s *Store) CreateLimited(ctx context.Context, rec apitoken.Record, max int) error {
+	args, err := s.createArgs(rec)
+	if err != nil {
+		return err
+	}
+	q := s.script.queries
+	// count and insert run under the lock.
+	insert := func(db execQuerier) error {
+		var n int
+		if err := db.QueryRowContext(ctx, q["count-account"], rec.AccountID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= max {
+			return errLimitReached
+		}
+		return s.created(db.ExecContext(ctx, q["create"], args...))
+	}
+	if s.tx != nil {
+		// The account's lock must be held to the end of a transaction.
+		if _, inTx := s.tx.(*sql.Tx); !inTx || s.dialect != Postgres {
+			return fmt.Errorf("sqlstore: a token limit in the caller's transaction needs PostgreSQL and a *sql.Tx: %w", errors.ErrUnsupported)
+		}
+		if _, err := s.tx.ExecContext(ctx, q["lock-account"], rec.AccountID); err != nil {
+			return createError(err)
+		}
+		return createError(insert(s.tx))
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return createError(err)
+	}
+	defer conn.Close()
+	switch s.dialect {
+	case Postgres:
+		err = inTx(ctx, conn, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, q["lock-account"], rec.AccountID); err != nil {
+				return err
+			}
+			return insert(tx)
+		})
+	case MySQL:
+		err = withNamedLock(ctx, conn, q["lock-account"], q["unlock-account"], []any{rec.AccountID}, func() error {
+			return inTx(ctx, conn, func(tx *sql.Tx) error { return insert(tx) })
+		})
+	case SQLite:
+		err = inImmediateTx(ctx, conn, q, func() error { return insert(conn) })
+	}
+	return createError(err)
+}
+
+// createArgs checks rec and returns the arguments of the create statement.
+func (s *Store) createArgs(rec apitoken.Record) ([]any, error) {
+	for _, sc := range rec.Scopes {
+		if sc == "" || strings.Contains(sc, " ") {
+			// Scopes are stored space-separated.
+			return nil, fmt.Errorf("sqlstore: %w: a scope is empty or holds a space", apitoken.ErrInvalidInput)
+		}
+	}
+	if rec.CreatedAt.IsZero() {
+		return nil, fmt.Errorf("sqlstore: %w: CreatedAt is required", apitoken.ErrInvalidInput)
+	}
+	for _, t := range []time.Time{rec.CreatedAt, rec.ExpiresAt, rec.LastUsedAt} {
+		if y := t.UTC().Year(); !t.IsZero() && (y < minYear || y > maxYear) {
+			// Outside MySQL's DATETIME, and SQLite's microseconds would
+			// overflow: refuse rather than store another time.
+			return nil, fmt.Errorf("sqlstore: %w: a time is outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
+		}
+	}
+	return []any{rec.Hash[:], rec.ID, rec.AccountID, rec.MemberID, rec.Name, strings.Join(rec.Scopes, " "),
+		s.timeArg(rec.CreatedAt), s.timeArg(rec.ExpiresAt), s.timeArg(rec.LastUsedAt)}, nil
+}
+
+// created tells a duplicate from the outcome of the create statement: it
+// returns errDuplicate, nil, or the database's error.
+func (s *Store) created(res sql.Result, err error) error {
 	if err != nil {
 		if s.dialect == MySQL && mysqlErrorNumber(err) == mysqlDuplicateEntry {
 			return errDuplicate
 		}
-		return fmt.Errorf("sqlstore: create: %w", err)
+		return err
 	}
 	// PostgreSQL and SQLite insert with ON CONFLICT DO NOTHING: no row
 	// inserted means the id or the hash exists.
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlstore: create: %w", err)
+		return err
 	} else if n == 0 {
 		return errDuplicate
 	}
 	return nil
+}
+
+// createError is err as Create and CreateLimited return it: the Store
+// contract's errors as they are, any other as a system error.
+func createError(err error) error {
+	if err == nil || errors.Is(err, apitoken.ErrDuplicate) || errors.Is(err, apitoken.ErrLimitReached) {
+		return err
+	}
+	return fmt.Errorf("sqlstore: create: %w", err)
 }
 
 // insertInTx runs the create statement in a transaction of its own. MySQL's
@@ -430,9 +509,10 @@ func storable(s string) bool {
 // Static errors, so that a miss (the path of a guessing client) allocates no
 // error.
 var (
-	errNotFound  = fmt.Errorf("sqlstore: %w", apitoken.ErrNotFound)
-	errDuplicate = fmt.Errorf("sqlstore: %w: id or hash exists", apitoken.ErrDuplicate)
-	errClosed    = errors.New("the store is closed")
+	errNotFound     = fmt.Errorf("sqlstore: %w", apitoken.ErrNotFound)
+	errDuplicate    = fmt.Errorf("sqlstore: %w: id or hash exists", apitoken.ErrDuplicate)
+	errLimitReached = fmt.Errorf("sqlstore: %w", apitoken.ErrLimitReached)
+	errClosed       = errors.New("the store is closed")
 )
 
 // scanToken reads the columns that the lookup and list queries select.

@@ -887,3 +887,48 @@ func TestLifecycle(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxTokensPerAccount races 20 Issues for a limit of 5 on each
+// database, each from its own pool as from its own process: exactly 5 get
+// a token.
+func TestMaxTokensPerAccount(t *testing.T) {
+	const limit, racers = 5, 20
+	for _, d := range dialects {
+		t.Run(d.String(), func(t *testing.T) {
+			open := sharedDB(t, d, nil)
+			issuers := make([]*apitoken.Issuer, racers)
+			for i := range issuers {
+				s, err := sqlstore.New(open(), d)
+				require.NoError(t, err)
+				t.Cleanup(func() { s.Close() })
+				if i == 0 {
+					require.NoError(t, s.Migrate(t.Context()))
+				}
+				issuers[i] = issuerOn(t, s, apitoken.WithMaxTokensPerAccount(limit))
+			}
+			errs := make([]error, racers)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i, iss := range issuers {
+				wg.Go(func() {
+					<-start
+					_, _, errs[i] = iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
+				})
+			}
+			close(start)
+			wg.Wait()
+			won := 0
+			for i, err := range errs {
+				if err == nil {
+					won++
+				} else {
+					assert.ErrorIs(t, err, apitoken.ErrLimitReached, "Issue %d", i)
+				}
+			}
+			assert.Equal(t, limit, won)
+			list, err := issuers[0].List(t.Context(), "acme")
+			require.NoError(t, err)
+			assert.Len(t, list, limit)
+		})
+	}
+}

@@ -26,8 +26,8 @@ import (
 
 // Run checks that the stores made by newStore keep the apitoken.Store
 // contract, and that of the optional capabilities they implement
-// (apitoken.AccountDeleter, apitoken.ExpiredDeleter, apitoken.ExpiryUpdater;
-// the subtest of one a store lacks is skipped): one named subtest per rule, each failure stating
+// (apitoken.AccountDeleter, apitoken.ExpiredDeleter, apitoken.ExpiryUpdater,
+// apitoken.LimitedCreator; the subtest of one a store lacks is skipped): one named subtest per rule, each failure stating
 // the rule it checks. newStore is called once per subtest and must return an empty store;
 // it may register cleanups on the t it is given. Run calls the Store directly,
 // with records shaped as the Issuer makes them, and runs some subtests from
@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 		{"DeleteAccount", testDeleteAccount},
 		{"DeleteExpired", testDeleteExpired},
 		{"SetExpiry", testSetExpiry},
+		{"CreateLimited", testCreateLimited},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -961,4 +962,59 @@ func testSetExpiry(t *testing.T, s apitoken.Store) {
 			"SetExpiry of %s must return an error wrapping ErrNotFound", tt.name)
 	}
 	checkLookup(t, s, other, "a refused SetExpiry must change nothing")
+}
+
+func testCreateLimited(t *testing.T, s apitoken.Store) {
+	lc, ok := s.(apitoken.LimitedCreator)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.LimitedCreator")
+	}
+	const limit, racers = 5, 20
+	if err := lc.CreateLimited(t.Context(), newRecord("probe-"+newID(), base), limit); errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("the Store reports CreateLimited unsupported in this configuration: %v", err)
+	}
+	acct := "acct-" + newID()
+	t.Run("racing for the last places", func(t *testing.T) {
+		recs := make([]apitoken.Record, racers)
+		for i := range recs {
+			recs[i] = newRecord(acct, base.Add(time.Duration(i)*time.Second))
+		}
+		errs := make([]error, racers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() {
+				<-start
+				errs[i] = lc.CreateLimited(t.Context(), recs[i], limit)
+			})
+		}
+		close(start)
+		wg.Wait()
+		var won []apitoken.Record
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won = append(won, recs[i])
+			case !errors.Is(err, apitoken.ErrLimitReached):
+				t.Errorf("a Store must refuse a CreateLimited over the limit with an error wrapping ErrLimitReached: CreateLimited %d returned %v", i, err)
+			}
+		}
+		checkEqual(t, limit, len(won), "a Store must accept exactly max of concurrent CreateLimited calls for one account, however they race")
+		checkList(t, s, acct, won, "a Store must store exactly the records CreateLimited accepted")
+	})
+	t.Run("the limit is per account", func(t *testing.T) {
+		for i := range limit {
+			requireNoError(t, lc.CreateLimited(t.Context(), newRecord("ACCT-"+acct, base.Add(time.Duration(i)*time.Second)), limit),
+				"a Store must count only the account's own tokens (byte for byte) against its limit")
+		}
+	})
+	t.Run("a duplicate below the limit is still a duplicate", func(t *testing.T) {
+		first := newRecord("acct-"+newID(), base)
+		create(t, s, first)
+		dup := newRecord(first.AccountID, base.Add(time.Second))
+		dup.Hash = first.Hash
+		checkErrorIs(t, lc.CreateLimited(t.Context(), dup, limit), apitoken.ErrDuplicate, "%s, also in CreateLimited", ruleDupHash)
+		checkGone(t, s, newHash(), ruleUnknownHash)
+		checkList(t, s, first.AccountID, []apitoken.Record{first}, ruleFailedCreate)
+	})
 }

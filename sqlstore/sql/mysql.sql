@@ -87,3 +87,14 @@ UPDATE apitoken_tokens SET expires_at = ? WHERE id = ? AND account_id = ?;
 -- MySQL counts only the rows an UPDATE changed: a token whose expiry already
 -- had the value set is told from a missing one by this query.
 SELECT 1 FROM apitoken_tokens WHERE id = ? AND account_id = ?;
+
+-- query: count-account
+SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = ?;
+
+-- query: lock-account
+-- CreateLimited counts and inserts under this named lock on the account, so
+-- that two Issues cannot both see room for one more token.
+SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '.apitoken_tokens.', ?)), 10);
+
+-- query: unlock-account
+SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '.apitoken_tokens.', ?)));

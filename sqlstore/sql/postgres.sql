@@ -67,3 +67,12 @@ DELETE FROM apitoken_tokens WHERE expires_at <= $1;
 
 -- query: set-expiry
 UPDATE apitoken_tokens SET expires_at = $1 WHERE id = $2 AND account_id = $3;
+
+-- query: count-account
+SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = $1;
+
+-- query: lock-account
+-- CreateLimited counts and inserts under this lock on the account, held to
+-- the end of its transaction, so that two Issues cannot both see room for
+-- one more token.
+SELECT pg_advisory_xact_lock(hashtext('apitoken_tokens'), hashtext($1));

@@ -74,3 +74,6 @@ DELETE FROM apitoken_tokens WHERE expires_at <= ?;
 
 -- query: set-expiry
 UPDATE apitoken_tokens SET expires_at = ? WHERE id = ? AND account_id = ?;
+
+-- query: count-account
+SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = ?;
