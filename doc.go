@@ -82,6 +82,13 @@
 // echo the request, sent with Cache-Control: no-store. [Issuer.Authenticate]
 // verifies a request without writing a response, for framework adapters.
 //
+// # Audit log
+//
+// [WithAuditLogger] writes a log/slog record for every token issued,
+// rotated or deleted, every refused verification with its reason (which
+// Verify keeps from its caller) and every successful one, with account and
+// token ids, never a secret.
+//
 // # Stores
 //
 // [Store] is small: Create, Lookup, List and Delete, each taking a context.

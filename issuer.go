@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type Issuer struct {
 	now       func() time.Time
 	macs      sync.Pool // of *mac, each keyed
 	maxTokens int       // per account; 0: no limit
+	auditLog  *slog.Logger
 }
 
 // NewIssuer returns an Issuer over store. Options set the secret prefix, an
@@ -55,6 +57,7 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		now:       c.now,
 		macs:      sync.Pool{New: func() any { return &mac{h: hmac.New(sha256.New, key)} }},
 		maxTokens: c.maxTokens,
+		auditLog:  c.auditLog,
 	}, nil
 }
 
@@ -74,7 +77,12 @@ const (
 // limit of WithMaxTokensPerAccount gets one wrapping ErrLimitReached; any
 // other error comes from the store. After any error, no token was issued.
 func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok Token, err error) {
-	return iss.issue(ctx, p, iss.maxTokens)
+	secret, tok, err = iss.issue(ctx, p, iss.maxTokens)
+	if err == nil {
+		iss.audit(ctx, slog.LevelInfo, "apitoken: token issued",
+			slog.String("account_id", tok.AccountID), slog.String("token_id", tok.ID), slog.String("member_id", tok.MemberID))
+	}
+	return secret, tok, err
 }
 
 // issue is Issue with a limit of max tokens in the account (0: none).
@@ -154,6 +162,7 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 		}
 		return fmt.Errorf("apitoken: store: %w", err)
 	}
+	iss.audit(ctx, slog.LevelInfo, "apitoken: token deleted", slog.String("account_id", accountID), slog.String("token_id", tokenID))
 	return nil
 }
 
@@ -213,6 +222,8 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		}
 		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
+	iss.audit(ctx, slog.LevelInfo, "apitoken: token rotated", slog.String("account_id", accountID),
+		slog.String("token_id", old.ID), slog.String("successor_id", tok.ID), slog.Duration("grace", grace))
 	return secret, tok, nil
 }
 
@@ -226,6 +237,15 @@ func (iss *Issuer) DeleteAll(ctx context.Context, accountID string) (int, error)
 	if err := checkAccountID(accountID); err != nil {
 		return 0, err
 	}
+	n, err := iss.deleteAll(ctx, accountID)
+	if n > 0 {
+		iss.audit(ctx, slog.LevelInfo, "apitoken: account tokens deleted", slog.String("account_id", accountID), slog.Int("count", n))
+	}
+	return n, err
+}
+
+// deleteAll is DeleteAll after the account id was checked.
+func (iss *Issuer) deleteAll(ctx context.Context, accountID string) (int, error) {
 	if d, ok := iss.store.(AccountDeleter); ok {
 		n, err := d.DeleteAccount(ctx, accountID)
 		if err != nil {
@@ -261,10 +281,12 @@ func (iss *Issuer) Prune(ctx context.Context, before time.Time) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("apitoken: the store cannot delete expired tokens: %w", errors.ErrUnsupported)
 	}
-	n, err := d.DeleteExpired(ctx, before.UTC().Truncate(time.Microsecond))
+	before = before.UTC().Truncate(time.Microsecond)
+	n, err := d.DeleteExpired(ctx, before)
 	if err != nil {
 		return 0, fmt.Errorf("apitoken: store: %w", err)
 	}
+	iss.audit(ctx, slog.LevelInfo, "apitoken: expired tokens pruned", slog.Time("before", before), slog.Int("count", n))
 	return n, nil
 }
 

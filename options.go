@@ -2,6 +2,7 @@ package apitoken
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -13,7 +14,8 @@ type config struct {
 	prefix    string
 	hashKey   []byte
 	now       func() time.Time
-	maxTokens int // 0: no limit
+	maxTokens int          // 0: no limit
+	auditLog  *slog.Logger // nil: no audit records
 }
 
 // minHashKeyLen is the shortest application key WithHashKey accepts: as many
@@ -90,6 +92,23 @@ func WithMaxTokensPerAccount(n int) Option {
 			return fmt.Errorf("%w: the token limit is %d, want at least 1", ErrInvalidInput, n)
 		}
 		c.maxTokens = n
+		return nil
+	}
+}
+
+// WithAuditLogger writes an audit record to logger for every token issued,
+// rotated or deleted (at Info), every verification refused (at Warn, with
+// the reason that Verify keeps from its caller: "malformed", "unknown",
+// "wrong account" or "expired") and every verification that succeeded (at
+// Debug, as there is one per request). Records carry the account id and the
+// token id, never a secret nor its hash; an account id that came with a
+// request and is not a valid one is written quoted and cut to 128 bytes.
+func WithAuditLogger(logger *slog.Logger) Option {
+	return func(c *config) error {
+		if logger == nil {
+			return fmt.Errorf("%w: audit logger is nil", ErrInvalidInput)
+		}
+		c.auditLog = logger
 		return nil
 	}
 }

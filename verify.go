@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // Verify returns the token whose secret is given, if it belongs to accountID
@@ -17,22 +18,29 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	// The format check costs a CRC of ~50 bytes and spares the store every
 	// mistyped, truncated or foreign secret.
 	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head) {
-		return Token{}, ErrInvalidToken
+		return Token{}, iss.refused(ctx, accountID, "", reasonMalformed)
 	}
 	h := iss.hash(secret)
 	rec, err := iss.store.Lookup(ctx, h)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, ErrInvalidToken
+			return Token{}, iss.refused(ctx, accountID, "", reasonUnknown)
 		}
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
-	if rec.Hash != h || rec.AccountID != accountID {
-		return Token{}, ErrInvalidToken
+	if rec.Hash != h {
+		return Token{}, iss.refused(ctx, accountID, "", reasonUnknown)
+	}
+	if rec.AccountID != accountID {
+		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonWrongAccount)
 	}
 	if !rec.ExpiresAt.IsZero() && !iss.now().Before(rec.ExpiresAt) {
-		return Token{}, ErrInvalidToken
+		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired)
+	}
+	if iss.auditLog != nil {
+		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
+			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
 	}
 	return rec.Token, nil
 }

@@ -1,0 +1,50 @@
+package apitoken
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+)
+
+// The reasons a refused verification gives in its audit record. Verify
+// itself answers every refusal alike (ErrInvalidToken); only the audit log,
+// which the application keeps to itself, tells them apart.
+const (
+	reasonMalformed    = "malformed"     // the secret is not one of ours, or the account id is empty or too long
+	reasonUnknown      = "unknown"       // no token has that secret: never issued, or deleted
+	reasonWrongAccount = "wrong account" // the token belongs to another account
+	reasonExpired      = "expired"
+)
+
+// audit writes an audit record when WithAuditLogger set a logger. Callers
+// on the verification path check iss.auditLog first, so that without one
+// building the attributes costs nothing.
+func (iss *Issuer) audit(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	if iss.auditLog != nil {
+		iss.auditLog.LogAttrs(ctx, level, msg, attrs...)
+	}
+}
+
+// refused records a refused verification and returns ErrInvalidToken.
+// tokenID is empty when no token matched the secret.
+func (iss *Issuer) refused(ctx context.Context, accountID, tokenID, reason string) error {
+	if iss.auditLog != nil {
+		iss.audit(ctx, slog.LevelWarn, "apitoken: token refused",
+			slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID), slog.String("reason", reason))
+	}
+	return ErrInvalidToken
+}
+
+// untrusted returns an account id that came with a request as it may be
+// logged: as it is when it is a valid account id, otherwise quoted, in ASCII
+// and cut to the longest valid length, so that no control character, line
+// break or oversized value reaches the log as written.
+func untrusted(accountID string) string {
+	if accountIDProblem(accountID) == "" {
+		return accountID
+	}
+	if len(accountID) > maxTextLen {
+		accountID = accountID[:maxTextLen]
+	}
+	return strconv.QuoteToASCII(accountID)
+}
