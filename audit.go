@@ -35,10 +35,21 @@ func (iss *Issuer) refused(ctx context.Context, accountID, tokenID, reason strin
 	return ErrInvalidToken
 }
 
+// refusedOther records the use of a token of tokenAccountID with the account
+// id accountID: its secret has leaked, or is being tried.
+func (iss *Issuer) refusedOther(ctx context.Context, accountID, tokenID, tokenAccountID string) error {
+	if iss.auditLog != nil {
+		iss.audit(ctx, slog.LevelWarn, "apitoken: token refused",
+			slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID),
+			slog.String("reason", reasonWrongAccount), slog.String("token_account_id", tokenAccountID))
+	}
+	return ErrInvalidToken
+}
+
 // untrusted returns an account id that came with a request as it may be
-// logged: as it is when it is a valid account id, otherwise quoted, in ASCII
-// and cut to the longest valid length, so that no control character, line
-// break or oversized value reaches the log as written.
+// logged: as it is when it is a valid account id, otherwise cut to 128 bytes
+// and quoted in ASCII, so that no control character, line break or oversized
+// value reaches the log as written.
 func untrusted(accountID string) string {
 	if accountIDProblem(accountID) == "" {
 		return accountID

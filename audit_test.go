@@ -63,6 +63,11 @@ func TestAuditLogger(t *testing.T) {
 	refused := func(account, tokenID, reason string) map[string]any {
 		return map[string]any{"level": "WARN", "msg": "apitoken: token refused", "account_id": account, "token_id": tokenID, "reason": reason}
 	}
+	wrongAccount := func(account string) map[string]any {
+		rec := refused(account, tok.ID, "wrong account")
+		rec["token_account_id"] = "acme"
+		return rec
+	}
 	for _, tt := range []struct {
 		name            string
 		account, secret string
@@ -71,8 +76,8 @@ func TestAuditLogger(t *testing.T) {
 		{"malformed secret", "acme", "not-a-token", refused("acme", "", "malformed")},
 		{"empty account", "", secret, refused(`""`, "", "malformed")},
 		{"unknown token", "acme", stranger, refused("acme", "", "unknown")},
-		{"another account's token", "other", secret, refused("other", tok.ID, "wrong account")},
-		{"an account id with a line break and a NUL is quoted", evil, secret, refused(strconv.QuoteToASCII(evil), tok.ID, "wrong account")},
+		{"another account's token, with the token's own account", "other", secret, wrongAccount("other")},
+		{"an account id with a line break and a NUL is quoted", evil, secret, wrongAccount(strconv.QuoteToASCII(evil))},
 		{"an oversized account id is cut", strings.Repeat("é", 100), secret, refused(strconv.QuoteToASCII(strings.Repeat("é", 64)), "", "malformed")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

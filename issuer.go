@@ -68,6 +68,7 @@ const (
 	maxScopeLen  = 64
 	issueRetries = 3
 	maxYear      = 9999
+	undoTimeout  = 10 * time.Second // for Rotate to delete a successor it cannot keep
 )
 
 // Issue creates a token for p.AccountID and returns its secret with its
@@ -216,8 +217,11 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		err = updater.SetExpiry(ctx, accountID, old.ID, until)
 	}
 	if err != nil {
-		// Leave things as they were: the successor goes, the old token stays.
-		if undo := iss.store.Delete(ctx, accountID, tok.ID); undo != nil {
+		// Leave things as they were: the successor goes, the old token stays,
+		// also when the caller's context has ended.
+		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+		defer cancel()
+		if undo := iss.store.Delete(undoCtx, accountID, tok.ID); undo != nil {
 			err = errors.Join(err, undo)
 		}
 		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)

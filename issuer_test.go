@@ -915,3 +915,37 @@ func TestMaxTokensPerAccount(t *testing.T) {
 		assert.EqualValues(t, 15, refused.Load())
 	})
 }
+
+// cancellingStore cancels the caller's context when SetExpiry is called and
+// fails, as a store does when the client goes away mid-Rotate; its Delete
+// honours the context it is given.
+type cancellingStore struct {
+	*memstore.Store
+	cancel context.CancelFunc
+}
+
+func (s cancellingStore) SetExpiry(ctx context.Context, _, _ string, _ time.Time) error {
+	s.cancel()
+	return ctx.Err()
+}
+
+func (s cancellingStore) Delete(ctx context.Context, accountID, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Store.Delete(ctx, accountID, id)
+}
+
+func TestRotateUndoesOnACancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	iss := newIssuer(t, cancellingStore{memstore.New(), cancel})
+	_, old, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+	require.NoError(t, err)
+
+	_, _, err = iss.Rotate(ctx, "acme", old.ID, time.Hour)
+	require.ErrorIs(t, err, context.Canceled)
+	toks, err := iss.List(t.Context(), "acme")
+	require.NoError(t, err)
+	assert.Equal(t, []apitoken.Token{old}, toks, "the successor is deleted even though the caller's context ended")
+}

@@ -84,8 +84,8 @@ func checkPrefix(p string) error {
 // calls, also from several processes, because the Store checks it and
 // inserts in one atomic step: it must implement LimitedCreator (memstore and
 // sqlstore do), or NewIssuer returns an error wrapping errors.ErrUnsupported.
-// Rotate does not count against it: during a grace period an account may
-// hold one token over the limit.
+// Rotate does not count against it: an account holds more tokens than the
+// limit while rotated tokens have not been deleted or pruned.
 func WithMaxTokensPerAccount(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
@@ -97,12 +97,14 @@ func WithMaxTokensPerAccount(n int) Option {
 }
 
 // WithAuditLogger writes an audit record to logger for every token issued,
-// rotated or deleted (at Info), every verification refused (at Warn, with
-// the reason that Verify keeps from its caller: "malformed", "unknown",
-// "wrong account" or "expired") and every verification that succeeded (at
-// Debug, as there is one per request). Records carry the account id and the
-// token id, never a secret nor its hash; an account id that came with a
-// request and is not a valid one is written quoted and cut to 128 bytes.
+// rotated or deleted (at Info), every verification Verify refused (at Warn,
+// with the reason it keeps from its caller: "malformed", "unknown", "wrong
+// account", with the token's own account, or "expired") and every one that
+// succeeded (at Debug, as there is one per request). The middleware's 400
+// answers to malformed requests never reach Verify and are not recorded.
+// Records carry the account id and the token id, never a secret nor its
+// hash; an account id that came with a request and is not a valid one is
+// written cut to 128 bytes and quoted.
 func WithAuditLogger(logger *slog.Logger) Option {
 	return func(c *config) error {
 		if logger == nil {

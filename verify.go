@@ -33,7 +33,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		return Token{}, iss.refused(ctx, accountID, "", reasonUnknown)
 	}
 	if rec.AccountID != accountID {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonWrongAccount)
+		return Token{}, iss.refusedOther(ctx, accountID, rec.ID, rec.AccountID)
 	}
 	if !rec.ExpiresAt.IsZero() && !iss.now().Before(rec.ExpiresAt) {
 		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired)

@@ -110,7 +110,8 @@
 // one DELETE by the account index; Issuer.Prune one DELETE of the rows whose
 // expires_at is at or before the time given, which scans the table (a job
 // for a quiet moment, never the request path); Issuer.Rotate's grace one
-// UPDATE of expires_at. With apitoken.WithMaxTokensPerAccount, Create counts
+// UPDATE of expires_at. With apitoken.WithMaxTokensPerAccount, CreateLimited
+// counts
 // the account's tokens and inserts in one transaction under a lock on the
 // account (PostgreSQL: an advisory lock; MySQL: GET_LOCK; SQLite: the write
 // lock), so the limit holds across processes.

@@ -765,26 +765,39 @@ func TestMigrateFailureMySQL(t *testing.T) {
 			wantErr: []error{errStmt},
 		},
 		{
-			name: "nok, unlock fails after the migration: reported",
+			// The migration stands; the connection that may still hold the
+			// lock is closed, never pooled, and the lock ends with it.
+			name: "ok, unlock fails after the migration: the connection is discarded",
 			expect: func(mock sqlmock.Sqlmock, sc *script) {
 				mock.ExpectQuery(sc.queries["lock"]).WillReturnRows(lockRows(1))
 				mock.ExpectExec(sc.queries["version-table"]).WillReturnResult(ok)
 				mock.ExpectQuery(sc.queries["version"]).WillReturnRows(versionRows(0))
 				expectMigrations(mock, sc, migrationPlan{})
 				mock.ExpectQuery(sc.queries["unlock"]).WillReturnError(errUnlock)
+				mock.ExpectClose()
 			},
-			wantErr: []error{errUnlock},
 		},
 		{
-			name: "nok, statement and unlock fail: both reported",
+			name: "ok, unlock answers 0 (not held): the connection is discarded",
+			expect: func(mock sqlmock.Sqlmock, sc *script) {
+				mock.ExpectQuery(sc.queries["lock"]).WillReturnRows(lockRows(1))
+				mock.ExpectExec(sc.queries["version-table"]).WillReturnResult(ok)
+				mock.ExpectQuery(sc.queries["version"]).WillReturnRows(versionRows(len(sc.migrations)))
+				mock.ExpectQuery(sc.queries["unlock"]).WillReturnRows(lockRows(0))
+				mock.ExpectClose()
+			},
+		},
+		{
+			name: "nok, statement and unlock fail: the statement's error, the connection discarded",
 			expect: func(mock sqlmock.Sqlmock, sc *script) {
 				mock.ExpectQuery(sc.queries["lock"]).WillReturnRows(lockRows(1))
 				mock.ExpectExec(sc.queries["version-table"]).WillReturnResult(ok)
 				mock.ExpectQuery(sc.queries["version"]).WillReturnRows(versionRows(0))
 				expectMigrations(mock, sc, migrationPlan{failVersion: 1, failStmt: 1, failErr: errStmt})
 				mock.ExpectQuery(sc.queries["unlock"]).WillReturnError(errUnlock)
+				mock.ExpectClose()
 			},
-			wantErr: []error{errStmt, errUnlock},
+			wantErr: []error{errStmt},
 			wantMsg: "version 1: ",
 		},
 	} {

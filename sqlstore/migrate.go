@@ -135,11 +135,12 @@ func withNamedLock(ctx context.Context, conn *sql.Conn, lock, unlock string, arg
 		return errors.New("did not get the lock in time (is a database selected?)")
 	}
 	err := fn()
-	// Released even if ctx has ended; the lock also ends with the
-	// connection.
+	// Released even if ctx has ended. A connection that may still hold the
+	// lock is discarded, never pooled: the lock ends with it, and fn's
+	// outcome stands.
 	var released sql.NullInt64
-	if relErr := conn.QueryRowContext(context.WithoutCancel(ctx), unlock, args...).Scan(&released); relErr != nil {
-		err = errors.Join(err, relErr)
+	if relErr := conn.QueryRowContext(context.WithoutCancel(ctx), unlock, args...).Scan(&released); relErr != nil || released.Int64 != 1 {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	return err
 }

@@ -44,7 +44,7 @@ func (sc *script) check(d Dialect) error {
 	need := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account"}
 	switch d {
 	case Postgres:
-		need = append(need, "lock-account")
+		need = append(need, "lock-account", "isolation")
 	case MySQL:
 		need = append(need, "unlock", "token-exists", "lock-account", "unlock-account")
 	case SQLite:

@@ -23,7 +23,7 @@ func wantQueries(d Dialect) []string {
 	q := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account"}
 	switch d {
 	case Postgres:
-		q = append(q, "lock-account") // CreateLimited's lock
+		q = append(q, "lock-account", "isolation") // CreateLimited's lock, and its check of the caller's transaction
 	case MySQL:
 		q = append(q, "unlock", "token-exists", "lock-account", "unlock-account") // RELEASE_LOCK; SetExpiry's check; CreateLimited's lock
 	case SQLite:

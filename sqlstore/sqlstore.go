@@ -92,10 +92,10 @@ func validPrefix(p string) bool {
 }
 
 // Store is an apitoken.Store in a SQL database, through database/sql. It is
-// safe for concurrent use. Lookup is one indexed SELECT in one round trip;
-// every method is one statement (on MySQL, Create runs in a transaction of
-// its own), run as a prepared statement (prepared on first use, so New needs
-// no connection), with the caller's context.
+// safe for concurrent use. Lookup is one indexed SELECT in one round trip,
+// and Create, List and Delete one statement each (on MySQL, Create runs in a
+// transaction of its own), run as prepared statements (prepared on first
+// use, so New needs no connection), with the caller's context.
 //
 // Call Migrate once at start-up to create or upgrade the schema, or apply
 // the schema with your own migration tool (the package documentation shows
@@ -207,9 +207,11 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 // CreateLimited implements apitoken.LimitedCreator: it counts the account's
 // tokens and inserts in one transaction, under a lock on the account
 // (PostgreSQL: an advisory lock; MySQL: GET_LOCK; SQLite: the write lock).
-// In a Store made by WithTx it needs PostgreSQL and a *sql.Tx, and returns
-// an error wrapping errors.ErrUnsupported otherwise: MySQL's and SQLite's
-// locks cannot be held to the end of the caller's transaction.
+// In a Store made by WithTx it needs PostgreSQL and a *sql.Tx at read
+// committed or serializable isolation, and returns an error wrapping
+// errors.ErrUnsupported otherwise: MySQL's and SQLite's locks cannot be held
+// to the end of the caller's transaction, and under repeatable read the
+// count would not see what the lock's last holder committed.
 func (s *Store) CreateLimited(ctx context.Context, rec apitoken.Record, max int) error {
 	args, err := s.createArgs(rec)
 	if err != nil {
@@ -231,6 +233,15 @@ func (s *Store) CreateLimited(ctx context.Context, rec apitoken.Record, max int)
 		// The account's lock must be held to the end of a transaction.
 		if _, inTx := s.tx.(*sql.Tx); !inTx || s.dialect != Postgres {
 			return fmt.Errorf("sqlstore: a token limit in the caller's transaction needs PostgreSQL and a *sql.Tx: %w", errors.ErrUnsupported)
+		}
+		// Under repeatable read the count would see the snapshot taken
+		// before the lock was granted, not what its last holder committed.
+		var level string
+		if err := s.tx.QueryRowContext(ctx, q["isolation"]).Scan(&level); err != nil {
+			return createError(err)
+		}
+		if level == "repeatable read" {
+			return fmt.Errorf("sqlstore: a token limit in the caller's transaction needs read committed or serializable isolation: %w", errors.ErrUnsupported)
 		}
 		if _, err := s.tx.ExecContext(ctx, q["lock-account"], rec.AccountID); err != nil {
 			return createError(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -929,6 +930,39 @@ func TestMaxTokensPerAccount(t *testing.T) {
 			list, err := issuers[0].List(t.Context(), "acme")
 			require.NoError(t, err)
 			assert.Len(t, list, limit)
+		})
+	}
+}
+
+// TestMaxTokensInRepeatableRead checks that a limit inside the caller's
+// PostgreSQL transaction is refused under repeatable read, where the count
+// would miss what the lock's last holder committed, and works under read
+// committed.
+func TestMaxTokensInRepeatableRead(t *testing.T) {
+	db := openDB(t, sqlstore.Postgres)
+	s, err := sqlstore.New(db, sqlstore.Postgres)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	require.NoError(t, s.Migrate(t.Context()))
+	for _, tt := range []struct {
+		level   sql.IsolationLevel
+		wantErr error
+	}{
+		{sql.LevelRepeatableRead, errors.ErrUnsupported},
+		{sql.LevelReadCommitted, nil},
+		{sql.LevelSerializable, nil},
+	} {
+		t.Run(tt.level.String(), func(t *testing.T) {
+			tx, err := db.BeginTx(t.Context(), &sql.TxOptions{Isolation: tt.level})
+			require.NoError(t, err)
+			defer tx.Rollback()
+			iss := issuerOn(t, s.WithTx(tx), apitoken.WithMaxTokensPerAccount(5))
+			_, _, err = iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
+			if tt.wantErr == nil {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, tt.wantErr)
+			}
 		})
 	}
 }

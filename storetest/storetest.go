@@ -1004,7 +1004,7 @@ func testCreateLimited(t *testing.T, s apitoken.Store) {
 	})
 	t.Run("the limit is per account", func(t *testing.T) {
 		for i := range limit {
-			requireNoError(t, lc.CreateLimited(t.Context(), newRecord("ACCT-"+acct, base.Add(time.Duration(i)*time.Second)), limit),
+			requireNoError(t, lc.CreateLimited(t.Context(), newRecord(strings.ToUpper(acct), base.Add(time.Duration(i)*time.Second)), limit),
 				"a Store must count only the account's own tokens (byte for byte) against its limit")
 		}
 	})

@@ -71,6 +71,9 @@ UPDATE apitoken_tokens SET expires_at = $1 WHERE id = $2 AND account_id = $3;
 -- query: count-account
 SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = $1;
 
+-- query: isolation
+SELECT current_setting('transaction_isolation');
+
 -- query: lock-account
 -- CreateLimited counts and inserts under this lock on the account, held to
 -- the end of its transaction, so that two Issues cannot both see room for
