@@ -82,6 +82,12 @@
 // echo the request, sent with Cache-Control: no-store. [Issuer.Authenticate]
 // verifies a request without writing a response, for framework adapters.
 //
+// # Last use
+//
+// [WithLastUseInterval] records when each token last verified, writing to
+// the store in the background at most once per token per interval; call
+// [Issuer.Close] to write the pending uses before the program ends.
+//
 // # Audit log
 //
 // [WithAuditLogger] writes a log/slog record for every token issued,
@@ -99,9 +105,10 @@
 // package sqlstore keeps them in PostgreSQL, MySQL/MariaDB or SQLite through
 // database/sql, with its schema embedded and a Migrate method. Optional
 // capabilities a Store may add, [AccountDeleter], [ExpiredDeleter],
-// [ExpiryUpdater] and [LimitedCreator], serve [Issuer.DeleteAll],
-// [Issuer.Prune], [Issuer.Rotate] and [WithMaxTokensPerAccount]. A custom
-// store must pass the conformance suite storetest.Run:
+// [ExpiryUpdater], [LimitedCreator] and [LastUseRecorder], serve
+// [Issuer.DeleteAll], [Issuer.Prune], [Issuer.Rotate],
+// [WithMaxTokensPerAccount] and [WithLastUseInterval]. A custom store must
+// pass the conformance suite storetest.Run:
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) apitoken.Store { return mystore.New() })

@@ -32,6 +32,9 @@ var (
 	// credentials in a malformed or ambiguous form (answered with 400).
 	ErrInvalidRequest = errors.New("apitoken: invalid request")
 
+	// ErrClosed is returned by every method of an Issuer after Close.
+	ErrClosed = errors.New("apitoken: issuer closed")
+
 	// ErrLimitReached is returned by Issue when the account already has as
 	// many tokens as WithMaxTokensPerAccount allows.
 	ErrLimitReached = errors.New("apitoken: token limit reached")

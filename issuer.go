@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -29,6 +30,8 @@ type Issuer struct {
 	macs      sync.Pool // of *mac, each keyed
 	maxTokens int       // per account; 0: no limit
 	auditLog  *slog.Logger
+	lastUses  *lastUses // nil when the store does not record last uses
+	closed    atomic.Bool
 }
 
 // NewIssuer returns an Issuer over store. Options set the secret prefix, an
@@ -51,7 +54,16 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		return nil, fmt.Errorf("apitoken: the store cannot enforce WithMaxTokensPerAccount: %w", errors.ErrUnsupported)
 	}
 	key := c.hashKey
+	var lu *lastUses
+	if c.lastUse > 0 {
+		r, ok := store.(LastUseRecorder)
+		if !ok {
+			return nil, fmt.Errorf("apitoken: the store cannot record last uses: %w", errors.ErrUnsupported)
+		}
+		lu = &lastUses{store: r, interval: c.lastUse, log: c.auditLog, recorded: make(map[string]time.Time)}
+	}
 	return &Issuer{
+		lastUses:  lu,
 		store:     store,
 		head:      c.prefix + "_",
 		now:       c.now,
@@ -88,6 +100,9 @@ func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok
 
 // issue is Issue with a limit of max tokens in the account (0: none).
 func (iss *Issuer) issue(ctx context.Context, p IssueParams, max int) (secret string, tok Token, err error) {
+	if iss.closed.Load() {
+		return "", Token{}, ErrClosed
+	}
 	// ExpiresAt is truncated before the check, so that what is stored is in
 	// the future, not merely what was asked for.
 	p.ExpiresAt = p.ExpiresAt.UTC().Truncate(time.Microsecond)
@@ -137,6 +152,9 @@ func (iss *Issuer) issue(ctx context.Context, p IssueParams, max int) (secret st
 // List returns the tokens of an account, oldest first (ties by ID). It never
 // returns another account's token, nor anything secret.
 func (iss *Issuer) List(ctx context.Context, accountID string) ([]Token, error) {
+	if iss.closed.Load() {
+		return nil, ErrClosed
+	}
 	if err := checkAccountID(accountID); err != nil {
 		return nil, err
 	}
@@ -151,6 +169,9 @@ func (iss *Issuer) List(ctx context.Context, accountID string) ([]Token, error) 
 // verifying at once. An unknown id, or the id of another account's token, is
 // an error wrapping ErrNotFound, and changes nothing.
 func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error {
+	if iss.closed.Load() {
+		return ErrClosed
+	}
 	if err := checkAccountID(accountID); err != nil {
 		return err
 	}
@@ -231,6 +252,21 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 	return secret, tok, nil
 }
 
+// Close writes the last uses still pending to the store and makes the
+// Issuer unusable: every method then returns an error wrapping ErrClosed.
+// It waits for the writes, each bounded by 10 seconds, returns the error of
+// the last one that failed, and may be called more than once.
+func (iss *Issuer) Close() error {
+	iss.closed.Store(true)
+	if iss.lastUses == nil {
+		return nil
+	}
+	if err := iss.lastUses.close(); err != nil {
+		return fmt.Errorf("apitoken: last use not recorded: %w", err)
+	}
+	return nil
+}
+
 // DeleteAll removes every token of the account for good, for an account
 // that is closed or compromised, and returns how many it removed. Other
 // accounts' tokens are untouched. With a Store that implements
@@ -238,6 +274,9 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 // another, it lists the account's tokens and deletes them one by one, so a
 // token issued meanwhile may survive: call it again to be sure.
 func (iss *Issuer) DeleteAll(ctx context.Context, accountID string) (int, error) {
+	if iss.closed.Load() {
+		return 0, ErrClosed
+	}
 	if err := checkAccountID(accountID); err != nil {
 		return 0, err
 	}
@@ -281,6 +320,9 @@ func (iss *Issuer) deleteAll(ctx context.Context, accountID string) (int, error)
 // ExpiredDeleter (memstore and sqlstore do); otherwise Prune returns an
 // error wrapping errors.ErrUnsupported.
 func (iss *Issuer) Prune(ctx context.Context, before time.Time) (int, error) {
+	if iss.closed.Load() {
+		return 0, ErrClosed
+	}
 	d, ok := iss.store.(ExpiredDeleter)
 	if !ok {
 		return 0, fmt.Errorf("apitoken: the store cannot delete expired tokens: %w", errors.ErrUnsupported)

@@ -16,6 +16,7 @@ type config struct {
 	now       func() time.Time
 	maxTokens int          // 0: no limit
 	auditLog  *slog.Logger // nil: no audit records
+	lastUse   time.Duration
 }
 
 // minHashKeyLen is the shortest application key WithHashKey accepts: as many
@@ -111,6 +112,27 @@ func WithAuditLogger(logger *slog.Logger) Option {
 			return fmt.Errorf("%w: audit logger is nil", ErrInvalidInput)
 		}
 		c.auditLog = logger
+		return nil
+	}
+}
+
+// WithLastUseInterval records when each token last verified, in its
+// LastUsedAt, writing it to the store at most once per token per d: a few
+// minutes is a good choice (GitLab uses 10), often enough to tell an unused
+// token from a used one, rarely enough that a busy token costs the store a
+// write every few minutes, not one per request. Without this option last
+// uses are not recorded. Writes happen in the background, coalesced, never
+// on a failed verification, and a failed write fails no request, so List
+// and Verify show a LastUsedAt up to d behind the last use. The Store must
+// implement LastUseRecorder (memstore and sqlstore do), or NewIssuer returns
+// an error wrapping errors.ErrUnsupported. Call Close to write the pending
+// uses before the program ends.
+func WithLastUseInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d < time.Second {
+			return fmt.Errorf("%w: last use interval is %v, want at least 1s", ErrInvalidInput, d)
+		}
+		c.lastUse = d
 		return nil
 	}
 }

@@ -78,6 +78,21 @@ type ExpiryUpdater interface {
 	SetExpiry(ctx context.Context, accountID, id string, expiresAt time.Time) error
 }
 
+// LastUse is when the token with ID last verified.
+type LastUse struct {
+	ID string
+	At time.Time
+}
+
+// LastUseRecorder is a capability a Store may add: RecordLastUse sets the
+// LastUsedAt of each token of uses to its At (UTC, to the microsecond) when
+// that is later than the one stored, and skips ids it does not hold. The
+// Issuer calls it in the background, at most once per token per interval
+// (WithLastUseInterval), with a batch of the tokens used meanwhile.
+type LastUseRecorder interface {
+	RecordLastUse(ctx context.Context, uses []LastUse) error
+}
+
 // LimitedCreator is a capability a Store may add: CreateLimited is Create,
 // except that when the account of rec already has max tokens it stores
 // nothing and returns an error wrapping ErrLimitReached. Counting and

@@ -15,6 +15,9 @@ import (
 // comes from the store: the token could not be checked, and the caller
 // should answer "try again later" (the middleware answers 503).
 func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token, error) {
+	if iss.closed.Load() {
+		return Token{}, ErrClosed
+	}
 	// The format check costs a CRC of ~50 bytes and spares the store every
 	// mistyped, truncated or foreign secret.
 	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head) {
@@ -41,6 +44,9 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	if iss.auditLog != nil {
 		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
 			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
+	}
+	if iss.lastUses != nil {
+		iss.lastUses.use(rec.ID, iss.clock())
 	}
 	return rec.Token, nil
 }

@@ -24,11 +24,12 @@ type Store struct {
 }
 
 var (
-	_ apitoken.Store          = (*Store)(nil)
-	_ apitoken.AccountDeleter = (*Store)(nil)
-	_ apitoken.ExpiredDeleter = (*Store)(nil)
-	_ apitoken.ExpiryUpdater  = (*Store)(nil)
-	_ apitoken.LimitedCreator = (*Store)(nil)
+	_ apitoken.Store           = (*Store)(nil)
+	_ apitoken.AccountDeleter  = (*Store)(nil)
+	_ apitoken.ExpiredDeleter  = (*Store)(nil)
+	_ apitoken.ExpiryUpdater   = (*Store)(nil)
+	_ apitoken.LimitedCreator  = (*Store)(nil)
+	_ apitoken.LastUseRecorder = (*Store)(nil)
 )
 
 // errNotFound is one value, so that a miss (the path of a guessing client)
@@ -192,5 +193,17 @@ func (s *Store) SetExpiry(_ context.Context, accountID, id string, expiresAt tim
 		return errNotFound
 	}
 	r.ExpiresAt = expiresAt
+	return nil
+}
+
+// RecordLastUse implements apitoken.LastUseRecorder.
+func (s *Store) RecordLastUse(_ context.Context, uses []apitoken.LastUse) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range uses {
+		if r, ok := s.byID[u.ID]; ok && u.At.After(r.LastUsedAt) {
+			r.LastUsedAt = u.At
+		}
+	}
 	return nil
 }

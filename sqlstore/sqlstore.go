@@ -122,11 +122,12 @@ type DBTX interface {
 }
 
 var (
-	_ apitoken.Store          = (*Store)(nil)
-	_ apitoken.AccountDeleter = (*Store)(nil)
-	_ apitoken.ExpiredDeleter = (*Store)(nil)
-	_ apitoken.ExpiryUpdater  = (*Store)(nil)
-	_ apitoken.LimitedCreator = (*Store)(nil)
+	_ apitoken.Store           = (*Store)(nil)
+	_ apitoken.AccountDeleter  = (*Store)(nil)
+	_ apitoken.ExpiredDeleter  = (*Store)(nil)
+	_ apitoken.ExpiryUpdater   = (*Store)(nil)
+	_ apitoken.LimitedCreator  = (*Store)(nil)
+	_ apitoken.LastUseRecorder = (*Store)(nil)
 )
 
 // New returns a Store that keeps tokens in db, which speaks dialect d. It
@@ -499,6 +500,46 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 		return s.tx.QueryRowContext(ctx, query, args...)
 	}
 	return s.db.QueryRowContext(ctx, query, args...)
+}
+
+// RecordLastUse implements apitoken.LastUseRecorder: one UPDATE per token,
+// in one transaction (the Issuer calls it in the background, at most once
+// per token per interval).
+func (s *Store) RecordLastUse(ctx context.Context, uses []apitoken.LastUse) error {
+	q := s.script.queries["set-last-used"]
+	write := func(db execQuerier) error {
+		for _, u := range uses {
+			if !storable(u.ID) || u.At.IsZero() {
+				continue
+			}
+			at := s.timeArg(u.At)
+			args := []any{at, u.ID, at}
+			if s.dialect == Postgres {
+				args = args[:2] // $1 is used twice
+			}
+			if _, err := db.ExecContext(ctx, q, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	if s.tx != nil {
+		err = write(s.tx)
+	} else {
+		var tx *sql.Tx
+		if tx, err = s.db.BeginTx(ctx, nil); err == nil {
+			if err = write(tx); err == nil {
+				err = tx.Commit()
+			} else {
+				_ = tx.Rollback()
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: record last use: %w", err)
+	}
+	return nil
 }
 
 // rowsAffected returns how many rows the statement op changed.

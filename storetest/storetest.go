@@ -27,7 +27,8 @@ import (
 // Run checks that the stores made by newStore keep the apitoken.Store
 // contract, and that of the optional capabilities they implement
 // (apitoken.AccountDeleter, apitoken.ExpiredDeleter, apitoken.ExpiryUpdater,
-// apitoken.LimitedCreator; the subtest of one a store lacks is skipped): one named subtest per rule, each failure stating
+// apitoken.LimitedCreator, apitoken.LastUseRecorder; the subtest of one a
+// store lacks is skipped): one named subtest per rule, each failure stating
 // the rule it checks. newStore is called once per subtest and must return an empty store;
 // it may register cleanups on the t it is given. Run calls the Store directly,
 // with records shaped as the Issuer makes them, and runs some subtests from
@@ -57,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 		{"DeleteExpired", testDeleteExpired},
 		{"SetExpiry", testSetExpiry},
 		{"CreateLimited", testCreateLimited},
+		{"RecordLastUse", testRecordLastUse},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1017,4 +1019,28 @@ func testCreateLimited(t *testing.T, s apitoken.Store) {
 		checkGone(t, s, newHash(), ruleUnknownHash)
 		checkList(t, s, first.AccountID, []apitoken.Record{first}, ruleFailedCreate)
 	})
+}
+
+func testRecordLastUse(t *testing.T, s apitoken.Store) {
+	r, ok := s.(apitoken.LastUseRecorder)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.LastUseRecorder")
+	}
+	acct := "acct-" + newID()
+	never, used, untouched := newRecord(acct, base), newRecord(acct, base), newRecord(acct, base)
+	used.LastUsedAt = base.Add(time.Hour)
+	create(t, s, never, used, untouched)
+
+	at := base.Add(2*time.Hour + time.Microsecond)
+	requireNoError(t, r.RecordLastUse(t.Context(), []apitoken.LastUse{
+		{ID: never.ID, At: at}, {ID: used.ID, At: at}, {ID: newID(), At: at},
+	}), "a Store must record last uses, and skip ids it does not hold")
+	never.LastUsedAt, used.LastUsedAt = at, at
+	checkLookup(t, s, never, "a Store must record a first use, to the microsecond")
+	checkLookup(t, s, used, "a Store must record a later use, to the microsecond")
+	checkLookup(t, s, untouched, "RecordLastUse must leave the other tokens as they were")
+
+	requireNoError(t, r.RecordLastUse(t.Context(), []apitoken.LastUse{{ID: used.ID, At: base.Add(time.Hour)}}),
+		"a Store must accept an earlier use")
+	checkLookup(t, s, used, "RecordLastUse must never move a last use back")
 }

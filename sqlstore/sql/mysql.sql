@@ -98,3 +98,6 @@ SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '.apitoken_tokens.', ?)), 10);
 
 -- query: unlock-account
 SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '.apitoken_tokens.', ?)));
+
+-- query: set-last-used
+UPDATE apitoken_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);

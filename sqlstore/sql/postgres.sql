@@ -79,3 +79,6 @@ SELECT current_setting('transaction_isolation');
 -- the end of its transaction, so that two Issues cannot both see room for
 -- one more token.
 SELECT pg_advisory_xact_lock(hashtext('apitoken_tokens'), hashtext($1));
+
+-- query: set-last-used
+UPDATE apitoken_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1);

@@ -77,3 +77,6 @@ UPDATE apitoken_tokens SET expires_at = ? WHERE id = ? AND account_id = ?;
 
 -- query: count-account
 SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = ?;
+
+-- query: set-last-used
+UPDATE apitoken_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);

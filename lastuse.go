@@ -1,0 +1,115 @@
+package apitoken
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// lastUseTimeout bounds one background write of last uses.
+const lastUseTimeout = 10 * time.Second
+
+// lastUses coalesces the last uses of tokens and writes them to the store
+// off the request path: at most one write per token per interval, by one
+// goroutine that runs while there is something to write and then ends.
+type lastUses struct {
+	store    LastUseRecorder
+	interval time.Duration
+	log      *slog.Logger // for failed writes; nil: they are dropped
+
+	mu       sync.RWMutex
+	recorded map[string]time.Time // token id → last use sent to the store
+	err      error                // of the last failed write, for Close
+	pending  []LastUse
+	swept    time.Time // when recorded was last cleared of old entries
+	flushing bool
+	closed   bool
+	done     sync.WaitGroup // the flushing goroutine
+}
+
+// use notes that the token id verified at now. It takes the write lock only
+// when the token's last use is due to be written: once per token per
+// interval.
+func (l *lastUses) use(id string, now time.Time) {
+	l.mu.RLock()
+	due := !l.closed && now.Sub(l.recorded[id]) >= l.interval
+	l.mu.RUnlock()
+	if !due {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || now.Sub(l.recorded[id]) < l.interval {
+		return // another request got here first
+	}
+	l.recorded[id] = now
+	l.pending = append(l.pending, LastUse{ID: id, At: now})
+	if !l.flushing {
+		l.flushing = true
+		l.done.Add(1)
+		go l.flush()
+	}
+}
+
+// flush writes the pending last uses until there are none.
+func (l *lastUses) flush() {
+	defer l.done.Done()
+	for {
+		l.mu.Lock()
+		batch := l.pending
+		l.pending = nil
+		if len(batch) == 0 {
+			l.flushing = false
+			l.mu.Unlock()
+			return
+		}
+		l.sweep(batch[len(batch)-1].At)
+		l.mu.Unlock()
+		l.write(batch)
+	}
+}
+
+// sweep forgets the tokens not used for an interval, so that deleted tokens
+// do not stay in recorded. It runs at most once per interval; l.mu is held.
+func (l *lastUses) sweep(now time.Time) {
+	if now.Sub(l.swept) < l.interval {
+		return
+	}
+	for id, t := range l.recorded {
+		if now.Sub(t) >= l.interval {
+			delete(l.recorded, id)
+		}
+	}
+	l.swept = now
+}
+
+func (l *lastUses) write(batch []LastUse) {
+	ctx, cancel := context.WithTimeout(context.Background(), lastUseTimeout)
+	defer cancel()
+	// A failed write fails no request; a use after the interval writes again.
+	err := l.store.RecordLastUse(ctx, batch)
+	if err == nil {
+		return
+	}
+	l.mu.Lock()
+	l.err = err
+	l.mu.Unlock()
+	if l.log != nil {
+		l.log.LogAttrs(ctx, slog.LevelWarn, "apitoken: last use not recorded", slog.Int("tokens", len(batch)), slog.Any("err", err))
+	}
+}
+
+// close stops new writes, waits for the pending ones, and returns the error
+// of the last one that failed.
+func (l *lastUses) close() error {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.done.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.err
+	l.err = nil
+	return err
+}

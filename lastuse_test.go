@@ -1,0 +1,162 @@
+package apitoken_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/memstore"
+)
+
+// recordingStore counts the last uses written through it, and can fail them.
+type recordingStore struct {
+	*memstore.Store
+	calls, uses atomic.Int64
+	fail        error
+}
+
+func (s *recordingStore) RecordLastUse(ctx context.Context, uses []apitoken.LastUse) error {
+	s.calls.Add(1)
+	s.uses.Add(int64(len(uses)))
+	if s.fail != nil {
+		return s.fail
+	}
+	return s.Store.RecordLastUse(ctx, uses)
+}
+
+func TestLastUse(t *testing.T) {
+	t.Run("nok, options", func(t *testing.T) {
+		_, err := apitoken.NewIssuer(memstore.New(), apitoken.WithLastUseInterval(time.Millisecond))
+		require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+		_, err = apitoken.NewIssuer(plainStore{memstore.New()}, apitoken.WithLastUseInterval(time.Minute))
+		require.ErrorIs(t, err, errors.ErrUnsupported)
+	})
+
+	t.Run("ok, 100,000 verifications of 100 tokens write each token once per interval", func(t *testing.T) {
+		ctx := t.Context()
+		store := &recordingStore{Store: memstore.New()}
+		clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+		iss := newIssuer(t, store, apitoken.WithLastUseInterval(5*time.Minute), apitoken.WithClock(clk.Now))
+		secrets := make([]string, 100)
+		for i := range secrets {
+			var err error
+			secrets[i], _, err = iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+		}
+		verifyAll := func() {
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Go(func() {
+					for i := w; i < 100_000; i += 8 {
+						if _, err := iss.Verify(ctx, "acme", secrets[i%len(secrets)]); err != nil {
+							t.Errorf("Verify: %v", err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+		verifyAll()
+		first := clk.Now()
+		clk.Add(4 * time.Minute) // within the interval: nothing new to write
+		verifyAll()
+		_, err := iss.Verify(ctx, "other", secrets[0])
+		require.Equal(t, apitoken.ErrInvalidToken, err, "a failed verification records nothing")
+		require.NoError(t, iss.Close())
+		assert.EqualValues(t, len(secrets), store.uses.Load(), "one write per token per interval")
+
+		check := newIssuer(t, store)
+		toks, err := check.List(ctx, "acme")
+		require.NoError(t, err)
+		for _, tok := range toks {
+			assert.Equal(t, first, tok.LastUsedAt)
+		}
+
+		// A new Issuer, after the interval: each token is written again.
+		clk.Add(time.Minute)
+		iss = newIssuer(t, store, apitoken.WithLastUseInterval(5*time.Minute), apitoken.WithClock(clk.Now))
+		verifyAll()
+		require.NoError(t, iss.Close())
+		assert.EqualValues(t, 2*len(secrets), store.uses.Load())
+		toks, err = check.List(ctx, "acme")
+		require.NoError(t, err)
+		assert.Equal(t, clk.Now(), toks[0].LastUsedAt)
+	})
+
+	t.Run("nok, a failed write fails no request, and Close reports it", func(t *testing.T) {
+		errDown := errors.New("database is down")
+		store := &recordingStore{Store: memstore.New(), fail: errDown}
+		iss := newIssuer(t, store, apitoken.WithLastUseInterval(time.Minute))
+		secret, _, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err)
+		_, err = iss.Verify(t.Context(), "acme", secret)
+		require.NoError(t, err)
+		require.ErrorIs(t, iss.Close(), errDown)
+		assert.EqualValues(t, 1, store.calls.Load())
+	})
+
+	t.Run("ok, after Close every method returns ErrClosed", func(t *testing.T) {
+		iss := newIssuer(t, memstore.New(), apitoken.WithLastUseInterval(time.Minute))
+		secret, tok, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err)
+		require.NoError(t, iss.Close())
+		require.NoError(t, iss.Close(), "Close twice")
+		ctx := t.Context()
+		_, err = iss.Verify(ctx, "acme", secret)
+		assert.ErrorIs(t, err, apitoken.ErrClosed)
+		_, _, err = iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		assert.ErrorIs(t, err, apitoken.ErrClosed)
+		_, err = iss.List(ctx, "acme")
+		assert.ErrorIs(t, err, apitoken.ErrClosed)
+		assert.ErrorIs(t, iss.Delete(ctx, "acme", tok.ID), apitoken.ErrClosed)
+		_, _, err = iss.Rotate(ctx, "acme", tok.ID, 0)
+		assert.ErrorIs(t, err, apitoken.ErrClosed)
+		_, err = iss.DeleteAll(ctx, "acme")
+		assert.ErrorIs(t, err, apitoken.ErrClosed)
+		_, err = iss.Prune(ctx, time.Now())
+		assert.ErrorIs(t, err, apitoken.ErrClosed)
+	})
+}
+
+// BenchmarkVerifyLastUse compares Verify on memstore without and with last
+// uses recorded (an interval of 5 minutes, 100 tokens in turn), and reports
+// the store writes per 100,000 verifications.
+func BenchmarkVerifyLastUse(b *testing.B) {
+	for _, tt := range []struct {
+		name string
+		opts []apitoken.Option
+	}{
+		{"lastuse=off", nil},
+		{"lastuse=on", []apitoken.Option{apitoken.WithLastUseInterval(5 * time.Minute)}},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			store := &recordingStore{Store: memstore.New()}
+			iss, err := apitoken.NewIssuer(store, tt.opts...)
+			require.NoError(b, err)
+			secrets := make([]string, 100)
+			for i := range secrets {
+				secrets[i], _, err = iss.Issue(b.Context(), apitoken.IssueParams{AccountID: "acme"})
+				require.NoError(b, err)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := iss.Verify(b.Context(), "acme", secrets[i%len(secrets)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.StopTimer()
+			require.NoError(b, iss.Close())
+			b.ReportMetric(float64(store.uses.Load())*100_000/float64(b.N), "writes/100k")
+		})
+	}
+}
