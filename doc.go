@@ -105,10 +105,11 @@
 // package sqlstore keeps them in PostgreSQL, MySQL/MariaDB or SQLite through
 // database/sql, with its schema embedded and a Migrate method. Optional
 // capabilities a Store may add, [AccountDeleter], [ExpiredDeleter],
-// [ExpiryUpdater], [LimitedCreator] and [LastUseRecorder], serve
-// [Issuer.DeleteAll], [Issuer.Prune], [Issuer.Rotate],
-// [WithMaxTokensPerAccount] and [WithLastUseInterval]. A custom store must
-// pass the conformance suite storetest.Run:
+// [ExpiryUpdater], [LimitedCreator], [LastUseRecorder] and [Rehasher],
+// serve [Issuer.DeleteAll], [Issuer.Prune], [Issuer.Rotate],
+// [WithMaxTokensPerAccount], [WithLastUseInterval] and
+// [WithPreviousHashKeys]. A custom store must pass the conformance suite
+// storetest.Run:
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) apitoken.Store { return mystore.New() })

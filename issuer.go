@@ -31,6 +31,7 @@ type Issuer struct {
 	maxTokens int       // per account; 0: no limit
 	auditLog  *slog.Logger
 	lastUses  *lastUses // nil when the store does not record last uses
+	previous  [][]byte  // hash keys before the current one
 	closed    atomic.Bool
 }
 
@@ -53,6 +54,9 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 	if _, ok := store.(LimitedCreator); c.maxTokens > 0 && !ok {
 		return nil, fmt.Errorf("apitoken: the store cannot enforce WithMaxTokensPerAccount: %w", errors.ErrUnsupported)
 	}
+	if _, ok := store.(Rehasher); len(c.previous) > 0 && !ok {
+		return nil, fmt.Errorf("apitoken: the store cannot re-hash tokens for WithPreviousHashKeys: %w", errors.ErrUnsupported)
+	}
 	key := c.hashKey
 	var lu *lastUses
 	if c.lastUse > 0 {
@@ -64,6 +68,7 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 	}
 	return &Issuer{
 		lastUses:  lu,
+		previous:  c.previous,
 		store:     store,
 		head:      c.prefix + "_",
 		now:       c.now,

@@ -17,6 +17,7 @@ type config struct {
 	maxTokens int          // 0: no limit
 	auditLog  *slog.Logger // nil: no audit records
 	lastUse   time.Duration
+	previous  [][]byte // hash keys before the current one
 }
 
 // minHashKeyLen is the shortest application key WithHashKey accepts: as many
@@ -133,6 +134,27 @@ func WithLastUseInterval(d time.Duration) Option {
 			return fmt.Errorf("%w: last use interval is %v, want at least 1s", ErrInvalidInput, d)
 		}
 		c.lastUse = d
+		return nil
+	}
+}
+
+// WithPreviousHashKeys lets tokens issued under earlier application keys
+// (see WithHashKey) keep working after a key change: a secret the current
+// key does not find is looked up under each previous key, in order, and a
+// token found that way is re-hashed under the current key on that first
+// successful use, so that from then on it costs one lookup like the others.
+// A token still under a key that is no longer listed fails closed. An
+// unknown secret costs one lookup per key: drop a previous key once its
+// tokens have moved. The Store must implement Rehasher (memstore and sqlstore
+// do), or NewIssuer returns an error wrapping errors.ErrUnsupported.
+func WithPreviousHashKeys(keys ...[]byte) Option {
+	return func(c *config) error {
+		for i, key := range keys {
+			if len(key) < minHashKeyLen {
+				return fmt.Errorf("%w: previous hash key %d is %d bytes, want at least %d", ErrInvalidInput, i, len(key), minHashKeyLen)
+			}
+			c.previous = append(c.previous, append([]byte(nil), key...))
+		}
 		return nil
 	}
 }

@@ -102,3 +102,12 @@ type LastUseRecorder interface {
 type LimitedCreator interface {
 	CreateLimited(ctx context.Context, rec Record, max int) error
 }
+
+// Rehasher is a capability a Store may add: Rehash replaces the Hash of the
+// token with that id, in that account, from from to to, and returns an error
+// wrapping ErrNotFound, changing nothing, when no token of the account has
+// that id and that hash. Issuer's WithPreviousHashKeys needs it to move a
+// token to the current hash key on its first use after a key change.
+type Rehasher interface {
+	Rehash(ctx context.Context, accountID, id string, from, to Hash) error
+}

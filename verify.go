@@ -2,6 +2,8 @@ package apitoken
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,7 +26,11 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		return Token{}, iss.refused(ctx, accountID, "", reasonMalformed)
 	}
 	h := iss.hash(secret)
+	want := h // the hash the record must have
 	rec, err := iss.store.Lookup(ctx, h)
+	if errors.Is(err, ErrNotFound) && len(iss.previous) > 0 {
+		rec, want, err = iss.lookupPrevious(ctx, secret)
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return Token{}, iss.refused(ctx, accountID, "", reasonUnknown)
@@ -32,7 +38,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
-	if rec.Hash != h {
+	if rec.Hash != want {
 		return Token{}, iss.refused(ctx, accountID, "", reasonUnknown)
 	}
 	if rec.AccountID != accountID {
@@ -40,6 +46,9 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	}
 	if !rec.ExpiresAt.IsZero() && !iss.now().Before(rec.ExpiresAt) {
 		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired)
+	}
+	if want != h {
+		iss.rehash(ctx, rec, h)
 	}
 	if iss.auditLog != nil {
 		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
@@ -49,4 +58,32 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		iss.lastUses.use(rec.ID, iss.clock())
 	}
 	return rec.Token, nil
+}
+
+// lookupPrevious looks the secret up under each previous hash key, and
+// returns the record found with the hash it was found by.
+func (iss *Issuer) lookupPrevious(ctx context.Context, secret string) (Record, Hash, error) {
+	for _, key := range iss.previous {
+		m := hmac.New(sha256.New, key)
+		m.Write(bytesOf(secret))
+		var h Hash
+		copy(h[:], m.Sum(nil))
+		rec, err := iss.store.Lookup(ctx, h)
+		if !errors.Is(err, ErrNotFound) {
+			return rec, h, err
+		}
+	}
+	return Record{}, Hash{}, ErrNotFound
+}
+
+// rehash moves rec to the hash to under the current key. A failure fails
+// no request: the token is looked up under its previous key again next time.
+func (iss *Issuer) rehash(ctx context.Context, rec Record, to Hash) {
+	err := iss.store.(Rehasher).Rehash(ctx, rec.AccountID, rec.ID, rec.Hash, to)
+	if err != nil {
+		iss.audit(ctx, slog.LevelWarn, "apitoken: token not re-hashed", slog.String("account_id", rec.AccountID),
+			slog.String("token_id", rec.ID), slog.Any("err", err))
+		return
+	}
+	iss.audit(ctx, slog.LevelInfo, "apitoken: token re-hashed", slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
 }

@@ -30,6 +30,7 @@ var (
 	_ apitoken.ExpiryUpdater   = (*Store)(nil)
 	_ apitoken.LimitedCreator  = (*Store)(nil)
 	_ apitoken.LastUseRecorder = (*Store)(nil)
+	_ apitoken.Rehasher        = (*Store)(nil)
 )
 
 // errNotFound is one value, so that a miss (the path of a guessing client)
@@ -205,5 +206,22 @@ func (s *Store) RecordLastUse(_ context.Context, uses []apitoken.LastUse) error 
 			r.LastUsedAt = u.At
 		}
 	}
+	return nil
+}
+
+// Rehash implements apitoken.Rehasher.
+func (s *Store) Rehash(_ context.Context, accountID, id string, from, to apitoken.Hash) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.byAccount[accountID][id]
+	if !ok || r.Hash != from {
+		return errNotFound
+	}
+	if _, taken := s.byHash[to]; taken {
+		return fmt.Errorf("memstore: %w: hash", apitoken.ErrDuplicate)
+	}
+	delete(s.byHash, from)
+	r.Hash = to
+	s.byHash[to] = r
 	return nil
 }

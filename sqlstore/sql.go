@@ -41,7 +41,7 @@ func loadScript(d Dialect, prefix string) (*script, error) {
 
 // check reports a query that dialect d's Store runs but the script lacks.
 func (sc *script) check(d Dialect) error {
-	need := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account", "set-last-used"}
+	need := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account", "set-last-used", "rehash"}
 	switch d {
 	case Postgres:
 		need = append(need, "lock-account", "isolation")

@@ -110,7 +110,7 @@ type Store struct {
 
 // statements are the Store's prepared statements.
 type statements struct {
-	create, lookup, list, delete, deleteAccount, deleteExpired, setExpiry preparedStmt
+	create, lookup, list, delete, deleteAccount, deleteExpired, setExpiry, rehash preparedStmt
 }
 
 // DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
@@ -128,6 +128,7 @@ var (
 	_ apitoken.ExpiryUpdater   = (*Store)(nil)
 	_ apitoken.LimitedCreator  = (*Store)(nil)
 	_ apitoken.LastUseRecorder = (*Store)(nil)
+	_ apitoken.Rehasher        = (*Store)(nil)
 )
 
 // New returns a Store that keeps tokens in db, which speaks dialect d. It
@@ -158,6 +159,7 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	for name, p := range map[string]*preparedStmt{
 		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete": &st.delete,
 		"delete-account": &st.deleteAccount, "delete-expired": &st.deleteExpired, "set-expiry": &st.setExpiry,
+		"rehash": &st.rehash,
 	} {
 		p.db, p.query = db, sc.queries[name]
 	}
@@ -187,7 +189,7 @@ func (s *Store) Close() error {
 	}
 	st := s.stmts
 	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.delete.close(),
-		st.deleteAccount.close(), st.deleteExpired.close(), st.setExpiry.close())
+		st.deleteAccount.close(), st.deleteExpired.close(), st.setExpiry.close(), st.rehash.close())
 }
 
 // Create implements apitoken.Store.
@@ -500,6 +502,28 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 		return s.tx.QueryRowContext(ctx, query, args...)
 	}
 	return s.db.QueryRowContext(ctx, query, args...)
+}
+
+// Rehash implements apitoken.Rehasher: one UPDATE of the primary key.
+func (s *Store) Rehash(ctx context.Context, accountID, id string, from, to apitoken.Hash) error {
+	if !storable(accountID) || !storable(id) {
+		return errNotFound
+	}
+	res, err := s.exec(ctx, &s.stmts.rehash, to[:], id, accountID, from[:])
+	if err != nil {
+		if s.dialect == MySQL && mysqlErrorNumber(err) == mysqlDuplicateEntry {
+			return errDuplicate
+		}
+		return fmt.Errorf("sqlstore: rehash: %w", err)
+	}
+	n, err := rowsAffected("rehash", res)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return errNotFound
+	}
+	return nil
 }
 
 // RecordLastUse implements apitoken.LastUseRecorder: one UPDATE per token,

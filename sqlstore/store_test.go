@@ -966,3 +966,27 @@ func TestMaxTokensInRepeatableRead(t *testing.T) {
 		})
 	}
 }
+
+// TestPreviousHashKeys moves a token to a new application key on its first
+// use, on each database.
+func TestPreviousHashKeys(t *testing.T) {
+	oldKey, newKey := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	for _, d := range dialects {
+		t.Run(d.String(), func(t *testing.T) {
+			ctx := t.Context()
+			s := newStore(t, d)
+			secret, tok, err := issuerOn(t, s, apitoken.WithHashKey(oldKey)).Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+			onlyNew := issuerOn(t, s, apitoken.WithHashKey(newKey))
+			_, err = onlyNew.Verify(ctx, "acme", secret)
+			require.Equal(t, apitoken.ErrInvalidToken, err, "not moved yet")
+
+			got, err := issuerOn(t, s, apitoken.WithHashKey(newKey), apitoken.WithPreviousHashKeys(oldKey)).Verify(ctx, "acme", secret)
+			require.NoError(t, err)
+			assert.Equal(t, tok, got)
+			got, err = onlyNew.Verify(ctx, "acme", secret)
+			require.NoError(t, err, "moved to the new key by its first use")
+			assert.Equal(t, tok, got)
+		})
+	}
+}

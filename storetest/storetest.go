@@ -27,8 +27,8 @@ import (
 // Run checks that the stores made by newStore keep the apitoken.Store
 // contract, and that of the optional capabilities they implement
 // (apitoken.AccountDeleter, apitoken.ExpiredDeleter, apitoken.ExpiryUpdater,
-// apitoken.LimitedCreator, apitoken.LastUseRecorder; the subtest of one a
-// store lacks is skipped): one named subtest per rule, each failure stating
+// apitoken.LimitedCreator, apitoken.LastUseRecorder, apitoken.Rehasher; the
+// subtest of one a store lacks is skipped): one named subtest per rule, each failure stating
 // the rule it checks. newStore is called once per subtest and must return an empty store;
 // it may register cleanups on the t it is given. Run calls the Store directly,
 // with records shaped as the Issuer makes them, and runs some subtests from
@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 		{"SetExpiry", testSetExpiry},
 		{"CreateLimited", testCreateLimited},
 		{"RecordLastUse", testRecordLastUse},
+		{"Rehash", testRehash},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1043,4 +1044,36 @@ func testRecordLastUse(t *testing.T, s apitoken.Store) {
 	requireNoError(t, r.RecordLastUse(t.Context(), []apitoken.LastUse{{ID: used.ID, At: base.Add(time.Hour)}}),
 		"a Store must accept an earlier use")
 	checkLookup(t, s, used, "RecordLastUse must never move a last use back")
+}
+
+func testRehash(t *testing.T, s apitoken.Store) {
+	r, ok := s.(apitoken.Rehasher)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.Rehasher")
+	}
+	acct := "acct-" + newID()
+	rec, other := newRecord(acct, base), newRecord("other-"+newID(), base)
+	create(t, s, rec, other)
+	to := newHash()
+	for _, tt := range []struct {
+		name, account, id string
+		from              apitoken.Hash
+	}{
+		{"another hash", acct, rec.ID, newHash()},
+		{"another account", strings.ToUpper(acct), rec.ID, rec.Hash},
+		{"an unknown id", acct, newID(), rec.Hash},
+	} {
+		checkErrorIs(t, r.Rehash(t.Context(), tt.account, tt.id, tt.from, to), apitoken.ErrNotFound,
+			"Rehash with %s must return an error wrapping ErrNotFound", tt.name)
+	}
+	checkLookup(t, s, rec, "a refused Rehash must change nothing")
+	checkGone(t, s, to, "a refused Rehash must change nothing")
+
+	requireNoError(t, r.Rehash(t.Context(), acct, rec.ID, rec.Hash, to), "a Store must re-hash a token")
+	checkGone(t, s, rec.Hash, "after Rehash, the old hash must find nothing")
+	moved := clone(rec)
+	moved.Hash = to
+	checkLookup(t, s, moved, "after Rehash, the new hash must find the token, unchanged")
+	checkList(t, s, acct, []apitoken.Record{moved}, "Rehash must keep the token in its account's list")
+	checkLookup(t, s, other, "Rehash must leave other tokens as they were")
 }

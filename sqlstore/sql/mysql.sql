@@ -101,3 +101,6 @@ SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '.apitoken_tokens.', ?)));
 
 -- query: set-last-used
 UPDATE apitoken_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);
+
+-- query: rehash
+UPDATE apitoken_tokens SET hash = ? WHERE id = ? AND account_id = ? AND hash = ?;

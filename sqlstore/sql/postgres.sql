@@ -82,3 +82,6 @@ SELECT pg_advisory_xact_lock(hashtext('apitoken_tokens'), hashtext($1));
 
 -- query: set-last-used
 UPDATE apitoken_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1);
+
+-- query: rehash
+UPDATE apitoken_tokens SET hash = $1 WHERE id = $2 AND account_id = $3 AND hash = $4;
