@@ -401,6 +401,41 @@ func BenchmarkIssue(b *testing.B) {
 					i++
 				}
 			})
+			// The same with WithMaxTokensPerAccount: a lock on the account, a
+			// count and the insert in one transaction. The accounts hold 100
+			// tokens each, under the limit.
+			limited, err := apitoken.NewIssuer(s.store, apitoken.WithMaxTokensPerAccount(1_000_000))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run("op=issue-limited", func(b *testing.B) {
+				b.ReportAllocs()
+				p := apitoken.IssueParams{MemberID: "member", Name: "bench", Scopes: []string{"tokens:read"}}
+				i := 0
+				for b.Loop() {
+					p.AccountID = benchAccountName(i)
+					if _, _, err := limited.Issue(ctx, p); err != nil {
+						b.Fatalf("Issue: %v", err)
+					}
+					i++
+				}
+			})
+			// 16 goroutines issuing into one account, the contention the
+			// limit's lock serializes.
+			b.Run("op=issue-limited-contended", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(8) // 16 goroutines on 2 cores
+				acct := "contended-" + d.String()
+				b.RunParallel(func(pb *testing.PB) {
+					p := apitoken.IssueParams{AccountID: acct, MemberID: "member"}
+					for pb.Next() {
+						if _, _, err := limited.Issue(ctx, p); err != nil {
+							b.Errorf("Issue: %v", err)
+							return
+						}
+					}
+				})
+			})
 		})
 	}
 }
