@@ -26,22 +26,16 @@ func (iss *Issuer) audit(ctx context.Context, level slog.Level, msg string, attr
 }
 
 // refused records a refused verification and returns ErrInvalidToken.
-// tokenID is empty when no token matched the secret.
-func (iss *Issuer) refused(ctx context.Context, accountID, tokenID, reason string) error {
+// tokenID is empty when no token matched the secret; tokenAccountID is the
+// token's own account when the secret was used with another one (it has
+// leaked, or is being tried), empty otherwise.
+func (iss *Issuer) refused(ctx context.Context, accountID, tokenID, reason, tokenAccountID string) error {
 	if iss.auditLog != nil {
-		iss.audit(ctx, slog.LevelWarn, "apitoken: token refused",
-			slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID), slog.String("reason", reason))
-	}
-	return ErrInvalidToken
-}
-
-// refusedOther records the use of a token of tokenAccountID with the account
-// id accountID: its secret has leaked, or is being tried.
-func (iss *Issuer) refusedOther(ctx context.Context, accountID, tokenID, tokenAccountID string) error {
-	if iss.auditLog != nil {
-		iss.audit(ctx, slog.LevelWarn, "apitoken: token refused",
-			slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID),
-			slog.String("reason", reasonWrongAccount), slog.String("token_account_id", tokenAccountID))
+		attrs := []slog.Attr{slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID), slog.String("reason", reason)}
+		if tokenAccountID != "" {
+			attrs = append(attrs, slog.String("token_account_id", tokenAccountID))
+		}
+		iss.audit(ctx, slog.LevelWarn, "apitoken: token refused", attrs...)
 	}
 	return ErrInvalidToken
 }

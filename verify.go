@@ -23,7 +23,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	// The format check costs a CRC of ~50 bytes and spares the store every
 	// mistyped, truncated or foreign secret.
 	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head) {
-		return Token{}, iss.refused(ctx, accountID, "", reasonMalformed)
+		return Token{}, iss.refused(ctx, accountID, "", reasonMalformed, "")
 	}
 	h := iss.hash(secret)
 	want := h // the hash the record must have
@@ -33,19 +33,19 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, iss.refused(ctx, accountID, "", reasonUnknown)
+			return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
 		}
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
 	if rec.Hash != want {
-		return Token{}, iss.refused(ctx, accountID, "", reasonUnknown)
+		return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
 	}
 	if rec.AccountID != accountID {
-		return Token{}, iss.refusedOther(ctx, accountID, rec.ID, rec.AccountID)
+		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonWrongAccount, rec.AccountID)
 	}
 	if !rec.ExpiresAt.IsZero() && !iss.now().Before(rec.ExpiresAt) {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired)
+		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired, "")
 	}
 	if want != h {
 		iss.rehash(ctx, rec, h)

@@ -286,7 +286,7 @@ func (s *Store) createArgs(rec apitoken.Record) ([]any, error) {
 		return nil, fmt.Errorf("sqlstore: %w: CreatedAt is required", apitoken.ErrInvalidInput)
 	}
 	for _, t := range []time.Time{rec.CreatedAt, rec.ExpiresAt, rec.LastUsedAt} {
-		if y := t.UTC().Year(); !t.IsZero() && (y < minYear || y > maxYear) {
+		if !t.IsZero() && !storableTime(t) {
 			// Outside MySQL's DATETIME, and SQLite's microseconds would
 			// overflow: refuse rather than store another time.
 			return nil, fmt.Errorf("sqlstore: %w: a time is outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
@@ -455,7 +455,7 @@ func (s *Store) DeleteAccount(ctx context.Context, accountID string) (int, error
 // DeleteExpired implements apitoken.ExpiredDeleter. The database scans the
 // table for it: a job for a quiet moment, not the request path.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
-	if y := before.UTC().Year(); y < minYear || y > maxYear {
+	if !storableTime(before) {
 		return 0, fmt.Errorf("sqlstore: %w: before is outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
 	}
 	res, err := s.exec(ctx, &s.stmts.deleteExpired, s.timeArg(before))
@@ -467,7 +467,7 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error
 
 // SetExpiry implements apitoken.ExpiryUpdater.
 func (s *Store) SetExpiry(ctx context.Context, accountID, id string, expiresAt time.Time) error {
-	if y := expiresAt.UTC().Year(); expiresAt.IsZero() || y < minYear || y > maxYear {
+	if !storableTime(expiresAt) {
 		return fmt.Errorf("sqlstore: %w: expiry is zero or outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
 	}
 	if !storable(accountID) || !storable(id) {
@@ -607,6 +607,12 @@ func scanToken(row interface{ Scan(...any) error }, t *apitoken.Token) error {
 
 // The years a stored time may fall in: those of MySQL's DATETIME.
 const minYear, maxYear = 1000, 9999
+
+// storableTime reports whether t falls in the years every dialect can store.
+func storableTime(t time.Time) bool {
+	y := t.UTC().Year()
+	return minYear <= y && y <= maxYear
+}
 
 // timeArg is how a time is written: NULL when zero; microseconds since the
 // epoch in SQLite; in MySQL, the UTC wall clock as text, so that the driver's
