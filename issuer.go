@@ -196,37 +196,35 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 // Rotate replaces a token of the account with a new one, the way keys are
 // rolled: the successor has the same member, name, scopes and expiry, and a
 // new secret, returned only here. The old token keeps working for grace (its
-// expiry is brought forward to now+grace, never pushed back), so that its
-// users can switch; with a grace of 0 it is deleted at once. A grace above 0
-// needs a Store that implements ExpiryUpdater (memstore and sqlstore do);
-// otherwise Rotate changes nothing and returns an error wrapping
-// errors.ErrUnsupported.
+// expiry is brought forward to now+grace, never pushed back, also when
+// Rotates of one token race), so that its users can switch; with a grace of
+// 0 it is deleted at once. Rotating a token again within its grace gives it
+// another successor. A grace above 0 needs a Store that implements
+// ExpiryUpdater (memstore and sqlstore do); otherwise Rotate changes nothing
+// and returns an error wrapping errors.ErrUnsupported.
 //
 // An unknown or expired id, or the id of another account's token, is an
 // error wrapping ErrNotFound and changes nothing. If the store fails after
 // the successor was created, Rotate deletes the successor again and returns
 // the error.
 func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace time.Duration) (secret string, tok Token, err error) {
+	if iss.closed.Load() {
+		return "", Token{}, ErrClosed
+	}
 	if err := checkAccountID(accountID); err != nil {
 		return "", Token{}, err
 	}
 	if grace < 0 {
 		return "", Token{}, fmt.Errorf("%w: grace is negative", ErrInvalidInput)
 	}
-	updater, canDefer := iss.store.(ExpiryUpdater)
-	if grace > 0 && !canDefer {
+	if _, ok := iss.store.(ExpiryUpdater); grace > 0 && !ok {
 		return "", Token{}, fmt.Errorf("apitoken: the store cannot set a token's expiry, so rotate with a grace of 0: %w", errors.ErrUnsupported)
 	}
-	toks, err := iss.store.List(ctx, accountID)
-	if err != nil {
-		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
-	}
 	now := iss.clock()
-	i := slices.IndexFunc(toks, func(t Token) bool { return t.ID == tokenID })
-	if i < 0 || !toks[i].ExpiresAt.IsZero() && !now.Before(toks[i].ExpiresAt) {
-		return "", Token{}, fmt.Errorf("%w: no live token with that id", ErrNotFound)
+	old, err := iss.liveToken(ctx, accountID, tokenID, now)
+	if err != nil {
+		return "", Token{}, err
 	}
-	old := toks[i]
 	// Not counted against the limit: the successor replaces old.
 	secret, tok, err = iss.issue(ctx, IssueParams{
 		AccountID: old.AccountID, MemberID: old.MemberID, Name: old.Name,
@@ -235,12 +233,10 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 	if err != nil {
 		return "", Token{}, err
 	}
-	until := now.Add(grace).Truncate(time.Microsecond)
-	switch {
-	case grace == 0:
+	if grace == 0 {
 		err = iss.store.Delete(ctx, accountID, old.ID)
-	case old.ExpiresAt.IsZero() || until.Before(old.ExpiresAt):
-		err = updater.SetExpiry(ctx, accountID, old.ID, until)
+	} else {
+		err = iss.shortenExpiry(ctx, old, now.Add(grace).Truncate(time.Microsecond))
 	}
 	if err != nil {
 		// Leave things as they were: the successor goes, the old token stays,
@@ -250,12 +246,53 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		if undo := iss.store.Delete(undoCtx, accountID, tok.ID); undo != nil {
 			err = errors.Join(err, undo)
 		}
+		if errors.Is(err, ErrNotFound) {
+			return "", Token{}, errNoLiveToken // deleted or expired meanwhile
+		}
 		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	iss.audit(ctx, slog.LevelInfo, "apitoken: token rotated", slog.String("account_id", accountID),
 		slog.String("token_id", old.ID), slog.String("successor_id", tok.ID), slog.Duration("grace", grace))
 	return secret, tok, nil
 }
+
+// liveToken returns the token of the account with that id, or
+// errNoLiveToken when there is none or it has expired.
+func (iss *Issuer) liveToken(ctx context.Context, accountID, tokenID string, now time.Time) (Token, error) {
+	toks, err := iss.store.List(ctx, accountID)
+	if err != nil {
+		return Token{}, fmt.Errorf("apitoken: store: %w", err)
+	}
+	i := slices.IndexFunc(toks, func(t Token) bool { return t.ID == tokenID })
+	if i < 0 || !toks[i].ExpiresAt.IsZero() && !now.Before(toks[i].ExpiresAt) {
+		return Token{}, errNoLiveToken
+	}
+	return toks[i], nil
+}
+
+// shortenExpiry brings the expiry of old forward to until, unless it is
+// already sooner. The store changes it only if it is still the one read, so
+// that a concurrent Rotate's shorter grace is never overwritten by a longer
+// one; when it changed meanwhile, the token is read again.
+func (iss *Issuer) shortenExpiry(ctx context.Context, old Token, until time.Time) error {
+	updater := iss.store.(ExpiryUpdater)
+	for range issueRetries {
+		if !old.ExpiresAt.IsZero() && !until.Before(old.ExpiresAt) {
+			return nil
+		}
+		err := updater.SetExpiry(ctx, old.AccountID, old.ID, old.ExpiresAt, until)
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if old, err = iss.liveToken(ctx, old.AccountID, old.ID, iss.clock()); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("apitoken: the token's expiry changed %d times during Rotate", issueRetries)
+}
+
+// errNoLiveToken is Rotate's answer for a token it cannot rotate.
+var errNoLiveToken = fmt.Errorf("%w: no live token with that id", ErrNotFound)
 
 // Close writes the last uses still pending to the store and makes the
 // Issuer unusable: every method then returns an error wrapping ErrClosed.

@@ -645,7 +645,9 @@ func (s failingBulkStore) DeleteAccount(context.Context, string) (int, error) { 
 func (s failingBulkStore) DeleteExpired(context.Context, time.Time) (int, error) {
 	return 0, s.err
 }
-func (s failingBulkStore) SetExpiry(context.Context, string, string, time.Time) error { return s.err }
+func (s failingBulkStore) SetExpiry(context.Context, string, string, time.Time, time.Time) error {
+	return s.err
+}
 
 func TestDeleteAll(t *testing.T) {
 	for _, tt := range []struct {
@@ -820,6 +822,41 @@ func TestRotate(t *testing.T) {
 		assert.Equal(t, old.ExpiresAt, toks[0].ExpiresAt)
 	})
 
+	t.Run("ok, of 10 concurrent Rotates with a grace of 0, one wins", func(t *testing.T) {
+		iss, _, _, old := setup(t, memstore.New())
+		var wg sync.WaitGroup
+		var won atomic.Int64
+		for range 10 {
+			wg.Go(func() {
+				_, _, err := iss.Rotate(t.Context(), "acme", old.ID, 0)
+				if err == nil {
+					won.Add(1)
+					return
+				}
+				assert.ErrorIs(t, err, apitoken.ErrNotFound)
+			})
+		}
+		wg.Wait()
+		assert.EqualValues(t, 1, won.Load())
+		assert.Len(t, listIDs(t, iss), 1, "the losers leave no successor behind")
+	})
+
+	t.Run("ok, concurrent Rotates with graces keep the shortest", func(t *testing.T) {
+		iss, _, _, old := setup(t, memstore.New())
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Go(func() {
+				_, _, err := iss.Rotate(t.Context(), "acme", old.ID, time.Duration(10-i)*time.Hour)
+				assert.NoError(t, err, "rotating a token in its grace gives another successor")
+			})
+		}
+		wg.Wait()
+		toks, err := iss.List(t.Context(), "acme")
+		require.NoError(t, err)
+		require.Len(t, toks, 11, "the old token and 10 successors")
+		assert.Equal(t, start.Add(time.Hour), toks[0].ExpiresAt, "a longer grace never overwrites a shorter one")
+	})
+
 	errDown := errors.New("database is down")
 	for _, tt := range []struct {
 		name    string
@@ -924,7 +961,7 @@ type cancellingStore struct {
 	cancel context.CancelFunc
 }
 
-func (s cancellingStore) SetExpiry(ctx context.Context, _, _ string, _ time.Time) error {
+func (s cancellingStore) SetExpiry(ctx context.Context, _, _ string, _, _ time.Time) error {
 	s.cancel()
 	return ctx.Err()
 }

@@ -18,6 +18,9 @@ type config struct {
 	auditLog  *slog.Logger // nil: no audit records
 	lastUse   time.Duration
 	previous  [][]byte // hash keys before the current one
+	cacheSize int      // 0: no cache
+	cacheTTL  time.Duration
+	bus       Bus
 }
 
 // minHashKeyLen is the shortest application key WithHashKey accepts: as many

@@ -68,14 +68,16 @@ type ExpiredDeleter interface {
 	DeleteExpired(ctx context.Context, before time.Time) (int, error)
 }
 
-// ExpiryUpdater is a capability a Store may add: SetExpiry sets the
-// ExpiresAt (not zero, UTC, to the microsecond) of the token with that id if
-// it belongs to the account, compared byte for byte; otherwise it changes
-// nothing and returns an error wrapping ErrNotFound. Setting the value a
-// token already has is not an error. Issuer.Rotate uses it to let the old
-// token live through its grace period.
+// ExpiryUpdater is a capability a Store may add: SetExpiry changes the
+// ExpiresAt of the token with that id, in that account (compared byte for
+// byte), from from (zero: it never expires) to to (not zero, UTC, to the
+// microsecond, never equal to from), in one atomic compare-and-set. When no
+// token of the account has that id and that expiry, it changes nothing and
+// returns an error wrapping ErrNotFound. Issuer.Rotate uses it to let the old
+// token live through its grace period; the compare-and-set keeps a
+// concurrent Rotate from lengthening a grace another one shortened.
 type ExpiryUpdater interface {
-	SetExpiry(ctx context.Context, accountID, id string, expiresAt time.Time) error
+	SetExpiry(ctx context.Context, accountID, id string, from, to time.Time) error
 }
 
 // LastUse is when the token with ID last verified.

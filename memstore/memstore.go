@@ -186,14 +186,17 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 }
 
 // SetExpiry implements apitoken.ExpiryUpdater.
-func (s *Store) SetExpiry(_ context.Context, accountID, id string, expiresAt time.Time) error {
+func (s *Store) SetExpiry(_ context.Context, accountID, id string, from, to time.Time) error {
+	if to.IsZero() || to.Equal(from) {
+		return fmt.Errorf("memstore: %w: the new expiry is zero or the old one", apitoken.ErrInvalidInput)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.byAccount[accountID][id]
-	if !ok {
+	if !ok || !r.ExpiresAt.Equal(from) {
 		return errNotFound
 	}
-	r.ExpiresAt = expiresAt
+	r.ExpiresAt = to
 	return nil
 }
 

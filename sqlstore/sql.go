@@ -46,7 +46,7 @@ func (sc *script) check(d Dialect) error {
 	case Postgres:
 		need = append(need, "lock-account", "isolation")
 	case MySQL:
-		need = append(need, "unlock", "token-exists", "lock-account", "unlock-account")
+		need = append(need, "unlock", "lock-account", "unlock-account")
 	case SQLite:
 		need = append(need, "unlock", "rollback")
 	}

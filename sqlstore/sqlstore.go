@@ -466,42 +466,24 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error
 }
 
 // SetExpiry implements apitoken.ExpiryUpdater.
-func (s *Store) SetExpiry(ctx context.Context, accountID, id string, expiresAt time.Time) error {
-	if !storableTime(expiresAt) {
-		return fmt.Errorf("sqlstore: %w: expiry is zero or outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
+func (s *Store) SetExpiry(ctx context.Context, accountID, id string, from, to time.Time) error {
+	if !storableTime(to) || to.Equal(from) {
+		return fmt.Errorf("sqlstore: %w: the new expiry is zero, the old one, or outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
 	}
-	if !storable(accountID) || !storable(id) {
+	if !storable(accountID) || !storable(id) || !from.IsZero() && !storableTime(from) {
 		return errNotFound
 	}
-	res, err := s.exec(ctx, &s.stmts.setExpiry, s.timeArg(expiresAt), id, accountID)
+	res, err := s.exec(ctx, &s.stmts.setExpiry, s.timeArg(to), id, accountID, s.timeArg(from))
 	if err != nil {
 		return fmt.Errorf("sqlstore: set expiry: %w", err)
 	}
+	// to differs from from, so even MySQL, which counts changed rows only,
+	// counts the row.
 	n, err := rowsAffected("set expiry", res)
 	if err != nil || n > 0 {
 		return err
 	}
-	if s.dialect == MySQL {
-		// MySQL counts changed rows only: the value may have been set.
-		var one int
-		err := s.readRow(ctx, s.script.queries["token-exists"], id, accountID).Scan(&one)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlstore: set expiry: %w", err)
-		}
-	}
 	return errNotFound
-}
-
-// readRow runs a query that is not on a hot path: unprepared, through the
-// transaction of a Store made by WithTx or the database.
-func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if s.tx != nil {
-		return s.tx.QueryRowContext(ctx, query, args...)
-	}
-	return s.db.QueryRowContext(ctx, query, args...)
 }
 
 // Rehash implements apitoken.Rehasher: one UPDATE of the primary key.

@@ -885,6 +885,23 @@ func TestLifecycle(t *testing.T) {
 			list, err = iss.List(ctx, "other")
 			require.NoError(t, err)
 			assert.Equal(t, []apitoken.Token{otherTok}, list, "other accounts untouched")
+
+			// Concurrent Rotates with graces keep the shortest: the store's
+			// compare-and-set of the expiry.
+			_, raced, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "race"})
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Go(func() {
+					_, _, err := iss.Rotate(ctx, "race", raced.ID, time.Duration(8-i)*time.Hour)
+					assert.NoError(t, err)
+				})
+			}
+			wg.Wait()
+			list, err = iss.List(ctx, "race")
+			require.NoError(t, err)
+			require.Len(t, list, 9, "the old token and 8 successors")
+			assert.Equal(t, clock.Now().Add(time.Hour), list[0].ExpiresAt, "a longer grace never overwrites a shorter one")
 		})
 	}
 }

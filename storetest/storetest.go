@@ -950,9 +950,11 @@ func testSetExpiry(t *testing.T, s apitoken.Store) {
 	for _, rec := range []apitoken.Record{never, expiring} {
 		want := clone(rec)
 		want.ExpiresAt = base.Add(time.Hour + time.Microsecond)
-		checkNoError(t, u.SetExpiry(t.Context(), acct, rec.ID, want.ExpiresAt), "a Store must set the expiry of a token of the account")
+		checkNoError(t, u.SetExpiry(t.Context(), acct, rec.ID, rec.ExpiresAt, want.ExpiresAt), "a Store must set the expiry of a token of the account when it has the one given as from")
 		checkLookup(t, s, want, "a Store must keep the expiry SetExpiry set, to the microsecond")
-		checkNoError(t, u.SetExpiry(t.Context(), acct, rec.ID, want.ExpiresAt), "SetExpiry to the value a token already has is not an error")
+		checkErrorIs(t, u.SetExpiry(t.Context(), acct, rec.ID, rec.ExpiresAt, base.Add(time.Minute)), apitoken.ErrNotFound,
+			"SetExpiry from an expiry the token no longer has must return an error wrapping ErrNotFound")
+		checkLookup(t, s, want, "a SetExpiry from a stale expiry must change nothing")
 	}
 
 	later := base.Add(2 * time.Hour)
@@ -961,10 +963,32 @@ func testSetExpiry(t *testing.T, s apitoken.Store) {
 		{"the token of another account", acct, other.ID},
 		{"an account id differing in case", strings.ToUpper(acct), never.ID},
 	} {
-		checkErrorIs(t, u.SetExpiry(t.Context(), tt.account, tt.id, later), apitoken.ErrNotFound,
+		checkErrorIs(t, u.SetExpiry(t.Context(), tt.account, tt.id, time.Time{}, later), apitoken.ErrNotFound,
 			"SetExpiry of %s must return an error wrapping ErrNotFound", tt.name)
 	}
 	checkLookup(t, s, other, "a refused SetExpiry must change nothing")
+
+	// A compare-and-set: of racers changing one expiry, exactly one wins.
+	const racers = 10
+	racer := newRecord(acct, base.Add(2*time.Second))
+	create(t, s, racer)
+	var wg sync.WaitGroup
+	errs := make([]error, racers)
+	for i := range racers {
+		wg.Go(func() {
+			errs[i] = u.SetExpiry(t.Context(), acct, racer.ID, time.Time{}, base.Add(time.Duration(i+1)*time.Hour))
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+		} else {
+			checkErrorIs(t, err, apitoken.ErrNotFound, "a SetExpiry that lost the race must return an error wrapping ErrNotFound")
+		}
+	}
+	checkEqual(t, 1, won, "of concurrent SetExpiry calls from the same expiry, exactly one must succeed")
 }
 
 func testCreateLimited(t *testing.T, s apitoken.Store) {

@@ -81,12 +81,9 @@ DELETE FROM apitoken_tokens WHERE account_id = ?;
 DELETE FROM apitoken_tokens WHERE expires_at <= ?;
 
 -- query: set-expiry
-UPDATE apitoken_tokens SET expires_at = ? WHERE id = ? AND account_id = ?;
-
--- query: token-exists
--- MySQL counts only the rows an UPDATE changed: a token whose expiry already
--- had the value set is told from a missing one by this query.
-SELECT 1 FROM apitoken_tokens WHERE id = ? AND account_id = ?;
+-- A compare-and-set: the expiry changes only if it is still the last
+-- argument (NULL: none).
+UPDATE apitoken_tokens SET expires_at = ? WHERE id = ? AND account_id = ? AND expires_at <=> ?;
 
 -- query: count-account
 SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = ?;

@@ -66,7 +66,8 @@ DELETE FROM apitoken_tokens WHERE account_id = $1;
 DELETE FROM apitoken_tokens WHERE expires_at <= $1;
 
 -- query: set-expiry
-UPDATE apitoken_tokens SET expires_at = $1 WHERE id = $2 AND account_id = $3;
+-- A compare-and-set: the expiry changes only if it is still $4 (NULL: none).
+UPDATE apitoken_tokens SET expires_at = $1 WHERE id = $2 AND account_id = $3 AND expires_at IS NOT DISTINCT FROM $4;
 
 -- query: count-account
 SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = $1;
