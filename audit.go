@@ -2,6 +2,7 @@ package apitoken
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 )
@@ -38,6 +39,22 @@ func (iss *Issuer) refused(ctx context.Context, accountID, tokenID, reason, toke
 		iss.audit(ctx, slog.LevelWarn, "apitoken: token refused", attrs...)
 	}
 	return ErrInvalidToken
+}
+
+// refusedRequest records a request refused as malformed before Verify (the
+// middleware answers it with 400), and returns err. The record names the
+// problem with the package's own words, never the request's content; the
+// error of a custom Extractor is not written.
+func (iss *Issuer) refusedRequest(ctx context.Context, err error) error {
+	if iss.auditLog != nil && errors.Is(err, ErrInvalidRequest) {
+		problem := "malformed request"
+		if re, ok := errors.AsType[*requestError](err); ok {
+			problem = re.reason
+		}
+		iss.audit(ctx, slog.LevelWarn, "apitoken: request refused",
+			slog.String("reason", reasonMalformed), slog.String("problem", problem))
+	}
+	return err
 }
 
 // untrusted returns an account id that came with a request as it may be

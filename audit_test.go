@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,5 +134,45 @@ func TestAuditLogger(t *testing.T) {
 	t.Run("nok, nil logger", func(t *testing.T) {
 		_, err := apitoken.NewIssuer(memstore.New(), apitoken.WithAuditLogger(nil))
 		require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+	})
+}
+
+func TestAuditMalformedRequests(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	iss := newIssuer(t, memstore.New(), apitoken.WithAuditLogger(logger))
+	secret, _, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
+	require.NoError(t, err)
+	buf.Reset()
+	h := iss.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("a malformed request reached the handler") }))
+
+	for _, tt := range []struct {
+		name    string
+		target  string
+		header  http.Header
+		problem string
+	}{
+		{"token in the query", "/?access_token=" + secret, http.Header{"X-Account-Id": {"acme"}}, "access token in the URL query"},
+		{"two Authorization headers", "/", http.Header{"Authorization": {"Bearer " + secret, "Bearer " + secret}, "X-Account-Id": {"acme"}}, "more than one Authorization header"},
+		{"Bearer without account", "/", http.Header{"Authorization": {"Bearer " + secret}}, "token without account"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", tt.target, nil)
+			req.Header = tt.header
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			require.Equal(t, http.StatusBadRequest, rec.Code)
+			logged := buf.String()
+			assert.NotContains(t, logged, secret, "an audit record holds the secret")
+			assert.Equal(t, []map[string]any{{"level": "WARN", "msg": "apitoken: request refused", "reason": "malformed", "problem": tt.problem}},
+				auditRecords(t, &buf))
+		})
+	}
+
+	t.Run("ok, a request without credentials is not a refusal to record", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		require.Equal(t, http.StatusUnauthorized, rec.Code)
+		assert.Empty(t, buf.String())
 	})
 }

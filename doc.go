@@ -84,8 +84,10 @@
 //
 // # Last use
 //
-// [WithLastUseInterval] records when each token last verified, writing to
-// the store in the background at most once per token per interval; call
+// With a Store that implements [LastUseRecorder] (memstore and sqlstore do),
+// the Issuer records when each token last verified, writing to the store in
+// the background at most once per token every 5 minutes
+// ([WithLastUseInterval] changes the interval or turns it off); call
 // [Issuer.Close] to write the pending uses before the program ends.
 //
 // # Audit log

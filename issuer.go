@@ -59,9 +59,12 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 	}
 	key := c.hashKey
 	var lu *lastUses
+	r, canRecord := store.(LastUseRecorder)
+	if !c.lastUseSet && canRecord {
+		c.lastUse = defaultLastUseInterval
+	}
 	if c.lastUse > 0 {
-		r, ok := store.(LastUseRecorder)
-		if !ok {
+		if !canRecord {
 			return nil, fmt.Errorf("apitoken: the store cannot record last uses: %w", errors.ErrUnsupported)
 		}
 		lu = &lastUses{store: r, interval: c.lastUse, log: c.auditLog, recorded: make(map[string]time.Time)}

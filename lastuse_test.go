@@ -35,8 +35,40 @@ func TestLastUse(t *testing.T) {
 	t.Run("nok, options", func(t *testing.T) {
 		_, err := apitoken.NewIssuer(memstore.New(), apitoken.WithLastUseInterval(time.Millisecond))
 		require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+		_, err = apitoken.NewIssuer(memstore.New(), apitoken.WithLastUseInterval(-time.Minute))
+		require.ErrorIs(t, err, apitoken.ErrInvalidInput)
 		_, err = apitoken.NewIssuer(plainStore{memstore.New()}, apitoken.WithLastUseInterval(time.Minute))
 		require.ErrorIs(t, err, errors.ErrUnsupported)
+	})
+
+	t.Run("ok, on by default with a store that records last uses, off with 0", func(t *testing.T) {
+		for _, tt := range []struct {
+			name   string
+			store  apitoken.Store
+			opts   []apitoken.Option
+			writes int64
+		}{
+			{"default, every 5 minutes", &recordingStore{Store: memstore.New()}, nil, 2},
+			{"off", &recordingStore{Store: memstore.New()}, []apitoken.Option{apitoken.WithLastUseInterval(0)}, 0},
+			{"default with a store that cannot record: off, no error", plainStore{memstore.New()}, nil, 0},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+				iss, err := apitoken.NewIssuer(tt.store, append(tt.opts, apitoken.WithClock(clk.Now))...)
+				require.NoError(t, err)
+				secret, _, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
+				require.NoError(t, err)
+				for _, after := range []time.Duration{0, 4 * time.Minute, time.Minute} {
+					clk.Add(after)
+					_, err = iss.Verify(t.Context(), "acme", secret)
+					require.NoError(t, err)
+				}
+				require.NoError(t, iss.Close())
+				if rs, ok := tt.store.(*recordingStore); ok {
+					assert.Equal(t, tt.writes, rs.uses.Load(), "uses at 0 and 5 minutes are written, not the one at 4")
+				}
+			})
+		}
 	})
 
 	t.Run("ok, 100,000 verifications of 100 tokens write each token once per interval", func(t *testing.T) {

@@ -70,14 +70,16 @@ const (
 // A requestError is a malformed or ambiguous request. Its reason and its
 // response body are constants: neither ever holds input.
 type requestError struct {
-	msg  string // "apitoken: invalid request: " + reason
-	body []byte // the problem+json body of the default ErrorHandler
+	reason string // for the audit log
+	msg    string // "apitoken: invalid request: " + reason
+	body   []byte // the problem+json body of the default ErrorHandler
 }
 
 func newRequestError(reason, detail string) *requestError {
 	return &requestError{
-		msg:  ErrInvalidRequest.Error() + ": " + reason,
-		body: problem(http.StatusBadRequest, detail),
+		reason: reason,
+		msg:    ErrInvalidRequest.Error() + ": " + reason,
+		body:   problem(http.StatusBadRequest, detail),
 	}
 }
 
@@ -475,11 +477,11 @@ func authenticate(iss *Issuer, extract Extractor, r *http.Request) (Token, error
 		return Token{}, ErrNoCredentials
 	}
 	if r.URL != nil && tokenInQuery(r.URL.RawQuery) {
-		return Token{}, errQueryToken
+		return Token{}, iss.refusedRequest(r.Context(), errQueryToken)
 	}
 	c, found, err := extract(r)
 	if err != nil {
-		return Token{}, err
+		return Token{}, iss.refusedRequest(r.Context(), err)
 	}
 	if !found {
 		return Token{}, ErrNoCredentials

@@ -11,16 +11,17 @@ import (
 type Option func(*config) error
 
 type config struct {
-	prefix    string
-	hashKey   []byte
-	now       func() time.Time
-	maxTokens int          // 0: no limit
-	auditLog  *slog.Logger // nil: no audit records
-	lastUse   time.Duration
-	previous  [][]byte // hash keys before the current one
-	cacheSize int      // 0: no cache
-	cacheTTL  time.Duration
-	bus       Bus
+	prefix     string
+	hashKey    []byte
+	now        func() time.Time
+	maxTokens  int          // 0: no limit
+	auditLog   *slog.Logger // nil: no audit records
+	lastUse    time.Duration
+	lastUseSet bool     // by WithLastUseInterval; otherwise the default applies
+	previous   [][]byte // hash keys before the current one
+	cacheSize  int      // 0: no cache
+	cacheTTL   time.Duration
+	bus        Bus
 }
 
 // minHashKeyLen is the shortest application key WithHashKey accepts: as many
@@ -105,8 +106,9 @@ func WithMaxTokensPerAccount(n int) Option {
 // rotated or deleted (at Info), every verification Verify refused (at Warn,
 // with the reason it keeps from its caller: "malformed", "unknown", "wrong
 // account", with the token's own account, or "expired") and every one that
-// succeeded (at Debug, as there is one per request). The middleware's 400
-// answers to malformed requests never reach Verify and are not recorded.
+// succeeded (at Debug, as there is one per request). Requests that the
+// middleware refuses as malformed (400), before Verify, are recorded at Warn
+// with the reason "malformed" and the problem in the package's own words.
 // Records carry the account id and the token id, never a secret nor its
 // hash; an account id that came with a request and is not a valid one is
 // written cut to 128 bytes and quoted.
@@ -120,23 +122,27 @@ func WithAuditLogger(logger *slog.Logger) Option {
 	}
 }
 
-// WithLastUseInterval records when each token last verified, in its
-// LastUsedAt, writing it to the store at most once per token per d: a few
-// minutes is a good choice (GitLab uses 10), often enough to tell an unused
-// token from a used one, rarely enough that a busy token costs the store a
-// write every few minutes, not one per request. Without this option last
-// uses are not recorded. Writes happen in the background, coalesced, never
-// on a failed verification, and a failed write fails no request, so List
-// and Verify show a LastUsedAt up to d behind the last use. The Store must
-// implement LastUseRecorder (memstore and sqlstore do), or NewIssuer returns
-// an error wrapping errors.ErrUnsupported. Call Close to write the pending
-// uses before the program ends.
+// defaultLastUseInterval is WithLastUseInterval's default.
+const defaultLastUseInterval = 5 * time.Minute
+
+// WithLastUseInterval sets how often, at most, the last use of each token
+// is written to the store, in its LastUsedAt (5 minutes by default), or
+// turns the recording off with 0. A few minutes is a good choice (GitLab
+// uses 10): often enough to tell an unused token from a used one, rarely
+// enough that a busy token costs the store a write every few minutes, not
+// one per request. Writes happen in the background, coalesced, never for a
+// failed verification, and a failed write fails no request, so List and
+// Verify show a LastUsedAt up to d behind the last use. Last uses are
+// recorded when the Store implements LastUseRecorder (memstore and sqlstore
+// do); with another Store, a d above 0 makes NewIssuer return an error
+// wrapping errors.ErrUnsupported. Call Close to write the pending uses
+// before the program ends.
 func WithLastUseInterval(d time.Duration) Option {
 	return func(c *config) error {
-		if d < time.Second {
-			return fmt.Errorf("%w: last use interval is %v, want at least 1s", ErrInvalidInput, d)
+		if d != 0 && d < time.Second {
+			return fmt.Errorf("%w: last use interval is %v, want 0 (off) or at least 1s", ErrInvalidInput, d)
 		}
-		c.lastUse = d
+		c.lastUse, c.lastUseSet = d, true
 		return nil
 	}
 }

@@ -751,10 +751,12 @@ func TestMySQLTimeSettings(t *testing.T) {
 	})
 }
 
-// issuerOn returns an Issuer over s with opts.
+// issuerOn returns an Issuer over s with opts, and last use off: the tests
+// that use it compare tokens right after a Verify, whose background write
+// would change LastUsedAt meanwhile. TestLoad and TestLastUse run with it on.
 func issuerOn(t *testing.T, s apitoken.Store, opts ...apitoken.Option) *apitoken.Issuer {
 	t.Helper()
-	iss, err := apitoken.NewIssuer(s, opts...)
+	iss, err := apitoken.NewIssuer(s, append([]apitoken.Option{apitoken.WithLastUseInterval(0)}, opts...)...)
 	require.NoError(t, err)
 	return iss
 }
@@ -1004,6 +1006,43 @@ func TestPreviousHashKeys(t *testing.T) {
 			got, err = onlyNew.Verify(ctx, "acme", secret)
 			require.NoError(t, err, "moved to the new key by its first use")
 			assert.Equal(t, tok, got)
+		})
+	}
+}
+
+// TestLastUse records last uses by default on each database: at most one
+// write per token per interval, written by Close at the latest.
+func TestLastUse(t *testing.T) {
+	start := time.Date(2026, time.November, 27, 12, 0, 0, 123456000, time.UTC)
+	for _, d := range dialects {
+		t.Run(d.String(), func(t *testing.T) {
+			ctx := t.Context()
+			s := newStore(t, d)
+			clock := newTestClock(start)
+			iss, err := apitoken.NewIssuer(s, apitoken.WithClock(clock.Now)) // last use on by default
+			require.NoError(t, err)
+			secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+			_, unused, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+
+			clock.Set(start.Add(time.Minute))
+			_, err = iss.Verify(ctx, "acme", secret)
+			require.NoError(t, err)
+			clock.Set(start.Add(2 * time.Minute)) // within the interval: not written
+			_, err = iss.Verify(ctx, "acme", secret)
+			require.NoError(t, err)
+			_, err = iss.Verify(ctx, "other", secret)
+			require.Equal(t, apitoken.ErrInvalidToken, err)
+			require.NoError(t, iss.Close())
+
+			list, err := s.List(ctx, "acme")
+			require.NoError(t, err)
+			require.Len(t, list, 2)
+			assert.Equal(t, tok.ID, list[0].ID)
+			assert.Equal(t, start.Add(time.Minute), list[0].LastUsedAt, "the first use of the interval, to the microsecond")
+			assert.Equal(t, unused.ID, list[1].ID)
+			assert.Zero(t, list[1].LastUsedAt, "a token never used has no last use")
 		})
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/sqlstore"
 )
 
 // env is the app on a test server over an SQLite store, with its log in a
@@ -108,9 +109,9 @@ func (b *syncBuffer) String() string {
 // flakyStore fails every call while fail is set, as a database that is down,
 // and delays Create by delay, as a slow one.
 type flakyStore struct {
-	apitoken.Store
-	fail  atomic.Bool
-	delay atomic.Int64 // a time.Duration
+	*sqlstore.Store // its capabilities too, such as recording last uses
+	fail            atomic.Bool
+	delay           atomic.Int64 // a time.Duration
 }
 
 var errDown = errors.New("database is down")
@@ -461,8 +462,9 @@ func TestPreferences(t *testing.T) {
 
 	// Three tokens, then another account's: the list shows the three,
 	// oldest first, each with its creation time and hint.
+	var secrets []string
 	for _, name := range []string{"first", "second", "third"} {
-		e.newToken(t, c, name)
+		secrets = append(secrets, e.newToken(t, c, name))
 	}
 	_, _, err := e.app.iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acct_other", Name: "not yours"})
 	require.NoError(t, err)
@@ -480,9 +482,15 @@ func TestPreferences(t *testing.T) {
 		last = i
 	}
 	assert.NotContains(t, body, "not yours", "another account's token is listed")
-	// The library does not record last use yet: the column must not say
-	// "never used".
-	assert.Equal(t, 3, strings.Count(body, `<span class="muted">not recorded</span>`))
+	assert.Equal(t, 3, strings.Count(body, `<span class="muted">not yet</span>`), "no token was used yet")
+
+	// A call to the API is recorded, in the background, as the first
+	// token's last use.
+	status, _ := e.whoami(t, secrets[0])
+	require.Equal(t, http.StatusOK, status)
+	require.Eventually(t, func() bool { return !e.tokens(t, demoAccount)[0].LastUsedAt.IsZero() }, 5*time.Second, 10*time.Millisecond)
+	_, body = e.do(t, c, "GET", prefsPath, nil, nil)
+	assert.Equal(t, 2, strings.Count(body, `<span class="muted">not yet</span>`), "the used token shows its last use")
 
 	t.Run("nok, forged Host: the curl commands keep the app's own URL", func(t *testing.T) {
 		for _, host := range []string{"evil.example", "evil.example:1", "evil.example';$(id)"} {

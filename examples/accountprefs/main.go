@@ -15,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -58,7 +59,7 @@ func main() {
 // until ctx ends, then shuts down gracefully. baseURL is where members reach
 // the app; "" means http:// and the address listened on. run writes the
 // address, then a log line per request, to stdout.
-func run(ctx context.Context, addr, db, baseURL string, stdout io.Writer) error {
+func run(ctx context.Context, addr, db, baseURL string, stdout io.Writer) (err error) {
 	if baseURL != "" {
 		if _, err := checkBaseURL(baseURL); err != nil {
 			return err // before opening anything
@@ -73,6 +74,10 @@ func run(ctx context.Context, addr, db, baseURL string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// Writes the last uses still pending, after the server stopped.
+		err = cmp.Or(err, iss.Close())
+	}()
 
 	// Listen first, so that the default base URL and the printed address
 	// are the real ones (also with port 0).

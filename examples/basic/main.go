@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -50,7 +51,7 @@ func main() {
 // run opens the SQLite database at dbPath, issues the demo token, writes it
 // and the curl commands to stdout, and serves the API on addr until ctx ends,
 // then shuts down gracefully.
-func run(ctx context.Context, addr, dbPath string, stdout io.Writer) error {
+func run(ctx context.Context, addr, dbPath string, stdout io.Writer) (err error) {
 	store, closeStore, err := openStore(ctx, dbPath)
 	if err != nil {
 		return err
@@ -60,6 +61,10 @@ func run(ctx context.Context, addr, dbPath string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// Writes the last uses still pending, after the server stopped.
+		err = cmp.Or(err, iss.Close())
+	}()
 	secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{
 		AccountID: demoAccount,
 		MemberID:  "demo",
