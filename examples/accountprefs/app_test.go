@@ -934,6 +934,10 @@ func TestWhoami(t *testing.T) {
 			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 			var got whoamiResponse
 			require.NoError(t, json.Unmarshal(body, &got))
+			// The last use, written in the background, is there from the
+			// second call on.
+			assert.False(t, !got.LastUsedAt.IsZero() && got.LastUsedAt.Before(tok.CreatedAt), "last used before its creation")
+			got.LastUsedAt = time.Time{}
 			assert.Equal(t, whoamiResponse{
 				AccountID: demoAccount, MemberID: "alice", TokenID: tok.ID, TokenName: "api",
 				Scopes: []string{"whoami"}, CreatedAt: tok.CreatedAt,
