@@ -11,16 +11,21 @@ import (
 	"time"
 
 	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/internal/table"
 )
 
 // Store is an in-memory apitoken.Store: a lookup by hash is one map read
 // under a read lock, and List reads a per-account index. The zero value is
 // not usable; call New.
+//
+// Records are kept without a pointer each (fixed fields in one slice, texts
+// in one byte array, indexes keyed by value), so that a million resident
+// tokens add little to the program's garbage collections; each read copies
+// the record out, with one allocation for its texts and one for its Scopes.
+// Times are kept to the microsecond.
 type Store struct {
-	mu        sync.RWMutex
-	byHash    map[apitoken.Hash]*apitoken.Record
-	byID      map[string]*apitoken.Record
-	byAccount map[string]map[string]*apitoken.Record // account id → token id → record
+	mu sync.RWMutex
+	t  *table.Table
 }
 
 var (
@@ -43,18 +48,14 @@ var errLimitReached = fmt.Errorf("memstore: %w", apitoken.ErrLimitReached)
 // fmt cannot redact the hashes it would reach through unexported fields.
 func (s *Store) Format(f fmt.State, _ rune) {
 	s.mu.RLock()
-	n := len(s.byID)
+	n := s.t.Len()
 	s.mu.RUnlock()
 	fmt.Fprintf(f, "memstore.Store(%d tokens)", n)
 }
 
 // New returns an empty Store.
 func New() *Store {
-	return &Store{
-		byHash:    make(map[apitoken.Hash]*apitoken.Record),
-		byID:      make(map[string]*apitoken.Record),
-		byAccount: make(map[string]map[string]*apitoken.Record),
-	}
+	return &Store{t: table.New()}
 }
 
 // Create implements apitoken.Store.
@@ -69,105 +70,63 @@ func (s *Store) CreateLimited(_ context.Context, rec apitoken.Record, max int) e
 
 // create stores rec if the account has fewer than max tokens (0: no limit).
 func (s *Store) create(rec apitoken.Record, max int) error {
-	rec.Scopes = cloneScopes(rec.Scopes)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if max > 0 && len(s.byAccount[rec.AccountID]) >= max {
+	if max > 0 && s.t.AccountLen(rec.AccountID) >= max {
 		return errLimitReached
 	}
-	if _, ok := s.byID[rec.ID]; ok {
+	if s.t.HasID(rec.ID) {
 		return fmt.Errorf("memstore: %w: id", apitoken.ErrDuplicate)
 	}
-	if _, ok := s.byHash[rec.Hash]; ok {
+	if s.t.Has(rec.Hash) {
 		return fmt.Errorf("memstore: %w: hash", apitoken.ErrDuplicate)
 	}
-	r := &rec
-	s.byHash[r.Hash] = r
-	s.byID[r.ID] = r
-	acct := s.byAccount[r.AccountID]
-	if acct == nil {
-		acct = make(map[string]*apitoken.Record)
-		s.byAccount[r.AccountID] = acct
-	}
-	acct[r.ID] = r
+	// The table copies the record's texts: it retains nothing of rec.
+	s.t.Put(table.Record{Token: table.Token(rec.Token), Hash: rec.Hash})
 	return nil
 }
 
 // Lookup implements apitoken.Store.
 func (s *Store) Lookup(_ context.Context, h apitoken.Hash) (apitoken.Record, error) {
 	s.mu.RLock()
-	r, ok := s.byHash[h]
-	var rec apitoken.Record
-	if ok {
-		rec = *r
-	}
+	r, ok := s.t.Get(h)
 	s.mu.RUnlock()
 	if !ok {
 		return apitoken.Record{}, errNotFound
 	}
-	rec.Scopes = cloneScopes(rec.Scopes)
-	return rec, nil
+	return apitoken.Record{Token: apitoken.Token(r.Token), Hash: r.Hash}, nil
 }
 
 // List implements apitoken.Store.
 func (s *Store) List(_ context.Context, accountID string) ([]apitoken.Token, error) {
 	s.mu.RLock()
-	acct := s.byAccount[accountID]
-	toks := make([]apitoken.Token, 0, len(acct))
-	for _, r := range acct {
-		t := r.Token
-		t.Scopes = cloneScopes(t.Scopes)
-		toks = append(toks, t)
-	}
+	toks := s.t.Account(accountID)
 	s.mu.RUnlock()
-	slices.SortFunc(toks, func(a, b apitoken.Token) int {
+	out := make([]apitoken.Token, len(toks))
+	for i, t := range toks {
+		out[i] = apitoken.Token(t)
+	}
+	slices.SortFunc(out, func(a, b apitoken.Token) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
-	return toks, nil
+	return out, nil
 }
 
 // Delete implements apitoken.Store.
 func (s *Store) Delete(_ context.Context, accountID, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.byAccount[accountID][id]
-	if !ok {
+	if !s.t.Delete(accountID, id) {
 		return errNotFound
 	}
-	s.remove(r)
 	return nil
-}
-
-// remove drops r from every index. The caller holds the write lock.
-func (s *Store) remove(r *apitoken.Record) {
-	delete(s.byHash, r.Hash)
-	delete(s.byID, r.ID)
-	if acct := s.byAccount[r.AccountID]; len(acct) == 1 {
-		delete(s.byAccount, r.AccountID)
-	} else {
-		delete(acct, r.ID)
-	}
-}
-
-// cloneScopes copies scopes so that no caller shares the Store's slice.
-func cloneScopes(scopes []string) []string {
-	if len(scopes) == 0 {
-		return nil
-	}
-	return slices.Clone(scopes)
 }
 
 // DeleteAccount implements apitoken.AccountDeleter.
 func (s *Store) DeleteAccount(_ context.Context, accountID string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	acct := s.byAccount[accountID]
-	for id, r := range acct {
-		delete(s.byHash, r.Hash)
-		delete(s.byID, id)
-	}
-	delete(s.byAccount, accountID)
-	return len(acct), nil
+	return s.t.DeleteAccount(accountID), nil
 }
 
 // DeleteExpired implements apitoken.ExpiredDeleter. It reads every record
@@ -175,14 +134,7 @@ func (s *Store) DeleteAccount(_ context.Context, accountID string) (int, error) 
 func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.byID {
-		if !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(before) {
-			s.remove(r)
-			n++
-		}
-	}
-	return n, nil
+	return s.t.DeleteExpired(before), nil
 }
 
 // SetExpiry implements apitoken.ExpiryUpdater.
@@ -192,11 +144,9 @@ func (s *Store) SetExpiry(_ context.Context, accountID, id string, from, to time
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.byAccount[accountID][id]
-	if !ok || !r.ExpiresAt.Equal(from) {
+	if !s.t.SetExpiry(accountID, id, from, to) {
 		return errNotFound
 	}
-	r.ExpiresAt = to
 	return nil
 }
 
@@ -205,9 +155,7 @@ func (s *Store) RecordLastUse(_ context.Context, uses []apitoken.LastUse) error 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, u := range uses {
-		if r, ok := s.byID[u.ID]; ok && u.At.After(r.LastUsedAt) {
-			r.LastUsedAt = u.At
-		}
+		s.t.SetLastUsed(u.ID, u.At)
 	}
 	return nil
 }
@@ -216,15 +164,12 @@ func (s *Store) RecordLastUse(_ context.Context, uses []apitoken.LastUse) error 
 func (s *Store) Rehash(_ context.Context, accountID, id string, from, to apitoken.Hash) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.byAccount[accountID][id]
-	if !ok || r.Hash != from {
+	if h, ok := s.t.HashOf(accountID, id); !ok || h != from {
 		return errNotFound
 	}
-	if _, taken := s.byHash[to]; taken {
+	if s.t.Has(to) {
 		return fmt.Errorf("memstore: %w: hash", apitoken.ErrDuplicate)
 	}
-	delete(s.byHash, from)
-	r.Hash = to
-	s.byHash[to] = r
+	s.t.Rehash(accountID, id, from, to)
 	return nil
 }

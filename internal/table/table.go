@@ -1,0 +1,556 @@
+// Package table keeps token records in memory without a pointer per record,
+// so that a garbage collection with a million records resident costs about
+// what it costs without them.
+//
+// A Table holds each record's fixed fields (hash, times) in one slice of
+// pointer-free slots and its texts (ID, AccountID, MemberID, Name, Scopes) in
+// one byte arena; its indexes, by hash, by id and by account, are maps whose
+// keys and values hold no pointers. The garbage collector scans none of it:
+// a million records make a few thousand heap objects (the slices and the
+// maps' inner tables), not millions. The price is a copy on every read: a
+// Record read from a Table is rebuilt from the slot and the arena, with one
+// allocation for its texts and one for its Scopes.
+//
+// Deleted records leave free slots, reused by the next records, and garbage
+// in the arena, compacted once it is more than half the arena. Like a map, a
+// Table keeps the slots of its largest size until it is empty.
+//
+// The package cannot import apitoken (the root package uses it), so it has
+// its own Token and Record; Token has the fields of apitoken.Token in the same
+// order, so that the conversions apitoken.Token(tok) and table.Token(tok) are
+// free, and stop compiling if the two ever differ.
+package table
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math"
+	"time"
+)
+
+// Token has the fields of apitoken.Token, in its order.
+type Token struct {
+	ID                               string
+	AccountID, MemberID, Name        string
+	Scopes                           []string
+	CreatedAt, ExpiresAt, LastUsedAt time.Time
+}
+
+// Record has the fields of apitoken.Record.
+type Record struct {
+	Token
+	Hash [32]byte
+}
+
+// Table is a set of records, indexed by hash, by id and by account. IDs and
+// account ids compare byte for byte. Times are kept to the microsecond
+// (truncated) and read back in UTC; zero times stay zero, and Scopes read back
+// nil when there are none.
+//
+// A Table is not safe for concurrent use: callers lock. Methods that only
+// read (Len, Has, HasID, Get, HashOf, AccountLen, Account) may run
+// concurrently with each other under a read lock. The zero value is not usable; call New.
+type Table struct {
+	seed maphash.Seed
+
+	slots []slot
+	free  []uint32 // indexes of free slots, reused before slots grows
+
+	// arena holds the texts of the records, each padded to a multiple of
+	// textAlign bytes; garbage counts the bytes of it that belong to deleted
+	// records.
+	arena   []byte
+	garbage int
+
+	// byHash gives the slot of a record and the offset of its text, which
+	// the slot also holds: a lookup can then fetch both from memory at once
+	// instead of one after the other.
+	byHash map[[32]byte]ref
+
+	// byID and byAccount are keyed by the maphash of the id or account id,
+	// which keeps strings, hence pointers, out of the maps. The slot (or the
+	// chain's first slot) holds the text, compared on every read, so a
+	// collision is never taken for a match: an id or account whose key is
+	// taken by another goes to the overflow maps, which random seeds keep
+	// empty in practice.
+	byID         map[uint64]uint32
+	byIDOverflow map[string]uint32
+
+	byAccount         map[uint64]chain
+	byAccountOverflow map[string]chain
+
+	// mask is ANDed with every key: tests clear it to make all keys collide.
+	mask uint64
+}
+
+// slot is one record's fixed fields. It holds no pointer.
+type slot struct {
+	hash [32]byte
+
+	// Microseconds since the Unix epoch; noTime for the zero time.
+	created, expires, lastUsed int64
+
+	off uint32 // where the record's text starts in arena, in textAlign bytes
+	n   uint32 // length of the text; 0 marks a free slot (a text is never empty)
+
+	// The record's neighbours in its account's chain, or none.
+	prev, next uint32
+}
+
+// ref is where a record is: its slot, and the offset of its text.
+type ref struct {
+	slot, off uint32
+}
+
+// chain is the doubly linked list of an account's slots.
+type chain struct {
+	head, len uint32
+}
+
+const (
+	// none ends a chain. It is also the one slot index never used.
+	none = math.MaxUint32
+
+	// noTime stands for the zero time.Time: time.Time.UnixMicro is only
+	// defined well inside the int64 range, so no other time maps to it.
+	noTime = math.MinInt64
+
+	// textAlign is the unit of text offsets: with 32-bit offsets, the arena
+	// can hold 32 GiB.
+	textAlign = 8
+)
+
+// New returns an empty Table.
+func New() *Table {
+	return &Table{
+		seed:              maphash.MakeSeed(),
+		byHash:            make(map[[32]byte]ref),
+		byID:              make(map[uint64]uint32),
+		byIDOverflow:      make(map[string]uint32),
+		byAccount:         make(map[uint64]chain),
+		byAccountOverflow: make(map[string]chain),
+		mask:              math.MaxUint64,
+	}
+}
+
+// Len returns the number of records.
+func (t *Table) Len() int { return len(t.byHash) }
+
+// Has reports whether a record has the hash h.
+func (t *Table) Has(h [32]byte) bool {
+	_, ok := t.byHash[h]
+	return ok
+}
+
+// HasID reports whether a record has the id.
+func (t *Table) HasID(id string) bool {
+	_, ok := t.findID(id)
+	return ok
+}
+
+// Get returns the record whose hash is h. The record shares nothing with the
+// Table.
+func (t *Table) Get(h [32]byte) (Record, bool) {
+	r, ok := t.byHash[h]
+	if !ok {
+		return Record{}, false
+	}
+	return Record{Token: t.token(&t.slots[r.slot], r.off), Hash: h}, true
+}
+
+// HashOf returns the hash of the record with the id if it belongs to the
+// account.
+func (t *Table) HashOf(accountID, id string) ([32]byte, bool) {
+	i, ok := t.findIDInAccount(accountID, id)
+	if !ok {
+		return [32]byte{}, false
+	}
+	return t.slots[i].hash, true
+}
+
+// AccountLen returns the number of records of the account.
+func (t *Table) AccountLen(accountID string) int {
+	c, _, _ := t.findAccount(accountID)
+	return int(c.len)
+}
+
+// Account returns the tokens of the account, in no particular order. They
+// share nothing with the Table.
+func (t *Table) Account(accountID string) []Token {
+	c, _, _ := t.findAccount(accountID)
+	toks := make([]Token, 0, c.len)
+	for i := c.head; i != none; i = t.slots[i].next {
+		toks = append(toks, t.token(&t.slots[i], t.slots[i].off))
+	}
+	return toks
+}
+
+// Put adds rec and reports true, unless a record has its hash or its id: then
+// it changes nothing and reports false. It does not retain rec.Scopes.
+func (t *Table) Put(rec Record) bool {
+	if t.Has(rec.Hash) || t.HasID(rec.ID) {
+		return false
+	}
+	if len(t.free) == 0 && len(t.slots) == none {
+		panic("table: too many records")
+	}
+	off, n := t.appendText(&rec.Token)
+	i := uint32(len(t.slots))
+	if last := len(t.free) - 1; last >= 0 {
+		i, t.free = t.free[last], t.free[:last]
+	} else {
+		t.slots = append(t.slots, slot{})
+	}
+	t.slots[i] = slot{
+		hash:     rec.Hash,
+		created:  micros(rec.CreatedAt),
+		expires:  micros(rec.ExpiresAt),
+		lastUsed: micros(rec.LastUsedAt),
+		off:      off,
+		n:        n,
+		prev:     none,
+		next:     none,
+	}
+	t.byHash[rec.Hash] = ref{i, off}
+
+	if k := t.key(rec.ID); t.hasIDKey(k) {
+		t.byIDOverflow[rec.ID] = i
+	} else {
+		t.byID[k] = i
+	}
+
+	c, k, overflow := t.findAccount(rec.AccountID)
+	if c.len == 0 {
+		// A new account takes its key unless another account holds it.
+		_, overflow = t.byAccount[k]
+	}
+	if c.head != none {
+		t.slots[c.head].prev = i
+	}
+	t.slots[i].next = c.head
+	c.head = i
+	c.len++
+	t.setChain(rec.AccountID, k, overflow, c)
+	return true
+}
+
+// Delete removes the record with the id if it belongs to the account, and
+// reports whether it did.
+func (t *Table) Delete(accountID, id string) bool {
+	i, ok := t.findIDInAccount(accountID, id)
+	if ok {
+		t.remove(i)
+		t.compact()
+	}
+	return ok
+}
+
+// DeleteAccount removes every record of the account and returns how many it
+// removed.
+func (t *Table) DeleteAccount(accountID string) int {
+	c, _, _ := t.findAccount(accountID)
+	for i := c.head; i != none; {
+		next := t.slots[i].next
+		t.remove(i)
+		i = next
+	}
+	t.compact()
+	return int(c.len)
+}
+
+// DeleteExpired removes every record whose ExpiresAt is set and at or before
+// before, and returns how many it removed. It reads every slot.
+func (t *Table) DeleteExpired(before time.Time) int {
+	n := 0
+	for i := range t.slots {
+		s := &t.slots[i]
+		if s.n != 0 && s.expires != noTime && !fromMicros(s.expires).After(before) {
+			t.remove(uint32(i))
+			n++
+		}
+	}
+	t.compact()
+	return n
+}
+
+// SetExpiry changes the ExpiresAt of the record with the id, if it belongs to
+// the account, from from to to, and reports whether it did: it changes
+// nothing when the record's ExpiresAt is not from.
+func (t *Table) SetExpiry(accountID, id string, from, to time.Time) bool {
+	i, ok := t.findIDInAccount(accountID, id)
+	if !ok || !fromMicros(t.slots[i].expires).Equal(from) {
+		return false
+	}
+	t.slots[i].expires = micros(to)
+	return true
+}
+
+// SetLastUsed sets the LastUsedAt of the record with the id to at if at is
+// later, and reports whether a record has the id.
+func (t *Table) SetLastUsed(id string, at time.Time) bool {
+	i, ok := t.findID(id)
+	if !ok {
+		return false
+	}
+	if s := &t.slots[i]; at.After(fromMicros(s.lastUsed)) {
+		s.lastUsed = micros(at)
+	}
+	return true
+}
+
+// Rehash changes the hash of the record with the id, if it belongs to the
+// account and has the hash from, to to, and reports whether it did. It changes
+// nothing when a record has the hash to.
+func (t *Table) Rehash(accountID, id string, from, to [32]byte) bool {
+	i, ok := t.findIDInAccount(accountID, id)
+	if !ok || t.slots[i].hash != from || t.Has(to) {
+		return false
+	}
+	delete(t.byHash, from)
+	t.byHash[to] = ref{i, t.slots[i].off}
+	t.slots[i].hash = to
+	return true
+}
+
+// findID returns the slot of the record with the id.
+func (t *Table) findID(id string) (uint32, bool) {
+	if i, ok := t.byID[t.key(id)]; ok && string(t.text(i, fieldID)) == id {
+		return i, true
+	}
+	i, ok := t.byIDOverflow[id]
+	return i, ok
+}
+
+// findIDInAccount returns the slot of the record with the id if it belongs to
+// the account.
+func (t *Table) findIDInAccount(accountID, id string) (uint32, bool) {
+	i, ok := t.findID(id)
+	if !ok || string(t.text(i, fieldAccountID)) != accountID {
+		return 0, false
+	}
+	return i, true
+}
+
+// key returns the key of an id or account id in byID or byAccount.
+func (t *Table) key(s string) uint64 {
+	return maphash.String(t.seed, s) & t.mask
+}
+
+// hasIDKey reports whether a record's id has the key k.
+func (t *Table) hasIDKey(k uint64) bool {
+	_, ok := t.byID[k]
+	return ok
+}
+
+// findAccount returns the account's chain (empty when it has no records), its
+// key and whether the chain is in the overflow map.
+func (t *Table) findAccount(accountID string) (c chain, k uint64, overflow bool) {
+	k = t.key(accountID)
+	if c, ok := t.byAccount[k]; ok && string(t.text(c.head, fieldAccountID)) == accountID {
+		return c, k, false
+	}
+	if c, ok := t.byAccountOverflow[accountID]; ok {
+		return c, k, true
+	}
+	return chain{head: none}, k, false
+}
+
+// setChain stores the account's chain, or drops it when it is empty.
+func (t *Table) setChain(accountID string, k uint64, overflow bool, c chain) {
+	switch {
+	case overflow && c.len == 0:
+		delete(t.byAccountOverflow, accountID)
+	case overflow:
+		t.byAccountOverflow[accountID] = c
+	case c.len == 0:
+		delete(t.byAccount, k)
+	default:
+		t.byAccount[k] = c
+	}
+}
+
+// remove frees slot i and drops it from every index. The arena keeps its
+// text as garbage until compact.
+func (t *Table) remove(i uint32) {
+	s := &t.slots[i]
+	delete(t.byHash, s.hash)
+
+	id := t.text(i, fieldID)
+	k := maphash.Bytes(t.seed, id) & t.mask
+	if j, ok := t.byID[k]; ok && j == i {
+		delete(t.byID, k)
+	} else {
+		delete(t.byIDOverflow, string(id))
+	}
+
+	accountID := string(t.text(i, fieldAccountID)) // a copy: the chain may outlive this slot's text
+	c, k, overflow := t.findAccount(accountID)
+	if s.prev != none {
+		t.slots[s.prev].next = s.next
+	} else {
+		c.head = s.next
+	}
+	if s.next != none {
+		t.slots[s.next].prev = s.prev
+	}
+	c.len--
+	t.setChain(accountID, k, overflow, c)
+
+	t.garbage += padded(s.n)
+	*s = slot{}
+	t.free = append(t.free, i)
+}
+
+// compact copies the live texts to a new arena when more than half of the
+// arena is garbage, and the garbage outweighs the slots it must read: each
+// byte copied, each slot read and each offset updated in byHash was paid for
+// by a byte deleted, so deletion stays O(1) amortized.
+func (t *Table) compact() {
+	if t.Len() == 0 {
+		// Nothing to copy: give all the memory back.
+		t.slots, t.free, t.arena, t.garbage = nil, nil, nil, 0
+		return
+	}
+	if t.garbage*2 <= len(t.arena) || t.garbage < compactPerSlot*len(t.slots) {
+		return
+	}
+	arena := make([]byte, 0, len(t.arena)-t.garbage)
+	for i := range t.slots {
+		s := &t.slots[i]
+		if s.n == 0 {
+			continue
+		}
+		off := uint32(len(arena) / textAlign)
+		start := int(s.off) * textAlign
+		arena = append(arena, t.arena[start:start+padded(s.n)]...)
+		s.off = off
+		t.byHash[s.hash] = ref{uint32(i), off}
+	}
+	t.arena, t.garbage = arena, 0
+}
+
+// compactPerSlot is the garbage, in bytes, that pays for reading one slot
+// in compact.
+const compactPerSlot = 8
+
+// A record's text is a header of uvarints (the lengths of ID, AccountID,
+// MemberID and Name, the number of Scopes, the length of each scope)
+// followed by the bytes of those strings, in that order.
+const (
+	fieldID = iota
+	fieldAccountID
+)
+
+// appendText appends the text of tok to the arena and returns where it is.
+func (t *Table) appendText(tok *Token) (off, n uint32) {
+	start := len(t.arena) // a multiple of textAlign
+	if start/textAlign > math.MaxUint32 {
+		panic("table: more than 32 GiB of text")
+	}
+	b := t.arena
+	for _, s := range [...]string{tok.ID, tok.AccountID, tok.MemberID, tok.Name} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+	}
+	b = binary.AppendUvarint(b, uint64(len(tok.Scopes)))
+	for _, s := range tok.Scopes {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+	}
+	b = append(b, tok.ID...)
+	b = append(b, tok.AccountID...)
+	b = append(b, tok.MemberID...)
+	b = append(b, tok.Name...)
+	for _, s := range tok.Scopes {
+		b = append(b, s...)
+	}
+	if len(b)-start > math.MaxUint32 {
+		panic("table: a record of more than 4 GiB")
+	}
+	n = uint32(len(b) - start)
+	t.arena = append(b, make([]byte, padded(n)-int(n))...)
+	return uint32(start / textAlign), n
+}
+
+// padded returns the bytes a text of length n takes in the arena.
+func padded(n uint32) int {
+	return (int(n) + textAlign - 1) &^ (textAlign - 1)
+}
+
+// textAt returns a view of the text of length n at offset off.
+func (t *Table) textAt(off, n uint32) []byte {
+	start := int(off) * textAlign
+	return t.arena[start : start+int(n)]
+}
+
+// header reads the header of a text: the lengths of its four strings, the
+// number of scopes, and where the scope lengths and the strings start.
+func header(text []byte) (lens [4]int, scopes, scopeLens, body int) {
+	p := 0
+	for f := range lens {
+		v, n := binary.Uvarint(text[p:])
+		lens[f], p = int(v), p+n
+	}
+	v, n := binary.Uvarint(text[p:])
+	scopes, p = int(v), p+n
+	scopeLens = p
+	for range scopes {
+		_, n := binary.Uvarint(text[p:])
+		p += n
+	}
+	return lens, scopes, scopeLens, p
+}
+
+// text returns a view of one of the four strings of slot i's record. It
+// aliases the arena: callers compare it and drop it.
+func (t *Table) text(i uint32, field int) []byte {
+	text := t.textAt(t.slots[i].off, t.slots[i].n)
+	lens, _, _, p := header(text)
+	for _, l := range lens[:field] {
+		p += l
+	}
+	return text[p : p+lens[field]]
+}
+
+// token rebuilds the token of slot s, whose text is at off (s.off, given
+// apart so that a lookup need not wait for s to load to read the text). Its
+// strings are substrings of one copy of the text.
+func (t *Table) token(s *slot, off uint32) Token {
+	text := t.textAt(off, s.n)
+	lens, nScopes, p, body := header(text)
+	str := string(text[body:])
+	var tok Token
+	q := 0
+	for f, dst := range [...]*string{&tok.ID, &tok.AccountID, &tok.MemberID, &tok.Name} {
+		*dst = str[q : q+lens[f]]
+		q += lens[f]
+	}
+	if nScopes > 0 {
+		tok.Scopes = make([]string, nScopes)
+		for j := range tok.Scopes {
+			v, n := binary.Uvarint(text[p:])
+			p += n
+			tok.Scopes[j] = str[q : q+int(v)]
+			q += int(v)
+		}
+	}
+	tok.CreatedAt = fromMicros(s.created)
+	tok.ExpiresAt = fromMicros(s.expires)
+	tok.LastUsedAt = fromMicros(s.lastUsed)
+	return tok
+}
+
+// micros returns t in microseconds since the Unix epoch, truncated, or noTime
+// for the zero time.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return noTime
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros is the inverse of micros, in UTC.
+func fromMicros(us int64) time.Time {
+	if us == noTime {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
