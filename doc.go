@@ -90,6 +90,16 @@
 // ([WithLastUseInterval] changes the interval or turns it off); call
 // [Issuer.Close] to write the pending uses before the program ends.
 //
+// # Cache and several instances
+//
+// [WithCache] keeps verified tokens in memory for a TTL, so that Verify on a
+// SQL store costs about what it costs on memstore. Delete, DeleteAll and
+// Rotate through the Issuer take effect at once; [WithCacheBus] carries them
+// to the Issuers of the other instances (package pgnotify does it with
+// PostgreSQL's LISTEN/NOTIFY). Without a bus, a token deleted through
+// another instance keeps verifying for at most the TTL. The cache is off by
+// default.
+//
 // # Audit log
 //
 // [WithAuditLogger] writes a log/slog record for every token issued,

@@ -434,3 +434,45 @@ func Example_customStore() {
 	// delete: <nil>
 	// verify after delete: apitoken: invalid token
 }
+
+// lookupCounter is a Store that counts its lookups, to show the cache.
+type lookupCounter struct {
+	*memstore.Store
+	lookups int
+}
+
+func (s *lookupCounter) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
+	s.lookups++
+	return s.Store.Lookup(ctx, h)
+}
+
+// With a cache, a token verified again costs no store call, and a token
+// deleted through the Issuer is refused at once.
+func ExampleWithCache() {
+	ctx := context.Background()
+	store := &lookupCounter{Store: memstore.New()} // in an app, a sqlstore.Store
+	iss, err := apitoken.NewIssuer(store, apitoken.WithCache(10_000, time.Minute))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer iss.Close()
+	secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_demo"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for range 3 {
+		if _, err := iss.Verify(ctx, "acct_demo", secret); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println("3 verifications,", store.lookups, "store lookup")
+
+	if err := iss.Delete(ctx, "acct_demo", tok.ID); err != nil {
+		log.Fatal(err)
+	}
+	_, err = iss.Verify(ctx, "acct_demo", secret)
+	fmt.Println(err)
+	// Output:
+	// 3 verifications, 1 store lookup
+	// apitoken: invalid token
+}

@@ -32,7 +32,12 @@ type Issuer struct {
 	auditLog  *slog.Logger
 	lastUses  *lastUses // nil when the store does not record last uses
 	previous  [][]byte  // hash keys before the current one
+	cache     *cache    // nil without WithCache
+	bus       Bus       // nil without WithCacheBus
 	closed    atomic.Bool
+
+	stop       context.CancelFunc // ends the background work of the bus
+	background sync.WaitGroup
 }
 
 // NewIssuer returns an Issuer over store. Options set the secret prefix, an
@@ -69,7 +74,10 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		}
 		lu = &lastUses{store: r, interval: c.lastUse, log: c.auditLog, recorded: make(map[string]time.Time)}
 	}
-	return &Issuer{
+	if c.bus != nil && c.cacheSize == 0 {
+		return nil, fmt.Errorf("%w: WithCacheBus needs WithCache", ErrInvalidInput)
+	}
+	iss := &Issuer{
 		lastUses:  lu,
 		previous:  c.previous,
 		store:     store,
@@ -78,7 +86,19 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		macs:      sync.Pool{New: func() any { return &mac{h: hmac.New(sha256.New, key)} }},
 		maxTokens: c.maxTokens,
 		auditLog:  c.auditLog,
-	}, nil
+		bus:       c.bus,
+		stop:      func() {},
+	}
+	if c.cacheSize > 0 {
+		iss.cache = newCache(c.cacheSize, c.cacheTTL)
+	}
+	if c.bus != nil {
+		var ctx context.Context
+		ctx, iss.stop = context.WithCancel(context.Background())
+		iss.background.Add(1)
+		go iss.subscribe(ctx)
+	}
+	return iss, nil
 }
 
 // Limits of IssueParams, documented there.
@@ -192,6 +212,7 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 		}
 		return fmt.Errorf("apitoken: store: %w", err)
 	}
+	iss.invalidate(ctx, accountID, tokenID)
 	iss.audit(ctx, slog.LevelInfo, "apitoken: token deleted", slog.String("account_id", accountID), slog.String("token_id", tokenID))
 	return nil
 }
@@ -254,6 +275,7 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		}
 		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
+	iss.invalidate(ctx, accountID, old.ID) // its expiry changed, or it is gone
 	iss.audit(ctx, slog.LevelInfo, "apitoken: token rotated", slog.String("account_id", accountID),
 		slog.String("token_id", old.ID), slog.String("successor_id", tok.ID), slog.Duration("grace", grace))
 	return secret, tok, nil
@@ -303,6 +325,8 @@ var errNoLiveToken = fmt.Errorf("%w: no live token with that id", ErrNotFound)
 // the last one that failed, and may be called more than once.
 func (iss *Issuer) Close() error {
 	iss.closed.Store(true)
+	iss.stop()
+	iss.background.Wait()
 	if iss.lastUses == nil {
 		return nil
 	}
@@ -326,6 +350,9 @@ func (iss *Issuer) DeleteAll(ctx context.Context, accountID string) (int, error)
 		return 0, err
 	}
 	n, err := iss.deleteAll(ctx, accountID)
+	if n > 0 || err != nil { // a partial failure may have deleted some
+		iss.invalidate(ctx, accountID, "")
+	}
 	if n > 0 {
 		iss.audit(ctx, slog.LevelInfo, "apitoken: account tokens deleted", slog.String("account_id", accountID), slog.Int("count", n))
 	}

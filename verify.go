@@ -26,10 +26,26 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		return Token{}, iss.refused(ctx, accountID, "", reasonMalformed, "")
 	}
 	h := iss.hash(secret)
-	want := h // the hash the record must have
-	rec, err := iss.store.Lookup(ctx, h)
-	if errors.Is(err, ErrNotFound) && len(iss.previous) > 0 {
-		rec, want, err = iss.lookupPrevious(ctx, secret)
+	var (
+		rec    Record
+		want   Hash // the hash the record must have
+		err    error
+		cached bool
+		gen    uint64
+	)
+	if iss.cache != nil {
+		rec, cached = iss.cache.get(h, iss.now())
+		want = h
+	}
+	if !cached {
+		if iss.cache != nil {
+			gen = iss.cache.generation()
+			rec, want, err = iss.cache.lookup(ctx, h, gen, func(ctx context.Context) (Record, Hash, error) {
+				return iss.lookup(ctx, secret, h)
+			})
+		} else {
+			rec, want, err = iss.lookup(ctx, secret, h)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -49,6 +65,10 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	}
 	if want != h {
 		iss.rehash(ctx, rec, h)
+		rec.Hash = h
+	}
+	if iss.cache != nil && !cached {
+		iss.cache.put(rec, gen, iss.now())
 	}
 	if iss.auditLog != nil {
 		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
@@ -58,6 +78,16 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		iss.lastUses.use(rec.ID, iss.clock())
 	}
 	return rec.Token, nil
+}
+
+// lookup finds the record of the secret whose hash under the current key
+// is h, and returns it with the hash it was found by.
+func (iss *Issuer) lookup(ctx context.Context, secret string, h Hash) (Record, Hash, error) {
+	rec, err := iss.store.Lookup(ctx, h)
+	if errors.Is(err, ErrNotFound) && len(iss.previous) > 0 {
+		return iss.lookupPrevious(ctx, secret)
+	}
+	return rec, h, err
 }
 
 // lookupPrevious looks the secret up under each previous hash key, and
