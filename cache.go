@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -175,7 +176,11 @@ func (c *cache) put(rec Record, gen uint64, now time.Time) {
 	if !c.recs.Put(table.Record{Token: table.Token(rec.Token), Hash: rec.Hash}) {
 		return // its id is cached under another hash: a stale entry; leave it
 	}
-	c.ring[i] = ringEntry{h: rec.Hash, deadline: now.Add(c.ttl).UnixNano(), used: true}
+	deadline := int64(math.MaxInt64)
+	if n := now.UnixNano(); int64(c.ttl) < math.MaxInt64-n {
+		deadline = n + int64(c.ttl)
+	}
+	c.ring[i] = ringEntry{h: rec.Hash, deadline: deadline, used: true}
 	c.pos[rec.Hash] = uint32(i)
 	c.head = (i + 1) % len(c.ring)
 }
@@ -231,7 +236,7 @@ func (c *cache) clear() {
 // begins after an invalidation never takes the answer of a lookup that
 // began before it. A caller whose context is still live does not take the
 // context error of the caller that made the call.
-func (c *cache) lookup(ctx context.Context, h Hash, gen uint64, fn func(context.Context) (Record, Hash, error)) (Record, Hash, error) {
+func (c *cache) lookup(ctx context.Context, h Hash, gen uint64, fn func(context.Context) (Record, Hash, error)) (Record, Hash, bool, error) {
 	c.flightMu.Lock()
 	f, ok := c.flights[h]
 	if !ok || f.gen != gen {
@@ -241,27 +246,39 @@ func (c *cache) lookup(ctx context.Context, h Hash, gen uint64, fn func(context.
 	}
 	c.flightMu.Unlock()
 	if !ok {
-		f.rec, f.want, f.err = fn(ctx)
-		c.flightMu.Lock()
-		if c.flights[h] == f {
-			delete(c.flights, h)
-		}
-		c.flightMu.Unlock()
-		close(f.done)
-		return f.rec, f.want, f.err
+		func() {
+			defer func() {
+				c.flightMu.Lock()
+				if c.flights[h] == f {
+					delete(c.flights, h)
+				}
+				c.flightMu.Unlock()
+				close(f.done)
+			}()
+			f.err = errLookupPanicked // until fn returns
+			f.rec, f.want, f.err = fn(ctx)
+		}()
+		rec := f.rec
+		rec.Scopes = cloneScopes(rec.Scopes) // followers read f.rec
+		return rec, f.want, false, f.err
 	}
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return Record{}, Hash{}, ctx.Err()
+		return Record{}, Hash{}, true, ctx.Err()
 	}
-	if isContextError(f.err) && ctx.Err() == nil {
-		return fn(ctx)
+	if (isContextError(f.err) || f.err == errLookupPanicked) && ctx.Err() == nil {
+		rec, want, err := fn(ctx)
+		return rec, want, false, err
 	}
 	rec := f.rec
 	rec.Scopes = cloneScopes(rec.Scopes) // each caller owns its Token
-	return rec, f.want, f.err
+	return rec, f.want, true, f.err
 }
+
+// errLookupPanicked is a flight's error while its lookup runs: if the
+// lookup panics, the followers look up for themselves.
+var errLookupPanicked = errors.New("apitoken: the store lookup panicked")
 
 func isContextError(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)

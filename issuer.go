@@ -208,6 +208,9 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 	}
 	if err := iss.store.Delete(ctx, accountID, tokenID); err != nil {
 		if errors.Is(err, ErrNotFound) {
+			if iss.cache != nil { // gone already, maybe still cached here
+				iss.cache.invalidate(accountID, tokenID)
+			}
 			return fmt.Errorf("%w: no token with that id", ErrNotFound)
 		}
 		return fmt.Errorf("apitoken: store: %w", err)
@@ -350,9 +353,7 @@ func (iss *Issuer) DeleteAll(ctx context.Context, accountID string) (int, error)
 		return 0, err
 	}
 	n, err := iss.deleteAll(ctx, accountID)
-	if n > 0 || err != nil { // a partial failure may have deleted some
-		iss.invalidate(ctx, accountID, "")
-	}
+	iss.invalidate(ctx, accountID, "") // also when the store had none left: they may still be cached here
 	if n > 0 {
 		iss.audit(ctx, slog.LevelInfo, "apitoken: account tokens deleted", slog.String("account_id", accountID), slog.Int("count", n))
 	}

@@ -31,6 +31,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		want   Hash // the hash the record must have
 		err    error
 		cached bool
+		shared bool // rec came from another caller's lookup
 		gen    uint64
 	)
 	if iss.cache != nil {
@@ -40,7 +41,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	if !cached {
 		if iss.cache != nil {
 			gen = iss.cache.generation()
-			rec, want, err = iss.cache.lookup(ctx, h, gen, func(ctx context.Context) (Record, Hash, error) {
+			rec, want, shared, err = iss.cache.lookup(ctx, h, gen, func(ctx context.Context) (Record, Hash, error) {
 				return iss.lookup(ctx, secret, h)
 			})
 		} else {
@@ -64,7 +65,9 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired, "")
 	}
 	if want != h {
-		iss.rehash(ctx, rec, h)
+		if !shared {
+			iss.rehash(ctx, rec, h)
+		}
 		rec.Hash = h
 	}
 	if iss.cache != nil && !cached {
