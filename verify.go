@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // Verify returns the token whose secret is given, if it belongs to accountID
@@ -26,6 +27,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		return Token{}, iss.refused(ctx, accountID, "", reasonMalformed, "")
 	}
 	h := iss.hash(secret)
+	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
 	var (
 		rec    Record
 		want   Hash // the hash the record must have
@@ -35,7 +37,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		gen    uint64
 	)
 	if iss.cache != nil {
-		rec, cached = iss.cache.get(h, iss.now())
+		rec, cached = iss.cache.get(h, now)
 		want = h
 	}
 	if !cached {
@@ -61,7 +63,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	if rec.AccountID != accountID {
 		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonWrongAccount, rec.AccountID)
 	}
-	if !rec.ExpiresAt.IsZero() && !iss.now().Before(rec.ExpiresAt) {
+	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
 		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired, "")
 	}
 	if want != h {
@@ -71,14 +73,14 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		rec.Hash = h
 	}
 	if iss.cache != nil && !cached {
-		iss.cache.put(rec, gen, iss.now())
+		iss.cache.put(rec, gen, now)
 	}
 	if iss.auditLog != nil {
 		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
 			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
 	}
 	if iss.lastUses != nil {
-		iss.lastUses.use(rec.ID, iss.clock())
+		iss.lastUses.use(rec.ID, now.UTC().Truncate(time.Microsecond))
 	}
 	return rec.Token, nil
 }
