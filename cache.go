@@ -48,10 +48,13 @@ type Bus interface {
 // When the store fails, the cached tokens keep verifying until their ttl
 // ends, and the others get the store's error (503 from the middleware);
 // when it is back, everything works again. LastUsedAt, as Verify returns
-// it, is the one the store had when the entry was filled. A full cache
-// drops its oldest entries first. Each entry takes about 200 bytes plus its
-// texts, in a layout without pointers that adds next to nothing to garbage
-// collection.
+// it, is the one the store had when the entry was filled.
+//
+// A full cache drops its oldest entries first, so size it for every token
+// used within one ttl, not only the busiest: each token beyond that makes a
+// store call per ttl, and pushes out an older entry. An entry takes about
+// 400 bytes, texts included, in a layout without pointers that adds next to
+// nothing to garbage collection.
 func WithCache(size int, ttl time.Duration) Option {
 	return func(c *config) error {
 		if size < 1 {

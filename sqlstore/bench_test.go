@@ -27,8 +27,9 @@ package sqlstore_test
 //
 // The stores are filled by the database itself, in one INSERT ... SELECT,
 // 100 tokens per account. Sizes above 100,000 tokens take tens of seconds
-// to fill per dialect and per -count (the fixture is rebuilt for each): they
-// run only with APITOKEN_BENCH_LARGE=1.
+// to fill per dialect (once: -count repeats only the innermost
+// sub-benchmarks, on the same fixture): they run only with
+// APITOKEN_BENCH_LARGE=1.
 
 import (
 	"context"

@@ -12,7 +12,8 @@
 #   internal/loadtest/run.sh                # 3 rounds x 2 modes x 10 s
 #   ROUNDS=5 TOKENS=1000000 AUTH=basic internal/loadtest/run.sh
 #
-# Needs wrk (apt-get install -y wrk).
+# Needs wrk (apt-get install -y wrk). run_cache.sh beside it compares the
+# middleware on memstore and on PostgreSQL with and without the cache.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
