@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/internal/logcheck"
 	"github.com/apitoken-go/apitoken/memstore"
 )
 
@@ -247,7 +248,7 @@ func newCacheEnv(t *testing.T) *cacheEnv {
 		defer e.mu.Unlock()
 		for i, n := range e.nodes {
 			logs := n.logs.String()
-			assert.Empty(t, leakedSecret(logs), "node %d logged something that looks like a secret", i)
+			assert.Empty(t, logcheck.Leak(logs), "node %d logged something that looks like a secret", i)
 			for _, s := range e.secrets {
 				assert.NotContains(t, logs, s, "node %d logged a secret", i)
 			}
@@ -1158,7 +1159,7 @@ func TestCacheLogsNoSecret(t *testing.T) {
 	for _, want := range []struct{ node *cacheNode }{{a}, {b}} {
 		logs := want.node.logs.String()
 		require.NotEmpty(t, logs)
-		assert.Empty(t, leakedSecret(logs))
+		assert.Empty(t, logcheck.Leak(logs))
 		for _, s := range []string{secret, other, unknown} {
 			assert.NotContains(t, logs, s)
 		}
