@@ -3,6 +3,7 @@ package apitoken_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -168,6 +169,19 @@ func TestAuditMalformedRequests(t *testing.T) {
 				auditRecords(t, &buf))
 		})
 	}
+
+	t.Run("ok, a custom Extractor's error text is not written", func(t *testing.T) {
+		mw, err := iss.NewMiddleware(apitoken.MiddlewareConfig{Extractor: func(*http.Request) (apitoken.Credentials, bool, error) {
+			return apitoken.Credentials{}, false, fmt.Errorf("%w: bad header %s", apitoken.ErrInvalidRequest, secret)
+		}})
+		require.NoError(t, err)
+		rec := httptest.NewRecorder()
+		mw(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		require.Equal(t, http.StatusBadRequest, rec.Code)
+		assert.NotContains(t, buf.String(), secret)
+		assert.Equal(t, []map[string]any{{"level": "WARN", "msg": "apitoken: request refused", "reason": "malformed", "problem": "malformed request"}},
+			auditRecords(t, &buf))
+	})
 
 	t.Run("ok, a request without credentials is not a refusal to record", func(t *testing.T) {
 		rec := httptest.NewRecorder()

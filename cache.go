@@ -26,15 +26,17 @@ type Bus interface {
 
 	// Subscribe calls deliver with each message published, from one
 	// goroutine, until ctx ends; it then returns. Whenever messages may have
-	// been missed (when it starts listening, when a connection is lost, when
-	// it is back), it calls deliver(nil), and the Issuer empties its cache.
-	// It returns an error only when it gives up; the Issuer then empties its
-	// cache and calls Subscribe again after a pause.
+	// been missed before, it calls deliver(nil), and the Issuer empties its
+	// cache: when it starts listening, and when it listens again after a
+	// lost connection (not when the connection is lost: the cache keeps
+	// serving through an outage, and its TTL bounds what was missed). It
+	// returns an error only when it gives up; the Issuer then calls it again
+	// after a pause.
 	Subscribe(ctx context.Context, deliver func(msg []byte)) error
 }
 
 // WithCache keeps up to size verified tokens in memory, each for ttl from
-// the moment the store returned it, so that a token verified again within
+// the Verify that asked the store for it, so that a token verified again within
 // ttl costs no store call: Verify through a SQL store then costs about what
 // it costs on memstore. The cache is off by default, because with several
 // instances of an app on one store, a token deleted through one instance
@@ -54,11 +56,12 @@ type Bus interface {
 // used within one ttl, not only the busiest: each token beyond that makes a
 // store call per ttl, and pushes out an older entry. An entry takes about
 // 400 bytes, texts included, in a layout without pointers that adds next to
-// nothing to garbage collection.
+// nothing to garbage collection; 48 bytes of it per entry are allocated up
+// front. size is at most 1<<26.
 func WithCache(size int, ttl time.Duration) Option {
 	return func(c *config) error {
-		if size < 1 {
-			return fmt.Errorf("%w: cache size is %d, want at least 1", ErrInvalidInput, size)
+		if size < 1 || size > maxCacheSize {
+			return fmt.Errorf("%w: cache size is %d, want 1 to %d", ErrInvalidInput, size, maxCacheSize)
 		}
 		if ttl <= 0 {
 			return fmt.Errorf("%w: cache TTL is %v, want more than 0", ErrInvalidInput, ttl)
@@ -87,8 +90,9 @@ func WithCacheBus(bus Bus) Option {
 	}
 }
 
-// Bounds of the cache's background work.
+// Bounds of the cache and of its background work.
 const (
+	maxCacheSize     = 1 << 26 // positions are uint32; 3 GiB of ring up front
 	publishTimeout   = 5 * time.Second
 	resubscribePause = time.Second
 )
@@ -99,6 +103,10 @@ const (
 // eviction order and each entry's deadline, without a pointer per entry.
 type cache struct {
 	ttl time.Duration
+	// base is when the cache was made: deadlines are durations since then,
+	// so that with time.Now they follow the monotonic clock, and a step of
+	// the wall clock neither lengthens nor shortens an entry's life.
+	base time.Time
 
 	mu   sync.RWMutex
 	recs *table.Table
@@ -113,7 +121,7 @@ type cache struct {
 
 type ringEntry struct {
 	h        Hash
-	deadline int64 // Unix nanoseconds, by the Issuer's clock
+	deadline time.Duration // since the cache's base
 	used     bool
 }
 
@@ -126,9 +134,10 @@ type flight struct {
 	err  error
 }
 
-func newCache(size int, ttl time.Duration) *cache {
+func newCache(size int, ttl time.Duration, base time.Time) *cache {
 	return &cache{
 		ttl:     ttl,
+		base:    base,
 		recs:    table.New(),
 		ring:    make([]ringEntry, size),
 		pos:     make(map[Hash]uint32),
@@ -142,7 +151,7 @@ func (c *cache) get(h Hash, now time.Time) (Record, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	i, ok := c.pos[h]
-	if !ok || now.UnixNano() >= c.ring[i].deadline {
+	if !ok || now.Sub(c.base) >= c.ring[i].deadline {
 		return Record{}, false
 	}
 	r, ok := c.recs.Get(h)
@@ -167,7 +176,7 @@ func (c *cache) put(rec Record, gen uint64, now time.Time) {
 		return
 	}
 	if p, ok := c.pos[rec.Hash]; ok {
-		if now.UnixNano() < c.ring[p].deadline {
+		if now.Sub(c.base) < c.ring[p].deadline {
 			return // a concurrent fill got here first
 		}
 		c.evict(rec.Hash, p) // past its TTL: filled again below
@@ -179,9 +188,9 @@ func (c *cache) put(rec Record, gen uint64, now time.Time) {
 	if !c.recs.Put(table.Record{Token: table.Token(rec.Token), Hash: rec.Hash}) {
 		return // its id is cached under another hash: a stale entry; leave it
 	}
-	deadline := int64(math.MaxInt64)
-	if n := now.UnixNano(); int64(c.ttl) < math.MaxInt64-n {
-		deadline = n + int64(c.ttl)
+	deadline := time.Duration(math.MaxInt64) // a TTL of centuries
+	if d := now.Sub(c.base); d < math.MaxInt64-c.ttl {
+		deadline = d + c.ttl
 	}
 	c.ring[i] = ringEntry{h: rec.Hash, deadline: deadline, used: true}
 	c.pos[rec.Hash] = uint32(i)
@@ -368,7 +377,9 @@ func (iss *Issuer) subscribe(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		iss.cache.clear()
+		// No clear here: the next Subscribe empties the cache once it
+		// listens, and until then the cache keeps serving (the store may be
+		// down too).
 		iss.logger().LogAttrs(ctx, slog.LevelWarn, "apitoken: cache bus subscription ended; retrying", slog.Any("err", err))
 		select {
 		case <-ctx.Done():

@@ -113,7 +113,7 @@ func TestCacheRing(t *testing.T) {
 	}
 
 	t.Run("evicts in fill order", func(t *testing.T) {
-		c := newCache(3, ttl)
+		c := newCache(3, ttl, t0)
 		recs := []Record{cacheRec("a", "1"), cacheRec("a", "2"), cacheRec("b", "3"), cacheRec("b", "4"), cacheRec("a", "5")}
 		for i, r := range recs {
 			c.put(r, c.generation(), t0.Add(time.Duration(i)))
@@ -125,7 +125,7 @@ func TestCacheRing(t *testing.T) {
 	})
 
 	t.Run("a hit returns a copy", func(t *testing.T) {
-		c := newCache(3, ttl)
+		c := newCache(3, ttl, t0)
 		r := cacheRec("a", "1")
 		c.put(r, c.generation(), t0)
 		r.Scopes[0] = "admin"
@@ -138,7 +138,7 @@ func TestCacheRing(t *testing.T) {
 	})
 
 	t.Run("an entry lives from its fill for the TTL", func(t *testing.T) {
-		c := newCache(3, ttl)
+		c := newCache(3, ttl, t0)
 		r := cacheRec("a", "1")
 		c.put(r, c.generation(), t0)
 		assert.True(t, has(c, r, t0.Add(ttl-time.Nanosecond)))
@@ -162,7 +162,7 @@ func TestCacheRing(t *testing.T) {
 			{"of everything", func(c *cache) { c.clear() }},
 		} {
 			t.Run(inv.name, func(t *testing.T) {
-				c := newCache(3, ttl)
+				c := newCache(3, ttl, t0)
 				r := cacheRec("a", "1")
 				gen := c.generation()
 				inv.f(c)
@@ -175,7 +175,7 @@ func TestCacheRing(t *testing.T) {
 	})
 
 	t.Run("invalidate drops the token or the account, nothing else", func(t *testing.T) {
-		c := newCache(8, ttl)
+		c := newCache(8, ttl, t0)
 		a1, a2, b1 := cacheRec("a", "1"), cacheRec("a", "2"), cacheRec("b", "3")
 		for _, r := range []Record{a1, a2, b1} {
 			c.put(r, c.generation(), t0)
@@ -193,7 +193,7 @@ func TestCacheRing(t *testing.T) {
 
 	t.Run("invariants under random operations", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
-		c := newCache(5, ttl)
+		c := newCache(5, ttl, t0)
 		now := t0
 		for range 5000 {
 			now = now.Add(time.Duration(rng.IntN(int(ttl / 4))))

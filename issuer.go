@@ -90,7 +90,7 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		stop:      func() {},
 	}
 	if c.cacheSize > 0 {
-		iss.cache = newCache(c.cacheSize, c.cacheTTL)
+		iss.cache = newCache(c.cacheSize, c.cacheTTL, c.now())
 	}
 	if c.bus != nil {
 		var ctx context.Context
@@ -107,8 +107,11 @@ const (
 	maxScopes    = 32
 	maxScopeLen  = 64
 	issueRetries = 3
-	maxYear      = 9999
-	undoTimeout  = 10 * time.Second // for Rotate to delete a successor it cannot keep
+	// Each lost compare-and-set of the expiry means that another Rotate
+	// shortened it: progress, so the bound is only a safety net.
+	expiryRetries = 64
+	maxYear       = 9999
+	undoTimeout   = 10 * time.Second // for Rotate to delete a successor it cannot keep
 )
 
 // Issue creates a token for p.AccountID and returns its secret with its
@@ -206,16 +209,17 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 	if tokenID == "" || len(tokenID) > maxTextLen {
 		return fmt.Errorf("%w: no token with that id", ErrNotFound)
 	}
-	if err := iss.store.Delete(ctx, accountID, tokenID); err != nil {
+	err := iss.store.Delete(ctx, accountID, tokenID)
+	// Also after an error: the token may be gone anyway (deleted through
+	// another instance, or by a commit whose answer was lost), and may still
+	// be cached, here or elsewhere. Forgetting a live token costs a lookup.
+	iss.invalidate(ctx, accountID, tokenID)
+	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			if iss.cache != nil { // gone already, maybe still cached here
-				iss.cache.invalidate(accountID, tokenID)
-			}
 			return fmt.Errorf("%w: no token with that id", ErrNotFound)
 		}
 		return fmt.Errorf("apitoken: store: %w", err)
 	}
-	iss.invalidate(ctx, accountID, tokenID)
 	iss.audit(ctx, slog.LevelInfo, "apitoken: token deleted", slog.String("account_id", accountID), slog.String("token_id", tokenID))
 	return nil
 }
@@ -265,6 +269,8 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 	} else {
 		err = iss.shortenExpiry(ctx, old, now.Add(grace).Truncate(time.Microsecond))
 	}
+	// Also after an error: the change may have reached the store anyway.
+	iss.invalidate(ctx, accountID, old.ID)
 	if err != nil {
 		// Leave things as they were: the successor goes, the old token stays,
 		// also when the caller's context has ended.
@@ -278,7 +284,6 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		}
 		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
-	iss.invalidate(ctx, accountID, old.ID) // its expiry changed, or it is gone
 	iss.audit(ctx, slog.LevelInfo, "apitoken: token rotated", slog.String("account_id", accountID),
 		slog.String("token_id", old.ID), slog.String("successor_id", tok.ID), slog.Duration("grace", grace))
 	return secret, tok, nil
@@ -304,7 +309,7 @@ func (iss *Issuer) liveToken(ctx context.Context, accountID, tokenID string, now
 // one; when it changed meanwhile, the token is read again.
 func (iss *Issuer) shortenExpiry(ctx context.Context, old Token, until time.Time) error {
 	updater := iss.store.(ExpiryUpdater)
-	for range issueRetries {
+	for range expiryRetries {
 		if !old.ExpiresAt.IsZero() && !until.Before(old.ExpiresAt) {
 			return nil
 		}
@@ -316,14 +321,15 @@ func (iss *Issuer) shortenExpiry(ctx context.Context, old Token, until time.Time
 			return err
 		}
 	}
-	return fmt.Errorf("apitoken: the token's expiry changed %d times during Rotate", issueRetries)
+	return fmt.Errorf("apitoken: the token's expiry changed %d times during Rotate", expiryRetries)
 }
 
 // errNoLiveToken is Rotate's answer for a token it cannot rotate.
 var errNoLiveToken = fmt.Errorf("%w: no live token with that id", ErrNotFound)
 
-// Close writes the last uses still pending to the store and makes the
-// Issuer unusable: every method then returns an error wrapping ErrClosed.
+// Close stops the subscription to the cache bus (WithCacheBus), writes the
+// last uses still pending to the store and makes the Issuer unusable: every
+// method then returns an error wrapping ErrClosed.
 // It waits for the writes, each bounded by 10 seconds, returns the error of
 // the last one that failed, and may be called more than once.
 func (iss *Issuer) Close() error {

@@ -16,7 +16,7 @@ const lastUseTimeout = 10 * time.Second
 type lastUses struct {
 	store    LastUseRecorder
 	interval time.Duration
-	log      *slog.Logger // for failed writes; nil: they are dropped
+	log      *slog.Logger // for failed writes; nil: slog.Default
 
 	mu       sync.RWMutex
 	recorded map[string]time.Time // token id → last use sent to the store
@@ -95,9 +95,11 @@ func (l *lastUses) write(batch []LastUse) {
 	l.mu.Lock()
 	l.err = err
 	l.mu.Unlock()
-	if l.log != nil {
-		l.log.LogAttrs(ctx, slog.LevelWarn, "apitoken: last use not recorded", slog.Int("tokens", len(batch)), slog.Any("err", err))
+	log := l.log
+	if log == nil {
+		log = slog.Default()
 	}
+	log.LogAttrs(ctx, slog.LevelWarn, "apitoken: last use not recorded", slog.Int("tokens", len(batch)), slog.Any("err", err))
 }
 
 // close stops new writes, waits for the pending ones, and returns the error

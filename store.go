@@ -70,7 +70,8 @@ type ExpiredDeleter interface {
 
 // ExpiryUpdater is a capability a Store may add: SetExpiry changes the
 // ExpiresAt of the token with that id, in that account (compared byte for
-// byte), from from (zero: it never expires) to to (not zero, UTC, to the
+// byte), from from (zero: it never expires; otherwise UTC, to the
+// microsecond, as the Store returned it) to to (not zero, UTC, to the
 // microsecond, never equal to from), in one atomic compare-and-set. When no
 // token of the account has that id and that expiry, it changes nothing and
 // returns an error wrapping ErrNotFound. Issuer.Rotate uses it to let the old

@@ -32,9 +32,14 @@
 // holds a connection of its own, runs LISTEN on the channel and waits for
 // notifications; it checks an idle connection with a ping every 30 seconds,
 // so that a connection lost without a word is noticed within about a minute
-// (a closed one, at once). When the connection is lost, Subscribe reports it
-// to the Issuer (which empties its cache), reconnects with a backoff from
-// 100 ms to 5 s until its context ends, and reports again once listening.
+// (a closed one, at once). When the connection is lost, Subscribe logs it
+// (WithLogger), reconnects with a backoff from 100 ms to 5 s until its
+// context ends, and once listening again tells the Issuer that messages may
+// have been missed, which empties its cache. It does not empty the cache
+// when the connection is lost: with the bus on the store's own database,
+// that is when the store is down too, and the cache must keep serving the
+// tokens it holds. Meanwhile, a token deleted through another instance
+// stays in this one's cache for at most its TTL.
 //
 // PostgreSQL delivers a notification to every session listening on the
 // channel in the database, in commit order; a NOTIFY inside a transaction is

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -52,7 +53,8 @@ type Bus struct {
 	pool    *pgxpool.Pool
 	conn    *pgx.ConnConfig // for Subscribe's own connections
 	channel string
-	listen  string // LISTEN <channel>, quoted
+	listen  string       // LISTEN <channel>, quoted
+	log     *slog.Logger // nil: slog.Default
 
 	closing context.Context // done once Close is called
 	close   context.CancelFunc
@@ -74,6 +76,29 @@ type Option func(*config) error
 
 type config struct {
 	channel string
+	log     *slog.Logger
+}
+
+// WithLogger sets where Subscribe reports a lost connection and failed
+// attempts to listen again, at Warn (slog.Default otherwise): while it
+// cannot listen, other instances' deletes reach this one only through the
+// cache's TTL.
+func WithLogger(logger *slog.Logger) Option {
+	return func(c *config) error {
+		if logger == nil {
+			return fmt.Errorf("pgnotify: %w: logger is nil", apitoken.ErrInvalidInput)
+		}
+		c.log = logger
+		return nil
+	}
+}
+
+// logger is where the Bus reports what goes wrong.
+func (b *Bus) logger() *slog.Logger {
+	if b.log != nil {
+		return b.log
+	}
+	return slog.Default()
 }
 
 // WithChannel sets the channel the Bus publishes and listens on,
@@ -142,6 +167,7 @@ func New(ctx context.Context, connString string, opts ...Option) (*Bus, error) {
 		pool:        pool,
 		conn:        cfg.ConnConfig,
 		channel:     c.channel,
+		log:         c.log,
 		listen:      "LISTEN " + pgx.Identifier{c.channel}.Sanitize(),
 		closing:     closing,
 		close:       cancel,
@@ -185,9 +211,11 @@ func (b *Bus) Publish(ctx context.Context, msg []byte) error {
 // Subscribe listens on the Bus's channel on a connection of its own and
 // calls deliver, from the calling goroutine, with each message published,
 // until ctx ends or the Bus is closed. It calls deliver(nil) once LISTEN has
-// taken effect (every message published after that is delivered), when the
-// connection is lost, and when it is listening again; between the last two
-// it reconnects, with a backoff from 100 ms to 5 s, for as long as ctx lasts.
+// taken effect (every message published after that is delivered), and again
+// once it listens after a lost connection, which it reconnects with a
+// backoff from 100 ms to 5 s, for as long as ctx lasts. It does not call it
+// when the connection is lost: the cache keeps serving through an outage of
+// the database, as the store's outage would make it anyway.
 // It returns nil when ctx ends and ErrClosed when the Bus is closed. deliver
 // must not call Close.
 func (b *Bus) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
@@ -229,8 +257,12 @@ func (b *Bus) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
 			return done()
 		}
 		if err != nil {
+			// No deliver(nil) yet: when the database is down, the store
+			// is too, and the cache must keep serving what it holds. What
+			// is missed meanwhile is covered by the deliver(nil) once
+			// listening again; until then the cache's TTL bounds it.
 			closeConn(conn)
-			deliver(nil)
+			b.logger().LogAttrs(ctx, slog.LevelWarn, "pgnotify: connection lost; reconnecting", slog.Any("err", err))
 			if conn = b.connect(ctx); conn == nil {
 				return done()
 			}
@@ -275,13 +307,18 @@ func (b *Bus) wait(ctx context.Context, conn *pgx.Conn) (*pgconn.Notification, e
 }
 
 // connect returns a connection that listens on the channel, trying again
-// with a growing pause until it succeeds, or nil once ctx ends.
+// with a growing pause until it succeeds, or nil once ctx ends. It logs the
+// first failed attempt and every tenth after it.
 func (b *Bus) connect(ctx context.Context) *pgx.Conn {
 	pause := minBackoff
-	for {
+	for attempt := 1; ; attempt++ {
 		conn, err := b.tryConnect(ctx)
 		if err == nil {
 			return conn
+		}
+		if ctx.Err() == nil && attempt%10 == 1 {
+			b.logger().LogAttrs(ctx, slog.LevelWarn, "pgnotify: cannot listen; retrying",
+				slog.Int("attempt", attempt), slog.Any("err", err))
 		}
 		// A jittered pause, so that the instances of an app do not all
 		// come back in the same millisecond after a restart of the server.

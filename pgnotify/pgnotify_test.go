@@ -131,6 +131,16 @@ func (s *subscriber) expectNil(tb testing.TB, what string) {
 	require.Nil(tb, msg, "want deliver(nil) (%s), got a message %q", what, msg)
 }
 
+// expectNone requires that nothing is delivered for d.
+func (s *subscriber) expectNone(tb testing.TB, d time.Duration, what string) {
+	tb.Helper()
+	select {
+	case msg := <-s.msgs:
+		tb.Fatalf("%s: want no delivery, got %q (nil: messages may have been missed)", what, msg)
+	case <-time.After(d):
+	}
+}
+
 // expect requires that the next delivery is want, byte for byte.
 func (s *subscriber) expect(tb testing.TB, want []byte) {
 	tb.Helper()
@@ -292,8 +302,6 @@ func TestReconnectAfterBackendTerminated(t *testing.T) {
 		require.NoError(t, conn.QueryRow(t.Context(), "SELECT pg_terminate_backend($1)", pid).Scan(&ok))
 		require.True(t, ok, "round %d: no backend with the listener's pid %d", round, pid)
 		start := time.Now()
-		s.expectNil(t, "the connection lost")
-		lost := time.Since(start)
 		s.expectNil(t, "listening again")
 		select {
 		case next := <-pids:
@@ -302,7 +310,7 @@ func TestReconnectAfterBackendTerminated(t *testing.T) {
 		default:
 			t.Fatalf("round %d: deliver(nil) came back without a new LISTEN", round)
 		}
-		t.Logf("round %d: loss reported after %v, listening again after %v", round, lost, time.Since(start))
+		t.Logf("round %d: listening again after %v", round, time.Since(start))
 		msg := []byte{byte(round), 0xff}
 		require.NoError(t, pub.Publish(t.Context(), msg))
 		s.expect(t, msg)
@@ -436,9 +444,8 @@ func TestReconnectAfterSilentLoss(t *testing.T) {
 
 	p.freeze()
 	start := time.Now()
-	s.expectNil(t, "the silent connection found lost")
-	t.Logf("silent loss reported after %v (idle check 100ms, ping timeout 300ms)", time.Since(start))
 	s.expectNil(t, "listening again")
+	t.Logf("silent loss found and listening again after %v (idle check 100ms, ping timeout 300ms)", time.Since(start))
 	require.NoError(t, pub.Publish(t.Context(), []byte("after the reconnect")))
 	s.expect(t, []byte("after the reconnect"))
 }
@@ -455,8 +462,9 @@ func TestSubscribeReturnsOnCancel(t *testing.T) {
 		{"listening", func(*testing.T, *subscriber) {}},
 		{"reconnecting", func(t *testing.T, s *subscriber) {
 			p.stop()
-			s.expectNil(t, "the connection lost")
-			time.Sleep(300 * time.Millisecond) // a few failed attempts
+			// A lost connection is no reason to empty the cache: the store
+			// is most likely down too, and the cache must keep serving.
+			s.expectNone(t, 300*time.Millisecond, "the connection lost, a few failed attempts")
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

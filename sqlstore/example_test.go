@@ -164,7 +164,7 @@ func ExampleStore_WithTx() {
 
 	// issueInTx issues a token and logs it in one transaction, then commits
 	// or rolls back. The Issuer over store.WithTx(tx) lives as long as tx; it
-	// takes the options of the app's main Issuer (the same hash key).
+	// takes the hash key and prefix of the app's main Issuer, not its cache.
 	issueInTx := func(commit bool) {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
@@ -175,6 +175,7 @@ func ExampleStore_WithTx() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		defer txIss.Close()
 		if _, _, err := txIss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42", Name: "CI"}); err != nil {
 			log.Fatal(err)
 		}

@@ -958,12 +958,17 @@ func testSetExpiry(t *testing.T, s apitoken.Store) {
 	}
 
 	later := base.Add(2 * time.Hour)
-	for _, tt := range []struct{ name, account, id string }{
-		{"an unknown id", acct, newID()},
-		{"the token of another account", acct, other.ID},
-		{"an account id differing in case", strings.ToUpper(acct), never.ID},
+	// Each with the expiry the token has, so that only the id or the
+	// account can make the compare-and-set fail.
+	for _, tt := range []struct {
+		name, account, id string
+		from              time.Time
+	}{
+		{"an unknown id", acct, newID(), time.Time{}},
+		{"the token of another account", acct, other.ID, other.ExpiresAt},
+		{"an account id differing in case", strings.ToUpper(acct), never.ID, base.Add(time.Hour + time.Microsecond)},
 	} {
-		checkErrorIs(t, u.SetExpiry(t.Context(), tt.account, tt.id, time.Time{}, later), apitoken.ErrNotFound,
+		checkErrorIs(t, u.SetExpiry(t.Context(), tt.account, tt.id, tt.from, later), apitoken.ErrNotFound,
 			"SetExpiry of %s must return an error wrapping ErrNotFound", tt.name)
 	}
 	checkLookup(t, s, other, "a refused SetExpiry must change nothing")
