@@ -109,11 +109,10 @@ type cache struct {
 	base time.Time
 
 	mu   sync.RWMutex
-	recs *table.Table
-	ring []ringEntry     // fills, oldest first from head
-	head int             // the next ring entry to fill
-	pos  map[Hash]uint32 // hash → its ring entry
-	gen  uint64          // invalidations so far: a fill that began before one is dropped
+	recs *table.Table // each record's aux is its ring entry
+	ring []ringEntry   // fills, oldest first from head
+	head int           // the next ring entry to fill
+	gen  uint64        // invalidations so far: a fill that began before one is dropped
 
 	flightMu sync.Mutex
 	flights  map[Hash]*flight
@@ -140,7 +139,6 @@ func newCache(size int, ttl time.Duration, base time.Time) *cache {
 		base:    base,
 		recs:    table.New(),
 		ring:    make([]ringEntry, size),
-		pos:     make(map[Hash]uint32),
 		flights: make(map[Hash]*flight),
 	}
 }
@@ -150,12 +148,11 @@ func newCache(size int, ttl time.Duration, base time.Time) *cache {
 func (c *cache) get(h Hash, now time.Time) (Record, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	i, ok := c.pos[h]
+	r, i, ok := c.recs.GetAux(h)
 	if !ok || now.Sub(c.base) >= c.ring[i].deadline {
 		return Record{}, false
 	}
-	r, ok := c.recs.Get(h)
-	return Record{Token: Token(r.Token), Hash: r.Hash}, ok
+	return Record{Token: Token(r.Token), Hash: r.Hash}, true
 }
 
 // generation returns the number of invalidations so far; a fill begun at
@@ -175,7 +172,7 @@ func (c *cache) put(rec Record, gen uint64, now time.Time) {
 	if c.gen != gen {
 		return
 	}
-	if p, ok := c.pos[rec.Hash]; ok {
+	if p, ok := c.recs.Aux(rec.Hash); ok {
 		if now.Sub(c.base) < c.ring[p].deadline {
 			return // a concurrent fill got here first
 		}
@@ -193,17 +190,16 @@ func (c *cache) put(rec Record, gen uint64, now time.Time) {
 		deadline = d + c.ttl
 	}
 	c.ring[i] = ringEntry{h: rec.Hash, deadline: deadline, used: true}
-	c.pos[rec.Hash] = uint32(i)
+	c.recs.SetAux(rec.Hash, uint32(i))
 	c.head = (i + 1) % len(c.ring)
 }
 
 // evict drops the entry of ring position i, if h is still there. c.mu is
 // held.
 func (c *cache) evict(h Hash, i uint32) {
-	if p, ok := c.pos[h]; !ok || p != i {
+	if p, ok := c.recs.Aux(h); !ok || p != i {
 		return // invalidated, or filled again elsewhere in the ring
 	}
-	delete(c.pos, h)
 	if r, ok := c.recs.Get(h); ok {
 		c.recs.Delete(r.AccountID, r.ID)
 	}
@@ -224,10 +220,7 @@ func (c *cache) invalidate(accountID, id string) {
 		}
 	}
 	for _, id := range ids {
-		if h, ok := c.recs.HashOf(accountID, id); ok {
-			delete(c.pos, h)
-			c.recs.Delete(accountID, id)
-		}
+		c.recs.Delete(accountID, id)
 	}
 }
 
@@ -238,7 +231,6 @@ func (c *cache) clear() {
 	defer c.mu.Unlock()
 	c.gen++
 	c.recs = table.New()
-	clear(c.pos)
 	clear(c.ring)
 	c.head = 0
 }

@@ -95,6 +95,8 @@ type slot struct {
 
 	// The record's neighbours in its account's chain, or none.
 	prev, next uint32
+
+	aux uint32 // the caller's, by SetAux; 0 for a new record
 }
 
 // ref is where a record is: its slot, and the offset of its text.
@@ -156,6 +158,36 @@ func (t *Table) Get(h [32]byte) (Record, bool) {
 		return Record{}, false
 	}
 	return Record{Token: t.token(&t.slots[r.slot], r.off), Hash: h}, true
+}
+
+// Aux returns the value SetAux gave the record whose hash is h (0 if none).
+func (t *Table) Aux(h [32]byte) (uint32, bool) {
+	r, ok := t.byHash[h]
+	if !ok {
+		return 0, false
+	}
+	return t.slots[r.slot].aux, true
+}
+
+// GetAux is Get and Aux in one lookup.
+func (t *Table) GetAux(h [32]byte) (Record, uint32, bool) {
+	r, ok := t.byHash[h]
+	if !ok {
+		return Record{}, 0, false
+	}
+	s := &t.slots[r.slot]
+	return Record{Token: t.token(s, r.off), Hash: h}, s.aux, true
+}
+
+// SetAux keeps v with the record whose hash is h, for the caller (the
+// verification cache keeps its ring position there), and reports whether
+// a record has the hash.
+func (t *Table) SetAux(h [32]byte, v uint32) bool {
+	r, ok := t.byHash[h]
+	if ok {
+		t.slots[r.slot].aux = v
+	}
+	return ok
 }
 
 // HashOf returns the hash of the record with the id if it belongs to the

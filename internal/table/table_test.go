@@ -551,3 +551,38 @@ func TestGetAllocations(t *testing.T) {
 	assert.Equal(t, 2.0, testing.AllocsPerRun(100, func() { _, _ = tb.Get(r.Hash) }), "with scopes")
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = tb.Get([32]byte{0xff}) }), "a miss")
 }
+
+func TestAux(t *testing.T) {
+	tb := New()
+	a, b := rec("acme"), rec("acme")
+	require.True(t, tb.Put(a))
+	require.True(t, tb.Put(b))
+	v, ok := tb.Aux(a.Hash)
+	require.True(t, ok)
+	assert.Zero(t, v, "a new record's aux is 0")
+
+	require.True(t, tb.SetAux(a.Hash, 7))
+	require.True(t, tb.SetAux(b.Hash, 9))
+	got, v, ok := tb.GetAux(a.Hash)
+	require.True(t, ok)
+	assert.Equal(t, uint32(7), v)
+	assert.Equal(t, a.ID, got.ID)
+	v, _ = tb.Aux(b.Hash)
+	assert.Equal(t, uint32(9), v, "each record keeps its own")
+
+	var unknown [32]byte
+	unknown[5] = 0xee
+	assert.False(t, tb.SetAux(unknown, 1))
+	_, ok = tb.Aux(unknown)
+	assert.False(t, ok)
+	_, _, ok = tb.GetAux(unknown)
+	assert.False(t, ok)
+
+	require.True(t, tb.Delete("acme", a.ID))
+	c := rec("acme")
+	require.True(t, tb.Put(c), "takes a's free slot")
+	v, _ = tb.Aux(c.Hash)
+	assert.Zero(t, v, "a reused slot does not keep the aux of its last record")
+	v, _ = tb.Aux(b.Hash)
+	assert.Equal(t, uint32(9), v)
+}
