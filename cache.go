@@ -110,9 +110,9 @@ type cache struct {
 
 	mu   sync.RWMutex
 	recs *table.Table // each record's aux is its ring entry
-	ring []ringEntry   // fills, oldest first from head
-	head int           // the next ring entry to fill
-	gen  uint64        // invalidations so far: a fill that began before one is dropped
+	ring []ringEntry  // fills, oldest first from head
+	head int          // the next ring entry to fill
+	gen  uint64       // invalidations so far: a fill that began before one is dropped
 
 	flightMu sync.Mutex
 	flights  map[Hash]*flight
