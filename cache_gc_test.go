@@ -49,7 +49,7 @@ func BenchmarkCacheGC(b *testing.B) {
 			for i := range n {
 				r := rec(i)
 				idx[r.Hash] = uint32(len(slots))
-				slots = append(slots, fixed{h: r.Hash, created: r.CreatedAt.UnixMicro()})
+				slots = append(slots, fixed{h: r.Hash, created: r.CreatedAt.UnixMicro(), expires: r.ExpiresAt.UnixMicro(), lastUse: r.LastUsedAt.UnixMicro()})
 			}
 			return []any{idx, slots}
 		}},
