@@ -275,7 +275,7 @@ type cacheNode struct {
 	env   *cacheEnv
 	store *cacheStore
 	bus   *fakeBus // nil without WithCacheBus
-	logs  *syncBuffer
+	logs  *logcheck.Buffer
 	iss   *apitoken.Issuer
 }
 
@@ -284,7 +284,7 @@ type cacheNode struct {
 // they can replace them.
 func (e *cacheEnv) node(t *testing.T, withBus bool, opts ...apitoken.Option) *cacheNode {
 	t.Helper()
-	n := &cacheNode{env: e, store: &cacheStore{Store: e.mem}, logs: &syncBuffer{}}
+	n := &cacheNode{env: e, store: &cacheStore{Store: e.mem}, logs: &logcheck.Buffer{}}
 	all := []apitoken.Option{
 		apitoken.WithClock(e.clock.Now),
 		apitoken.WithAuditLogger(slog.New(slog.NewJSONHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -26,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/internal/logcheck"
 	"github.com/apitoken-go/apitoken/sqlstore"
 )
 
@@ -37,7 +37,7 @@ type env struct {
 	srv     *httptest.Server
 	store   *flakyStore
 	clock   *testClock
-	logs    *syncBuffer
+	logs    *logcheck.Buffer
 	mu      sync.Mutex
 	secrets []string
 }
@@ -51,7 +51,7 @@ func newEnvAt(t *testing.T, ln net.Listener, baseURL string) *env {
 	store, closeStore, err := openStore(t.Context(), filepath.Join(t.TempDir(), "tokens.db"))
 	require.NoError(t, err)
 	t.Cleanup(closeStore)
-	e := &env{store: &flakyStore{Store: store}, clock: &testClock{}, logs: &syncBuffer{}}
+	e := &env{store: &flakyStore{Store: store}, clock: &testClock{}, logs: &logcheck.Buffer{}}
 	iss, err := apitoken.NewIssuer(e.store, apitoken.WithClock(e.clock.Now))
 	require.NoError(t, err)
 	e.srv = httptest.NewUnstartedServer(nil)
@@ -88,23 +88,6 @@ type testClock struct{ offset atomic.Int64 }
 
 func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // flakyStore fails every call while fail is set, as a database that is down,
 // and delays Create by delay, as a slow one.

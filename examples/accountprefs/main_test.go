@@ -21,13 +21,15 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/apitoken-go/apitoken/internal/logcheck"
 )
 
 // running is the app started by run: its URL, its output after the first
 // line, and how to stop it.
 type running struct {
 	url  string
-	out  *syncBuffer
+	out  *logcheck.Buffer
 	stop func(t *testing.T) // cancels run and checks it returned nil
 }
 
@@ -53,7 +55,7 @@ func startAt(t *testing.T, db, baseURL string) running {
 	}
 	u := regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(first)
 	require.NotEmpty(t, u, "no URL in the first line %q", first)
-	out := &syncBuffer{}
+	out := &logcheck.Buffer{}
 	go func() { _, _ = io.Copy(out, br) }()
 	return running{url: u, out: out, stop: func(t *testing.T) {
 		t.Helper()

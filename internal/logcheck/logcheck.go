@@ -20,7 +20,7 @@ import (
 // Main runs the tests of m with the default logger capturing every record,
 // and exits with their status, or with 1 if a record holds a secret.
 func Main(m *testing.M) {
-	logs := &buffer{}
+	logs := &Buffer{}
 	slog.SetDefault(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	code := m.Run()
 	if code == 0 {
@@ -49,20 +49,22 @@ func Leak(logs string) string {
 	return ""
 }
 
-// buffer is a bytes.Buffer safe for the concurrent writes of parallel
-// tests.
-type buffer struct {
+// Buffer is a bytes.Buffer safe for the concurrent writes of parallel
+// tests, for the logs they capture. The zero value is ready to use.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *buffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *buffer) String() string {
+// String returns what was written.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
