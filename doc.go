@@ -79,8 +79,17 @@
 //   - the store failing: 503, and the handler is not called.
 //
 // Failure bodies are short application/problem+json documents that never
-// echo the request, sent with Cache-Control: no-store. [Issuer.Authenticate]
-// verifies a request without writing a response, for framework adapters.
+// echo the request, sent with Cache-Control: no-store.
+// [MiddlewareConfig].Optional serves requests without credentials too, with
+// no token; [MiddlewareConfig].Skip lets chosen requests (a CORS preflight)
+// through untouched.
+//
+// Framework adapters build on a [Guard] ([Issuer.NewGuard]): its
+// Authenticate verifies a request with the configured extractor without
+// writing a response, and its WriteError answers a refusal as the middleware
+// does. [NewContext] puts a verified token where [FromContext] and
+// [RequireScope] find it, and [Token.HasScope] applies RequireScope's rule
+// outside net/http.
 //
 // # Last use
 //

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 	"unsafe"
 )
@@ -29,6 +30,14 @@ type Token struct {
 	// verifying; zero means never. LastUsedAt is when it last verified, zero
 	// when unknown. All are UTC with microsecond precision.
 	CreatedAt, ExpiresAt, LastUsedAt time.Time
+}
+
+// HasScope reports whether the token grants scope: the rule RequireScope
+// applies to each scope it requires, for callers outside net/http (a gRPC
+// method, a job). Scopes are compared exactly, with no hierarchy or
+// wildcard.
+func (t Token) HasScope(scope string) bool {
+	return slices.Contains(t.Scopes, scope)
 }
 
 // IssueParams describes a token to issue. AccountID is required; the other

@@ -1,4 +1,4 @@
-package sqlstore_test
+package dbtest_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/apitoken-go/apitoken"
 	"github.com/apitoken-go/apitoken/sqlstore"
+	"github.com/apitoken-go/apitoken/sqlstore/internal/peek"
 )
 
 func TestMigrateTwice(t *testing.T) {
@@ -217,7 +218,7 @@ func TestMigrateCancelled(t *testing.T) {
 				s, err := sqlstore.New(db, d)
 				require.NoError(t, err)
 				t.Cleanup(func() { assert.NoError(t, s.Close()) })
-				release := holdMigrationLock(t, d, other, sqlstore.Query(s, "lock"), sqlstore.Query(s, "unlock"))
+				release := holdMigrationLock(t, d, other, peek.Query(s, "lock"), peek.Query(s, "unlock"))
 
 				ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 				defer cancel()

@@ -1,4 +1,4 @@
-package sqlstore_test
+package dbtest_test
 
 // Benchmarks of sqlstore on each dialect, each beside its floor on the same
 // pool and in the same run, because the machine is shared and noisy:
@@ -12,7 +12,7 @@ package sqlstore_test
 // Verify minus lookup-raw is what sqlstore and the Issuer add in Go (keyed
 // hash, conversions of the eight columns); lookup-raw minus SELECT 1 is what
 // the database and the driver add for the indexed read and the wider row.
-// The raw floors run the store's own statements (sqlstore.Query, from
+// The raw floors run the store's own statements (peek.Query, from
 // export_test.go), so that they follow any change to the SQL files.
 //
 // Round trips on this shared machine vary by 20 to 90% between runs of a
@@ -47,6 +47,7 @@ import (
 
 	"github.com/apitoken-go/apitoken"
 	"github.com/apitoken-go/apitoken/sqlstore"
+	"github.com/apitoken-go/apitoken/sqlstore/internal/peek"
 )
 
 // benchLargeVar enables the store sizes above 100,000 tokens.
@@ -248,7 +249,7 @@ func BenchmarkVerify(b *testing.B) {
 					f := newVerifyFixture(b, d, size)
 					ctx := b.Context()
 					select1 := f.prepare(b, "SELECT 1")
-					lookup := f.prepare(b, sqlstore.Query(f.store, "lookup"))
+					lookup := f.prepare(b, peek.Query(f.store, "lookup"))
 					b.Run("op=select1", func(b *testing.B) { benchSelect1(b, ctx, f.db) })
 					b.Run("op=select1-prepared", func(b *testing.B) { benchSelect1Prepared(b, ctx, select1) })
 					b.Run("op=lookup-raw", func(b *testing.B) {
@@ -367,7 +368,7 @@ func BenchmarkIssue(b *testing.B) {
 			s := newBenchStore(b, d)
 			s.fill(b, 10_000)
 			ctx := b.Context()
-			insert := s.prepare(b, sqlstore.Query(s.store, "create"))
+			insert := s.prepare(b, peek.Query(s.store, "create"))
 			b.Run("op=insert-raw", func(b *testing.B) {
 				b.ReportAllocs()
 				// A creation time in the form the store writes it.
@@ -459,7 +460,7 @@ func BenchmarkList(b *testing.B) {
 				require.NoError(b, err)
 			}
 			select1 := s.prepare(b, "SELECT 1")
-			list := s.prepare(b, sqlstore.Query(s.store, "list"))
+			list := s.prepare(b, peek.Query(s.store, "list"))
 			b.Run("op=select1-prepared", func(b *testing.B) { benchSelect1Prepared(b, ctx, select1) })
 			b.Run("op=list-raw", func(b *testing.B) {
 				b.ReportAllocs()

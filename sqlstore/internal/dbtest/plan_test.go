@@ -1,4 +1,4 @@
-package sqlstore_test
+package dbtest_test
 
 import (
 	"crypto/rand"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/apitoken-go/apitoken"
 	"github.com/apitoken-go/apitoken/sqlstore"
+	"github.com/apitoken-go/apitoken/sqlstore/internal/peek"
 )
 
 // TestQueryPlans checks that the database answers Lookup through the hash
@@ -65,7 +66,7 @@ func TestQueryPlans(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					plan := explain(t, db, d, sqlstore.Query(s, tt.query), tt.arg)
+					plan := explain(t, db, d, peek.Query(s, tt.query), tt.arg)
 					for _, w := range tt.want {
 						assert.Contains(t, plan, w)
 					}

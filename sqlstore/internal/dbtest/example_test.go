@@ -1,4 +1,4 @@
-package sqlstore_test
+package dbtest_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 
 // A Store in an SQLite file: open the database, create the Store, migrate,
 // then issue, verify, list and delete tokens through an Issuer.
-func Example() {
+func Example_sqlite() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "sqlstore-example-")
 	if err != nil {
@@ -87,7 +87,7 @@ func Example() {
 
 // The tables take the prefix's name, here acme_tokens and
 // acme_schema_version. A prefix that is not a plain identifier is refused.
-func ExampleWithTablePrefix() {
+func Example_tablePrefix() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "sqlstore-example-")
 	if err != nil {
@@ -136,7 +136,7 @@ func ExampleWithTablePrefix() {
 // A token issued through store.WithTx(tx) is part of the caller's
 // transaction: committed with the app's own writes, or rolled back with
 // them.
-func ExampleStore_WithTx() {
+func Example_withTx() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "sqlstore-example-")
 	if err != nil {

@@ -1,4 +1,4 @@
-package sqlstore_test
+package dbtest_test
 
 // BenchmarkVerifyCached measures Verify through sqlstore with the Issuer's
 // cache (apitoken.WithCache) warm, beside its floor, Verify on a memstore

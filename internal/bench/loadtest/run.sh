@@ -9,8 +9,8 @@
 # those of a saturated box, not of the server alone; PIN=1 gives the server
 # CPU 0 and wrk CPU 1 instead.
 #
-#   internal/loadtest/run.sh                # 3 rounds x 2 modes x 10 s
-#   ROUNDS=5 TOKENS=1000000 AUTH=basic internal/loadtest/run.sh
+#   internal/bench/loadtest/run.sh                # 3 rounds x 2 modes x 10 s
+#   ROUNDS=5 TOKENS=1000000 AUTH=basic internal/bench/loadtest/run.sh
 #
 # Needs wrk (apt-get install -y wrk). run_cache.sh beside it compares the
 # middleware on memstore and on PostgreSQL with and without the cache.
@@ -23,7 +23,7 @@ PORT=${PORT:-18089}
 AUTH=${AUTH:-bearer} # bearer or basic
 PIN=${PIN:-0}
 
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 command -v wrk >/dev/null || { echo "run.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
 case $AUTH in bearer | basic) ;; *) echo "run.sh: AUTH must be bearer or basic" >&2; exit 2 ;; esac
 
@@ -35,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$tmp/loadtest" ./internal/loadtest
+go build -o "$tmp/loadtest" ./internal/bench/loadtest
 
 server_cpu=() wrk_cpu=()
 if [[ $PIN == 1 ]]; then server_cpu=(taskset -c 0) wrk_cpu=(taskset -c 1); fi

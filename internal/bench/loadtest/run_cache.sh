@@ -21,8 +21,8 @@
 # (LAST_USE=0) unless given, so that only verification differs.
 #
 #   export APITOKEN_PG_DSN='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
-#   internal/loadtest/run_cache.sh                   # 3 rounds x 3 modes x 10 s
-#   CACHE_SIZE=20000 ROUNDS=2 internal/loadtest/run_cache.sh
+#   internal/bench/loadtest/run_cache.sh                   # 3 rounds x 3 modes x 10 s
+#   CACHE_SIZE=20000 ROUNDS=2 internal/bench/loadtest/run_cache.sh
 #
 # Needs wrk (apt-get install -y wrk).
 set -euo pipefail
@@ -40,7 +40,7 @@ CONNS=${CONNS:-50}
 PORT=${PORT:-18090}
 : "${APITOKEN_PG_DSN:?set APITOKEN_PG_DSN to a PostgreSQL DSN}"
 
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 command -v wrk >/dev/null || { echo "run_cache.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
@@ -51,7 +51,7 @@ stop_server() {
 cleanup() { stop_server; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-go build -o "$tmp/loadtest" ./internal/loadtest
+go build -o "$tmp/loadtest" ./internal/bench/loadtest
 
 # ms converts a wrk latency (123.45us, 1.23ms, 1.02s) to milliseconds.
 ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
@@ -85,7 +85,7 @@ run() {
 	[[ -n $line ]] || { echo "run_cache.sh: server did not start" >&2; exit 1; }
 	local busy0 busy1
 	busy0=$(busy)
-	timeout 120 wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s internal/loadtest/hotcold.lua \
+	timeout 120 wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s internal/bench/loadtest/hotcold.lua \
 		"http://127.0.0.1:$PORT/" -- "$tmp/secrets" "$HOT" "$SHARE" >"$tmp/wrk" 2>&1
 	busy1=$(busy)
 	stop_server

@@ -1,4 +1,4 @@
-package sqlstore_test
+package dbtest_test
 
 import (
 	"errors"
@@ -28,11 +28,11 @@ var readmeHeadings = map[sqlstore.Dialect]string{
 // that records each version, so that a user who applies the schema with
 // their own tool gets what Migrate would create.
 func TestREADMESchema(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
 	for _, d := range dialects {
 		t.Run(d.String(), func(t *testing.T) {
-			file := filepath.Join("sql", strings.ToLower(d.String())+".sql")
+			file := filepath.Join("../../sql", strings.ToLower(d.String())+".sql")
 			b, err := os.ReadFile(file)
 			require.NoError(t, err)
 			sqlText := string(b)

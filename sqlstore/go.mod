@@ -1,0 +1,16 @@
+module github.com/apitoken-go/apitoken/sqlstore
+
+go 1.26.0
+
+replace github.com/apitoken-go/apitoken => ../
+
+require (
+	github.com/DATA-DOG/go-sqlmock v1.5.2
+	github.com/apitoken-go/apitoken v0.0.0-00010101000000-000000000000
+	github.com/stretchr/testify v1.12.1
+)
+
+require (
+	github.com/google/uuid v1.6.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+)
