@@ -1,0 +1,34 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apitoken-go/apitoken"
+)
+
+// DeleteAccount implements apitoken.AccountDeleter.
+func (s *Store) DeleteAccount(ctx context.Context, accountID string) (int, error) {
+	if !storable(accountID) {
+		return 0, nil
+	}
+	res, err := s.exec(ctx, &s.stmts.deleteAccount, accountID)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: delete account: %w", err)
+	}
+	return rowsAffected("delete account", res)
+}
+
+// DeleteExpired implements apitoken.ExpiredDeleter. The database scans the
+// table for it: a job for a quiet moment, not the request path.
+func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
+	if !storableTime(before) {
+		return 0, fmt.Errorf("sqlstore: %w: before is outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
+	}
+	res, err := s.exec(ctx, &s.stmts.deleteExpired, s.timeArg(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: delete expired: %w", err)
+	}
+	return rowsAffected("delete expired", res)
+}
