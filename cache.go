@@ -3,8 +3,6 @@ package apitoken
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -12,90 +10,9 @@ import (
 	"github.com/apitoken-go/apitoken/internal/table"
 )
 
-// A Bus carries cache invalidations between the Issuers of several
-// instances of an app that share one store, so that a token deleted or
-// rotated through one instance stops verifying on the others at once, not
-// only when their cache entries reach the TTL of WithCache. Package pgnotify
-// implements it with PostgreSQL's LISTEN/NOTIFY; Redis pub/sub or NATS fit
-// it as well. Messages are small (under 300 bytes) and hold ids, never a
-// secret nor a hash.
-type Bus interface {
-	// Publish sends msg to the subscribers of every instance, this one's
-	// included.
-	Publish(ctx context.Context, msg []byte) error
-
-	// Subscribe calls deliver with each message published, from one
-	// goroutine, until ctx ends; it then returns. Whenever messages may have
-	// been missed before, it calls deliver(nil), and the Issuer empties its
-	// cache: when it starts listening, and when it listens again after a
-	// lost connection (not when the connection is lost: the cache keeps
-	// serving through an outage, and its TTL bounds what was missed). It
-	// returns an error only when it gives up; the Issuer then calls it again
-	// after a pause.
-	Subscribe(ctx context.Context, deliver func(msg []byte)) error
-}
-
-// WithCache keeps up to size verified tokens in memory, each for ttl from
-// the Verify that asked the store for it, so that a token verified again within
-// ttl costs no store call: Verify through a SQL store then costs about what
-// it costs on memstore. The cache is off by default, because with several
-// instances of an app on one store, a token deleted through one instance
-// keeps verifying on the others until their entries reach ttl; WithCacheBus
-// tells them at once. Through this Issuer, Delete, DeleteAll and Rotate
-// take effect at once.
-//
-// A hit never lengthens an entry's life, and the token's expiry is checked
-// on every hit. Only tokens that verified are kept; an unknown secret always
-// asks the store, and concurrent misses for one secret make one store call.
-// When the store fails, the cached tokens keep verifying until their ttl
-// ends, and the others get the store's error (503 from the middleware);
-// when it is back, everything works again. LastUsedAt, as Verify returns
-// it, is the one the store had when the entry was filled.
-//
-// A full cache drops its oldest entries first, so size it for every token
-// used within one ttl, not only the busiest: each token beyond that makes a
-// store call per ttl, and pushes out an older entry. An entry takes about
-// 400 bytes, texts included, in a layout without pointers that adds next to
-// nothing to garbage collection; 48 bytes of it per entry are allocated up
-// front. size is at most 1<<26.
-func WithCache(size int, ttl time.Duration) Option {
-	return func(c *config) error {
-		if size < 1 || size > maxCacheSize {
-			return fmt.Errorf("%w: cache size is %d, want 1 to %d", ErrInvalidInput, size, maxCacheSize)
-		}
-		if ttl <= 0 {
-			return fmt.Errorf("%w: cache TTL is %v, want more than 0", ErrInvalidInput, ttl)
-		}
-		c.cacheSize, c.cacheTTL = size, ttl
-		return nil
-	}
-}
-
-// WithCacheBus sends the invalidations of this Issuer's cache (Delete,
-// DeleteAll, Rotate) to the Issuers of the other instances over bus, and
-// applies theirs, so that a token deleted anywhere stops verifying
-// everywhere as soon as the message arrives (milliseconds on PostgreSQL)
-// while the bus is connected, and within the cache's TTL at worst. Each time
-// the bus may have missed messages, the cache is emptied. A message that
-// cannot be sent does not fail the Delete that sent it (the token is gone
-// from the store); it is logged, at Warn, to the audit logger or else
-// slog.Default. It needs WithCache; Close stops the subscription.
-func WithCacheBus(bus Bus) Option {
-	return func(c *config) error {
-		if bus == nil {
-			return fmt.Errorf("%w: cache bus is nil", ErrInvalidInput)
-		}
-		c.bus = bus
-		return nil
-	}
-}
-
-// Bounds of the cache and of its background work.
-const (
-	maxCacheSize     = 1 << 26 // positions are uint32; 3 GiB of ring up front
-	publishTimeout   = 5 * time.Second
-	resubscribePause = time.Second
-)
+// maxCacheSize bounds WithCache's size: ring positions are uint32, and the
+// ring (3 GiB at this size) is allocated up front.
+const maxCacheSize = 1 << 26
 
 // A cache keeps verified records by hash. Its entries are filled in
 // order and kept for one TTL each, so that the oldest entry is also the one
@@ -141,6 +58,43 @@ func newCache(size int, ttl time.Duration, base time.Time) *cache {
 		ring:    make([]ringEntry, size),
 		flights: make(map[Hash]*flight),
 	}
+}
+
+// A fetched record is what Verify obtained for a hash, with what keep needs
+// to know of how it was obtained.
+type fetched struct {
+	rec    Record
+	want   Hash   // the hash rec must have: h, or the previous-key hash it was found by
+	cached bool   // it came from the cache: nothing to keep
+	shared bool   // it came from another caller's lookup, which re-hashes it
+	gen    uint64 // the cache's generation when the lookup began
+}
+
+// fetch returns the record of h: from the cache when it holds h at now,
+// otherwise from lookup, shared with the concurrent lookups of h begun at
+// the same generation. On a nil cache (no WithCache) it calls lookup.
+func (c *cache) fetch(ctx context.Context, h Hash, now time.Time, lookup func(context.Context) (Record, Hash, error)) (fetched, error) {
+	if c == nil {
+		rec, want, err := lookup(ctx)
+		return fetched{rec: rec, want: want}, err
+	}
+	if rec, ok := c.get(h, now); ok {
+		return fetched{rec: rec, want: h, cached: true}, nil
+	}
+	f := fetched{gen: c.generation()}
+	var err error
+	f.rec, f.want, f.shared, err = c.lookup(ctx, h, f.gen, lookup)
+	return f, err
+}
+
+// keep caches rec, which f fetched and Verify accepted at now (re-hashed, if
+// it was found under a previous key), unless it came from the cache or an
+// invalidation came since its lookup began. On a nil cache it does nothing.
+func (c *cache) keep(f fetched, rec Record, now time.Time) {
+	if c == nil || f.cached {
+		return
+	}
+	c.put(rec, f.gen, now)
 }
 
 // get returns the record cached for h, unless it is missing or past its
@@ -293,98 +247,4 @@ func cloneScopes(s []string) []string {
 		return nil
 	}
 	return append([]string(nil), s...)
-}
-
-// Invalidation messages: a version, a kind, the account id (at most 128
-// bytes, so its length fits a byte) and, for one token, its id.
-const (
-	msgVersion = 1
-	msgToken   = 't'
-	msgAccount = 'a'
-)
-
-func encodeInvalidation(accountID, id string) []byte {
-	kind := byte(msgToken)
-	if id == "" {
-		kind = msgAccount
-	}
-	msg := make([]byte, 0, 3+len(accountID)+len(id))
-	msg = append(msg, msgVersion, kind, byte(len(accountID)))
-	msg = append(msg, accountID...)
-	return append(msg, id...)
-}
-
-// decodeInvalidation reads a message; ok is false for one it cannot read.
-func decodeInvalidation(msg []byte) (accountID, id string, ok bool) {
-	if len(msg) < 3 || msg[0] != msgVersion {
-		return "", "", false
-	}
-	n := int(msg[2])
-	if len(msg) < 3+n || n == 0 {
-		return "", "", false
-	}
-	accountID, id = string(msg[3:3+n]), string(msg[3+n:])
-	switch msg[1] {
-	case msgToken:
-		return accountID, id, id != ""
-	case msgAccount:
-		return accountID, "", id == ""
-	}
-	return "", "", false
-}
-
-// invalidate drops a token (or, with an empty id, every token of the
-// account) from this Issuer's cache and tells the other instances. A
-// message that cannot be sent is logged: the change is in the store, and
-// the other instances' entries end with their TTL.
-func (iss *Issuer) invalidate(ctx context.Context, accountID, id string) {
-	if iss.cache == nil {
-		return
-	}
-	iss.cache.invalidate(accountID, id)
-	if iss.bus == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	if err := iss.bus.Publish(ctx, encodeInvalidation(accountID, id)); err != nil {
-		iss.logger().LogAttrs(ctx, slog.LevelWarn, "apitoken: cache invalidation not sent",
-			slog.String("account_id", accountID), slog.String("token_id", id), slog.Any("err", err))
-	}
-}
-
-// subscribe applies the other instances' invalidations until Close.
-func (iss *Issuer) subscribe(ctx context.Context) {
-	defer iss.background.Done()
-	deliver := func(msg []byte) {
-		accountID, id, ok := decodeInvalidation(msg)
-		if !ok { // nil (messages may be lost) or unreadable
-			iss.cache.clear()
-			return
-		}
-		iss.cache.invalidate(accountID, id)
-	}
-	for {
-		err := iss.bus.Subscribe(ctx, deliver)
-		if ctx.Err() != nil {
-			return
-		}
-		// No clear here: the next Subscribe empties the cache once it
-		// listens, and until then the cache keeps serving (the store may be
-		// down too).
-		iss.logger().LogAttrs(ctx, slog.LevelWarn, "apitoken: cache bus subscription ended; retrying", slog.Any("err", err))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(resubscribePause):
-		}
-	}
-}
-
-// logger is where the Issuer logs what goes wrong in the background.
-func (iss *Issuer) logger() *slog.Logger {
-	if iss.auditLog != nil {
-		return iss.auditLog
-	}
-	return slog.Default()
 }

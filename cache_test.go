@@ -285,9 +285,12 @@ type cacheNode struct {
 func (e *cacheEnv) node(t *testing.T, withBus bool, opts ...apitoken.Option) *cacheNode {
 	t.Helper()
 	n := &cacheNode{env: e, store: &cacheStore{Store: e.mem}, logs: &logcheck.Buffer{}}
+	logger := slog.New(slog.NewJSONHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	all := []apitoken.Option{
 		apitoken.WithClock(e.clock.Now),
-		apitoken.WithAuditLogger(slog.New(slog.NewJSONHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		// One buffer for the audit records and the background failures.
+		apitoken.WithAuditLogger(logger),
+		apitoken.WithLogger(logger),
 		apitoken.WithCache(100, cacheTTL),
 	}
 	if withBus {

@@ -2,19 +2,13 @@ package apitoken
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -24,27 +18,35 @@ import (
 // safe for concurrent use. Make one with NewIssuer: the zero value is not
 // usable.
 type Issuer struct {
-	store     Store
-	head      string // the prefix and '_': how every secret starts
-	now       func() time.Time
-	macs      sync.Pool // of *mac, each keyed
-	maxTokens int       // per account; 0: no limit
-	auditLog  *slog.Logger
-	lastUses  *lastUses // nil when the store does not record last uses
-	previous  [][]byte  // hash keys before the current one
-	cache     *cache    // nil without WithCache
-	bus       Bus       // nil without WithCacheBus
-	closed    atomic.Bool
+	store    Store
+	caps     capabilities // the store's optional methods, found once
+	settings              // what the options set, shared with InTx's Issuers
+	keys     *hasher
+	lastUses *lastUses // nil when last uses are not recorded
+	cache    *cache    // nil without WithCache
+	bus      Bus       // nil without WithCacheBus
+	tx       *txState  // set on an Issuer made by InTx
+	closed   atomic.Bool
 
 	stop       context.CancelFunc // ends the background work of the bus
 	background sync.WaitGroup
 }
 
+// settings are what an Issuer keeps of its options.
+type settings struct {
+	head      string // the prefix and '_': how every secret starts
+	now       func() time.Time
+	maxTokens int          // per account; 0: no limit
+	auditLog  *slog.Logger // nil: no audit records
+	log       *slog.Logger // for failures in the background; nil: slog.Default()
+}
+
 // NewIssuer returns an Issuer over store. Options set the secret prefix, an
 // application hash key and the clock; a bad option is an error wrapping
-// ErrInvalidInput.
+// ErrInvalidInput, and an option that needs a capability the store lacks
+// (see Store) one wrapping errors.ErrUnsupported.
 func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
-	if store == nil {
+	if isNilStore(store) {
 		return nil, fmt.Errorf("%w: store is nil", ErrInvalidInput)
 	}
 	c := config{prefix: DefaultPrefix, hashKey: defaultHashKey, now: time.Now}
@@ -56,38 +58,32 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 			return nil, err
 		}
 	}
-	if _, ok := store.(LimitedCreator); c.maxTokens > 0 && !ok {
-		return nil, fmt.Errorf("apitoken: the store cannot enforce WithMaxTokensPerAccount: %w", errors.ErrUnsupported)
-	}
-	if _, ok := store.(Rehasher); len(c.previous) > 0 && !ok {
-		return nil, fmt.Errorf("apitoken: the store cannot re-hash tokens for WithPreviousHashKeys: %w", errors.ErrUnsupported)
-	}
-	key := c.hashKey
-	var lu *lastUses
-	r, canRecord := store.(LastUseRecorder)
-	if !c.lastUseSet && canRecord {
-		c.lastUse = defaultLastUseInterval
-	}
-	if c.lastUse > 0 {
-		if !canRecord {
-			return nil, fmt.Errorf("apitoken: the store cannot record last uses: %w", errors.ErrUnsupported)
-		}
-		lu = &lastUses{store: r, interval: c.lastUse, log: c.auditLog, recorded: make(map[string]time.Time)}
+	caps := findCapabilities(store)
+	if err := caps.check(needs{maxTokens: c.maxTokens, previousKeys: len(c.previous), lastUse: c.lastUseSet && c.lastUse > 0}); err != nil {
+		return nil, err
 	}
 	if c.bus != nil && c.cacheSize == 0 {
 		return nil, fmt.Errorf("%w: WithCacheBus needs WithCache", ErrInvalidInput)
 	}
 	iss := &Issuer{
-		lastUses:  lu,
-		previous:  c.previous,
-		store:     store,
-		head:      c.prefix + "_",
-		now:       c.now,
-		macs:      sync.Pool{New: func() any { return &mac{h: hmac.New(sha256.New, key)} }},
-		maxTokens: c.maxTokens,
-		auditLog:  c.auditLog,
-		bus:       c.bus,
-		stop:      func() {},
+		store: store,
+		caps:  caps,
+		settings: settings{
+			head:      c.prefix + "_",
+			now:       c.now,
+			maxTokens: c.maxTokens,
+			auditLog:  c.auditLog,
+			log:       c.logger,
+		},
+		keys: newHasher(c.hashKey, c.previous),
+		bus:  c.bus,
+		stop: func() {},
+	}
+	if !c.lastUseSet && caps.recordLastUse != nil {
+		c.lastUse = defaultLastUseInterval
+	}
+	if c.lastUse > 0 {
+		iss.lastUses = &lastUses{store: caps.recordLastUse, interval: c.lastUse, log: c.logger, recorded: make(map[string]time.Time)}
 	}
 	if c.cacheSize > 0 {
 		iss.cache = newCache(c.cacheSize, c.cacheTTL, c.now())
@@ -99,6 +95,15 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		go iss.subscribe(ctx)
 	}
 	return iss, nil
+}
+
+// logger is where the Issuer reports what goes wrong in the background,
+// where no caller sees an error: WithLogger's logger, or slog.Default().
+func (iss *Issuer) logger() *slog.Logger {
+	if iss.log != nil {
+		return iss.log
+	}
+	return slog.Default()
 }
 
 // Limits of IssueParams, documented there.
@@ -161,9 +166,9 @@ func (iss *Issuer) issue(ctx context.Context, p IssueParams, max int) (secret st
 		}
 		tok.ID = id.String()
 		secret = newSecret(iss.head)
-		rec := Record{Token: tok, Hash: iss.hash(secret)}
+		rec := Record{Token: tok, Hash: iss.keys.hash(secret)}
 		if max > 0 {
-			err = iss.store.(LimitedCreator).CreateLimited(ctx, rec, max)
+			err = iss.caps.createLimited.CreateLimited(ctx, rec, max)
 		} else {
 			err = iss.store.Create(ctx, rec)
 		}
@@ -248,7 +253,7 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 	if grace < 0 {
 		return "", Token{}, fmt.Errorf("%w: grace is negative", ErrInvalidInput)
 	}
-	if _, ok := iss.store.(ExpiryUpdater); grace > 0 && !ok {
+	if grace > 0 && iss.caps.setExpiry == nil {
 		return "", Token{}, fmt.Errorf("apitoken: the store cannot set a token's expiry, so rotate with a grace of 0: %w", errors.ErrUnsupported)
 	}
 	now := iss.clock()
@@ -308,12 +313,11 @@ func (iss *Issuer) liveToken(ctx context.Context, accountID, tokenID string, now
 // that a concurrent Rotate's shorter grace is never overwritten by a longer
 // one; when it changed meanwhile, the token is read again.
 func (iss *Issuer) shortenExpiry(ctx context.Context, old Token, until time.Time) error {
-	updater := iss.store.(ExpiryUpdater)
 	for range expiryRetries {
 		if !old.ExpiresAt.IsZero() && !until.Before(old.ExpiresAt) {
 			return nil
 		}
-		err := updater.SetExpiry(ctx, old.AccountID, old.ID, old.ExpiresAt, until)
+		err := iss.caps.setExpiry.SetExpiry(ctx, old.AccountID, old.ID, old.ExpiresAt, until)
 		if !errors.Is(err, ErrNotFound) {
 			return err
 		}
@@ -368,12 +372,15 @@ func (iss *Issuer) DeleteAll(ctx context.Context, accountID string) (int, error)
 
 // deleteAll is DeleteAll after the account id was checked.
 func (iss *Issuer) deleteAll(ctx context.Context, accountID string) (int, error) {
-	if d, ok := iss.store.(AccountDeleter); ok {
-		n, err := d.DeleteAccount(ctx, accountID)
-		if err != nil {
+	if d := iss.caps.deleteAccount; d != nil {
+		// A store that cannot serve it in its configuration says so at call
+		// time: the fallback below then serves instead.
+		switch n, err := d.DeleteAccount(ctx, accountID); {
+		case err == nil:
+			return n, nil
+		case !errors.Is(err, errors.ErrUnsupported):
 			return 0, fmt.Errorf("apitoken: store: %w", err)
 		}
-		return n, nil
 	}
 	toks, err := iss.store.List(ctx, accountID)
 	if err != nil {
@@ -402,8 +409,8 @@ func (iss *Issuer) Prune(ctx context.Context, before time.Time) (int, error) {
 	if iss.closed.Load() {
 		return 0, ErrClosed
 	}
-	d, ok := iss.store.(ExpiredDeleter)
-	if !ok {
+	d := iss.caps.deleteExpired
+	if d == nil {
 		return 0, fmt.Errorf("apitoken: the store cannot delete expired tokens: %w", errors.ErrUnsupported)
 	}
 	before = before.UTC().Truncate(time.Microsecond)
@@ -419,129 +426,4 @@ func (iss *Issuer) Prune(ctx context.Context, before time.Time) (int, error) {
 // monotonic reading.
 func (iss *Issuer) clock() time.Time {
 	return iss.now().UTC().Truncate(time.Microsecond)
-}
-
-func checkParams(p IssueParams, now time.Time) error {
-	if err := checkAccountID(p.AccountID); err != nil {
-		return err
-	}
-	if err := checkText("MemberID", p.MemberID); err != nil {
-		return err
-	}
-	if err := checkText("Name", p.Name); err != nil {
-		return err
-	}
-	if len(p.Scopes) > maxScopes {
-		return fmt.Errorf("%w: Scopes has %d entries, want at most %d", ErrInvalidInput, len(p.Scopes), maxScopes)
-	}
-	for i, s := range p.Scopes {
-		if !validScope(s) {
-			return fmt.Errorf("%w: Scopes[%d] must be 1 to %d printable ASCII characters without space, '\"' or '\\'", ErrInvalidInput, i, maxScopeLen)
-		}
-		if slices.Contains(p.Scopes[:i], s) {
-			return fmt.Errorf("%w: Scopes[%d] repeats an earlier scope", ErrInvalidInput, i)
-		}
-	}
-	if !p.ExpiresAt.IsZero() && !p.ExpiresAt.After(now) {
-		return fmt.Errorf("%w: ExpiresAt is not in the future", ErrInvalidInput)
-	}
-	if p.ExpiresAt.Year() > maxYear {
-		// Beyond what SQL date types hold (MySQL's DATETIME ends there).
-		return fmt.Errorf("%w: ExpiresAt is after the year %d", ErrInvalidInput, maxYear)
-	}
-	return nil
-}
-
-// checkAccountID refuses account ids that no token can have: see IssueParams.
-func checkAccountID(id string) error { return fieldError("AccountID", accountIDProblem(id)) }
-
-// checkText refuses a text field that is too long, not UTF-8, or holds a
-// control character.
-func checkText(field, s string) error { return fieldError(field, textProblem(s)) }
-
-// fieldError names the field and its problem, never its value; nil when
-// there is no problem.
-func fieldError(field, problem string) error {
-	if problem == "" {
-		return nil
-	}
-	return fmt.Errorf("%w: %s %s", ErrInvalidInput, field, problem)
-}
-
-// accountIDProblem says what makes id impossible as an account id, or ""
-// when nothing does. It does not allocate: the middleware runs it on every
-// account header, malformed ones included.
-func accountIDProblem(id string) string {
-	if id == "" {
-		return "is empty"
-	}
-	if p := textProblem(id); p != "" {
-		return p
-	}
-	if strings.ContainsRune(id, ':') {
-		return "contains ':'"
-	}
-	first, _ := utf8.DecodeRuneInString(id)
-	last, _ := utf8.DecodeLastRuneInString(id)
-	if unicode.IsSpace(first) || unicode.IsSpace(last) {
-		return "begins or ends with white space"
-	}
-	return ""
-}
-
-// textProblem is checkText's test, without allocating.
-func textProblem(s string) string {
-	switch {
-	case len(s) > maxTextLen:
-		return "is longer than 128 bytes"
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	case strings.ContainsFunc(s, unicode.IsControl):
-		return "contains a control character"
-	}
-	return ""
-}
-
-// validScope reports whether s is an RFC 6749 scope-token of allowed length.
-func validScope(s string) bool {
-	if s == "" || len(s) > maxScopeLen {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// defaultHashKey keys the hash when the application sets none. It is public,
-// so it only separates our digests from plain SHA-256 ones; WithHashKey adds
-// a real secret.
-var defaultHashKey = []byte("github.com/apitoken-go/apitoken hash key, v1")
-
-// A mac is a keyed HMAC-SHA-256, reused through a sync.Pool: after the first
-// use, Reset restores the keyed state instead of hashing the key again.
-//
-// Why HMAC-SHA-256: secrets carry about 190 random bits, so one pass of a
-// keyed hash is the approved protection at rest (NIST SP 800-63B-4
-// §3.1.2.2); a password hash (bcrypt, argon2) would only add 10^5 times the
-// cost per request against guessing that is already impossible, and its
-// salt would forbid the indexed lookup by hash. Among keyed hashes, pooled
-// HMAC-SHA-256 measured cheapest here (SHA-NI): about 2.7x faster than keyed
-// BLAKE2b-256 (BenchmarkHash in hash_bench_test.go).
-type mac struct {
-	h   hash.Hash
-	sum [sha256.Size]byte
-}
-
-// hash returns the keyed digest of secret.
-func (iss *Issuer) hash(secret string) Hash {
-	m := iss.macs.Get().(*mac)
-	m.h.Reset()
-	m.h.Write(bytesOf(secret))
-	var h Hash
-	copy(h[:], m.h.Sum(m.sum[:0]))
-	iss.macs.Put(m)
-	return h
 }

@@ -22,6 +22,7 @@ type config struct {
 	cacheSize  int      // 0: no cache
 	cacheTTL   time.Duration
 	bus        Bus
+	logger     *slog.Logger // nil: slog.Default()
 }
 
 // minHashKeyLen is the shortest application key WithHashKey accepts: as many
@@ -122,6 +123,22 @@ func WithAuditLogger(logger *slog.Logger) Option {
 	}
 }
 
+// WithLogger sets where the Issuer reports the failures of its background
+// work, which no caller sees as an error: last uses not written, cache
+// invalidations not sent, a cache bus subscription lost, a token not moved
+// to the current hash key (at Warn). Nothing secret is ever logged. The
+// default is slog.Default() at the time of the failure. It is not the audit
+// log (WithAuditLogger), which records what happened to tokens.
+func WithLogger(logger *slog.Logger) Option {
+	return func(c *config) error {
+		if logger == nil {
+			return fmt.Errorf("%w: logger is nil", ErrInvalidInput)
+		}
+		c.logger = logger
+		return nil
+	}
+}
+
 // defaultLastUseInterval is WithLastUseInterval's default.
 const defaultLastUseInterval = 5 * time.Minute
 
@@ -164,6 +181,61 @@ func WithPreviousHashKeys(keys ...[]byte) Option {
 			}
 			c.previous = append(c.previous, append([]byte(nil), key...))
 		}
+		return nil
+	}
+}
+
+// WithCache keeps up to size verified tokens in memory, each for ttl from
+// the Verify that asked the store for it, so that a token verified again within
+// ttl costs no store call: Verify through a SQL store then costs about what
+// it costs on memstore. The cache is off by default, because with several
+// instances of an app on one store, a token deleted through one instance
+// keeps verifying on the others until their entries reach ttl; WithCacheBus
+// tells them at once. Through this Issuer, Delete, DeleteAll and Rotate
+// take effect at once.
+//
+// A hit never lengthens an entry's life, and the token's expiry is checked
+// on every hit. Only tokens that verified are kept; an unknown secret always
+// asks the store, and concurrent misses for one secret make one store call.
+// When the store fails, the cached tokens keep verifying until their ttl
+// ends, and the others get the store's error (503 from the middleware);
+// when it is back, everything works again. LastUsedAt, as Verify returns
+// it, is the one the store had when the entry was filled.
+//
+// A full cache drops its oldest entries first, so size it for every token
+// used within one ttl, not only the busiest: each token beyond that makes a
+// store call per ttl, and pushes out an older entry. An entry takes about
+// 400 bytes, texts included, in a layout without pointers that adds next to
+// nothing to garbage collection; 48 bytes of it per entry are allocated up
+// front. size is at most 1<<26.
+func WithCache(size int, ttl time.Duration) Option {
+	return func(c *config) error {
+		if size < 1 || size > maxCacheSize {
+			return fmt.Errorf("%w: cache size is %d, want 1 to %d", ErrInvalidInput, size, maxCacheSize)
+		}
+		if ttl <= 0 {
+			return fmt.Errorf("%w: cache TTL is %v, want more than 0", ErrInvalidInput, ttl)
+		}
+		c.cacheSize, c.cacheTTL = size, ttl
+		return nil
+	}
+}
+
+// WithCacheBus sends the invalidations of this Issuer's cache (Delete,
+// DeleteAll, Rotate) to the Issuers of the other instances over bus, and
+// applies theirs, so that a token deleted anywhere stops verifying
+// everywhere as soon as the message arrives (milliseconds on PostgreSQL)
+// while the bus is connected, and within the cache's TTL at worst. Each time
+// the bus may have missed messages, the cache is emptied. A message that
+// cannot be sent does not fail the Delete that sent it (the token is gone
+// from the store); it is logged, at Warn, to the audit logger or else
+// slog.Default. It needs WithCache; Close stops the subscription.
+func WithCacheBus(bus Bus) Option {
+	return func(c *config) error {
+		if bus == nil {
+			return fmt.Errorf("%w: cache bus is nil", ErrInvalidInput)
+		}
+		c.bus = bus
 		return nil
 	}
 }

@@ -2,7 +2,6 @@ package apitoken
 
 import (
 	"context"
-	"time"
 )
 
 // Record is what a Store keeps for one token: its metadata and the keyed hash
@@ -30,7 +29,26 @@ type Record struct {
 // as ErrNotFound: that would turn an outage into "invalid token". A failed
 // call leaves the Store as it was.
 //
-// storetest.Run checks all of this; run it against every implementation.
+// A Store may also implement optional capabilities, extra interfaces that
+// the Issuer finds once, in NewIssuer (through the Unwrap method of a store
+// that wraps another, see Capability):
+//
+//	capability       serves                           without it
+//	AccountDeleter   DeleteAll in one call            DeleteAll lists and deletes one by one
+//	ExpiredDeleter   Prune                            Prune is errors.ErrUnsupported
+//	ExpiryUpdater    Rotate with a grace period       Rotate with a grace is errors.ErrUnsupported
+//	LimitedCreator   WithMaxTokensPerAccount          NewIssuer fails with errors.ErrUnsupported
+//	LastUseRecorder  last use (on by default)         no last use; asked for explicitly, NewIssuer fails
+//	Rehasher         WithPreviousHashKeys             NewIssuer fails with errors.ErrUnsupported
+//
+// A capability's method may also answer, at call time, an error wrapping
+// errors.ErrUnsupported when the store's configuration cannot serve it (a
+// sqlstore Store inside some transactions cannot CreateLimited): the Issuer
+// then falls back where there is a fallback (DeleteAll) and returns the
+// error otherwise.
+//
+// storetest.Run checks all of this, capabilities included; run it against
+// every implementation.
 type Store interface {
 	// Create stores rec. If a record with the same ID or the same Hash
 	// exists, it stores nothing and returns an error wrapping ErrDuplicate.
@@ -49,68 +67,4 @@ type Store interface {
 	// Delete removes the token with that ID if it belongs to the account;
 	// otherwise it changes nothing and returns an error wrapping ErrNotFound.
 	Delete(ctx context.Context, accountID, id string) error
-}
-
-// AccountDeleter is a capability a Store may add: DeleteAccount removes
-// every token of the account, compared byte for byte, in one call, and
-// returns how many it removed (0, and no error, for an account without
-// tokens). Issuer.DeleteAll uses it; without it, DeleteAll lists the
-// account's tokens and deletes them one by one.
-type AccountDeleter interface {
-	DeleteAccount(ctx context.Context, accountID string) (int, error)
-}
-
-// ExpiredDeleter is a capability a Store may add: DeleteExpired removes
-// every token whose ExpiresAt is set and at or before before, of every
-// account, and returns how many it removed. A token that never expires is
-// never removed. Issuer.Prune needs it.
-type ExpiredDeleter interface {
-	DeleteExpired(ctx context.Context, before time.Time) (int, error)
-}
-
-// ExpiryUpdater is a capability a Store may add: SetExpiry changes the
-// ExpiresAt of the token with that id, in that account (compared byte for
-// byte), from from (zero: it never expires; otherwise UTC, to the
-// microsecond, as the Store returned it) to to (not zero, UTC, to the
-// microsecond, never equal to from), in one atomic compare-and-set. When no
-// token of the account has that id and that expiry, it changes nothing and
-// returns an error wrapping ErrNotFound. Issuer.Rotate uses it to let the old
-// token live through its grace period; the compare-and-set keeps a
-// concurrent Rotate from lengthening a grace another one shortened.
-type ExpiryUpdater interface {
-	SetExpiry(ctx context.Context, accountID, id string, from, to time.Time) error
-}
-
-// LastUse is when the token with ID last verified.
-type LastUse struct {
-	ID string
-	At time.Time
-}
-
-// LastUseRecorder is a capability a Store may add: RecordLastUse sets the
-// LastUsedAt of each token of uses to its At (UTC, to the microsecond) when
-// that is later than the one stored, and skips ids it does not hold. The
-// Issuer calls it in the background, at most once per token per interval
-// (WithLastUseInterval), with a batch of the tokens used meanwhile.
-type LastUseRecorder interface {
-	RecordLastUse(ctx context.Context, uses []LastUse) error
-}
-
-// LimitedCreator is a capability a Store may add: CreateLimited is Create,
-// except that when the account of rec already has max tokens it stores
-// nothing and returns an error wrapping ErrLimitReached. Counting and
-// inserting are one atomic step: calls racing for one account, from any
-// number of goroutines or processes, never leave it with more than max
-// tokens. WithMaxTokensPerAccount needs it.
-type LimitedCreator interface {
-	CreateLimited(ctx context.Context, rec Record, max int) error
-}
-
-// Rehasher is a capability a Store may add: Rehash replaces the Hash of the
-// token with that id, in that account, from from to to, and returns an error
-// wrapping ErrNotFound, changing nothing, when no token of the account has
-// that id and that hash. Issuer's WithPreviousHashKeys needs it to move a
-// token to the current hash key on its first use after a key change.
-type Rehasher interface {
-	Rehash(ctx context.Context, accountID, id string, from, to Hash) error
 }

@@ -40,22 +40,6 @@ func (t Token) HasScope(scope string) bool {
 	return slices.Contains(t.Scopes, scope)
 }
 
-// IssueParams describes a token to issue. AccountID is required; the other
-// fields are optional.
-//
-// AccountID, MemberID and Name are at most 128 bytes of UTF-8 without control
-// characters; AccountID must not contain ':' (it separates the account from
-// the secret in HTTP Basic credentials) nor begin or end with white space.
-// Scopes are at most 32 distinct RFC 6749 scope tokens of at most 64 bytes
-// each (printable ASCII without space, '"' or '\'). ExpiresAt, when not zero,
-// must be in the future and at most in the year 9999; it is stored truncated
-// to the microsecond.
-type IssueParams struct {
-	AccountID, MemberID, Name string
-	Scopes                    []string
-	ExpiresAt                 time.Time
-}
-
 // Hash is the keyed SHA-256 digest of a secret: what a Store keeps and looks
 // up instead of the secret. Its value never prints: fmt verbs, JSON, text
 // encodings and log/slog all show it redacted. A Store reads its bytes with

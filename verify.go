@@ -2,8 +2,6 @@ package apitoken
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,30 +24,12 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head) {
 		return Token{}, iss.refused(ctx, accountID, "", reasonMalformed, "")
 	}
-	h := iss.hash(secret)
+	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
-	var (
-		rec    Record
-		want   Hash // the hash the record must have
-		err    error
-		cached bool
-		shared bool // rec came from another caller's lookup
-		gen    uint64
-	)
-	if iss.cache != nil {
-		rec, cached = iss.cache.get(h, now)
-		want = h
-	}
-	if !cached {
-		if iss.cache != nil {
-			gen = iss.cache.generation()
-			rec, want, shared, err = iss.cache.lookup(ctx, h, gen, func(ctx context.Context) (Record, Hash, error) {
-				return iss.lookup(ctx, secret, h)
-			})
-		} else {
-			rec, want, err = iss.lookup(ctx, secret, h)
-		}
-	}
+	f, err := iss.cache.fetch(ctx, h, now, func(ctx context.Context) (Record, Hash, error) {
+		return iss.lookup(ctx, secret, h)
+	})
+	rec := f.rec
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
@@ -57,7 +37,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
-	if rec.Hash != want {
+	if rec.Hash != f.want {
 		return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
 	}
 	if rec.AccountID != accountID {
@@ -66,15 +46,13 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
 		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired, "")
 	}
-	if want != h {
-		if !shared {
+	if f.want != h {
+		if !f.shared {
 			iss.rehash(ctx, rec, h)
 		}
 		rec.Hash = h
 	}
-	if iss.cache != nil && !cached {
-		iss.cache.put(rec, gen, now)
-	}
+	iss.cache.keep(f, rec, now)
 	if iss.auditLog != nil {
 		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
 			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
@@ -91,7 +69,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 // is h, and returns it with the hash it was found by.
 func (iss *Issuer) lookup(ctx context.Context, secret string, h Hash) (Record, Hash, error) {
 	rec, err := iss.store.Lookup(ctx, h)
-	if errors.Is(err, ErrNotFound) && len(iss.previous) > 0 {
+	if errors.Is(err, ErrNotFound) && len(iss.keys.previous) > 0 {
 		return iss.lookupPrevious(ctx, secret)
 	}
 	return rec, h, err
@@ -100,11 +78,8 @@ func (iss *Issuer) lookup(ctx context.Context, secret string, h Hash) (Record, H
 // lookupPrevious looks the secret up under each previous hash key, and
 // returns the record found with the hash it was found by.
 func (iss *Issuer) lookupPrevious(ctx context.Context, secret string) (Record, Hash, error) {
-	for _, key := range iss.previous {
-		m := hmac.New(sha256.New, key)
-		m.Write(bytesOf(secret))
-		var h Hash
-		copy(h[:], m.Sum(nil))
+	for _, key := range iss.keys.previous {
+		h := key.sum(secret)
 		rec, err := iss.store.Lookup(ctx, h)
 		if !errors.Is(err, ErrNotFound) {
 			return rec, h, err
@@ -116,9 +91,9 @@ func (iss *Issuer) lookupPrevious(ctx context.Context, secret string) (Record, H
 // rehash moves rec to the hash to under the current key. A failure fails
 // no request: the token is looked up under its previous key again next time.
 func (iss *Issuer) rehash(ctx context.Context, rec Record, to Hash) {
-	err := iss.store.(Rehasher).Rehash(ctx, rec.AccountID, rec.ID, rec.Hash, to)
+	err := iss.caps.rehash.Rehash(ctx, rec.AccountID, rec.ID, rec.Hash, to)
 	if err != nil {
-		iss.audit(ctx, slog.LevelWarn, "apitoken: token not re-hashed", slog.String("account_id", rec.AccountID),
+		iss.logger().LogAttrs(ctx, slog.LevelWarn, "apitoken: token not re-hashed", slog.String("account_id", rec.AccountID),
 			slog.String("token_id", rec.ID), slog.Any("err", err))
 		return
 	}
