@@ -1181,3 +1181,52 @@ func TestCacheLogsNoSecret(t *testing.T) {
 		assert.NotZero(t, countRecords(t, msg.node.logs.String(), msg.level, msg.msg), "no %s %q record", msg.level, msg.msg)
 	}
 }
+
+// A Verify that begins after Delete returned must not join a lookup that
+// began before it (README: "also while a lookup for it is under way").
+func TestCacheVerifyAfterDeleteDoesNotJoinEarlierLookup(t *testing.T) {
+	env := newCacheEnv(t)
+	n := env.node(t, false)
+	secret, tok := n.issue(t, apitoken.IssueParams{AccountID: "acme"})
+	release := n.store.pause()
+	defer release()
+	first := make(chan error, 1)
+	go func() { _, err := n.iss.Verify(context.Background(), "acme", secret); first <- err }()
+	require.Eventually(t, func() bool { return n.store.paused.Load() == 1 }, time.Second, time.Millisecond)
+	require.NoError(t, n.iss.Delete(t.Context(), "acme", tok.ID))
+	second := make(chan error, 1)
+	go func() { _, err := n.iss.Verify(context.Background(), "acme", secret); second <- err }()
+	require.Eventually(t, func() bool { return n.store.paused.Load() == 2 }, time.Second, time.Millisecond,
+		"a Verify begun after Delete must make its own lookup")
+	release()
+	<-first
+	require.ErrorIs(t, <-second, apitoken.ErrInvalidToken)
+}
+
+// ambiguousDelete deletes, then reports a failure (a commit whose answer was lost).
+type ambiguousDelete struct{ *memstore.Store }
+
+func (s ambiguousDelete) Delete(ctx context.Context, a, id string) error {
+	if err := s.Store.Delete(ctx, a, id); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
+}
+
+// A Delete whose store call fails after it took effect must not leave the
+// token cached.
+func TestCacheForgetsOnAnAmbiguousDelete(t *testing.T) {
+	st := ambiguousDelete{memstore.New()}
+	iss, err := apitoken.NewIssuer(st, apitoken.WithCache(10, time.Hour))
+	require.NoError(t, err)
+	defer iss.Close()
+	secret, tok, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
+	require.NoError(t, err)
+	_, err = iss.Verify(t.Context(), "acme", secret)
+	require.NoError(t, err)
+	require.Error(t, iss.Delete(t.Context(), "acme", tok.ID))
+	left, _ := st.List(t.Context(), "acme")
+	require.Empty(t, left, "gone from the store")
+	_, err = iss.Verify(t.Context(), "acme", secret)
+	require.ErrorIs(t, err, apitoken.ErrInvalidToken)
+}

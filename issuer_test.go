@@ -334,150 +334,6 @@ func TestIssueRetriesDuplicates(t *testing.T) {
 	})
 }
 
-func TestVerify(t *testing.T) {
-	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
-	store := newSpy()
-	iss := newIssuer(t, store, apitoken.WithClock(clk.Now))
-	secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", Scopes: []string{"read"}, ExpiresAt: clk.Now().Add(time.Hour)})
-	require.NoError(t, err)
-	other, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "ACME"})
-	require.NoError(t, err)
-
-	t.Run("ok, the pair matches", func(t *testing.T) {
-		got, err := iss.Verify(ctx, "acme", secret)
-		require.NoError(t, err)
-		assert.Equal(t, tok, got)
-	})
-
-	flip := func(s string, i int) string {
-		b := []byte(s)
-		if b[i] >= 'a' && b[i] <= 'z' {
-			b[i] -= 'a' - 'A'
-		} else if b[i] >= 'A' && b[i] <= 'Z' {
-			b[i] += 'a' - 'A'
-		} else {
-			b[i] = '0' + (b[i]-'0'+1)%10
-		}
-		return string(b)
-	}
-	body := len("apitoken_")
-	// Refused before the store: every change that breaks the format.
-	malformed := map[string]string{
-		"empty":                         "",
-		"body character changed":        flip(secret, body+3),
-		"checksum character changed":    flip(secret, len(secret)-1),
-		"one character dropped":         secret[:len(secret)-1],
-		"one character added":           secret + "0",
-		"underscore replaced by dash":   strings.Replace(secret, "_", "-", 1),
-		"prefix upper-cased":            "APITOKEN" + secret[len("apitoken"):],
-		"other prefix, valid checksum":  "acme_" + secret[body:len(secret)-6] + checksum("acme_"+secret[body:len(secret)-6]),
-		"zero-width space inserted":     secret[:10] + "\u200b" + secret[10:],
-		"trailing newline":              secret + "\n",
-		"trailing NUL":                  secret + "\x00",
-		"8 KB":                          strings.Repeat("a", 8<<10),
-		"non-base62 with good checksum": secret[:body] + "-" + secret[body+1:len(secret)-6] + checksum(secret[:body]+"-"+secret[body+1:len(secret)-6]),
-	}
-	for name, s := range malformed {
-		t.Run("nok, malformed: "+name, func(t *testing.T) {
-			before := store.calls.Load()
-			_, err := iss.Verify(ctx, "acme", s)
-			require.Equal(t, apitoken.ErrInvalidToken, err)
-			assert.Equal(t, before, store.calls.Load(), "a malformed secret must not reach the store")
-		})
-	}
-
-	// Well-formed but wrong: every refusal is the same error, with the same text.
-	unknown := secret[:body] + strings.Repeat("Z", 32)
-	unknown += checksum(unknown)
-	refusals := map[string]func() error{
-		"unknown token": func() error { _, err := iss.Verify(ctx, "acme", unknown); return err },
-		"other account": func() error { _, err := iss.Verify(ctx, "other", secret); return err },
-		"account differs in case": func() error {
-			_, err := iss.Verify(ctx, "acme", other) // other belongs to "ACME"
-			return err
-		},
-		"empty account":    func() error { _, err := iss.Verify(ctx, "", secret); return err },
-		"account too long": func() error { _, err := iss.Verify(ctx, strings.Repeat("a", 200), secret); return err },
-	}
-	for name, f := range refusals {
-		t.Run("nok, "+name, func(t *testing.T) {
-			err := f()
-			require.Equal(t, apitoken.ErrInvalidToken, err, "every refusal is ErrInvalidToken itself, so none can be told apart")
-			assert.Equal(t, "apitoken: invalid token", err.Error())
-		})
-	}
-
-	t.Run("nok, expired at ExpiresAt exactly, and after", func(t *testing.T) {
-		c := &clock{t: clk.Now()}
-		iss := newIssuer(t, memstore.New(), apitoken.WithClock(c.Now))
-		s, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", ExpiresAt: c.Now().Add(time.Minute)})
-		require.NoError(t, err)
-		c.Add(time.Minute - time.Microsecond)
-		_, err = iss.Verify(ctx, "acme", s)
-		require.NoError(t, err, "valid until the last microsecond")
-		c.Add(time.Microsecond)
-		require.Equal(t, tok.ExpiresAt, c.Now())
-		_, err = iss.Verify(ctx, "acme", s)
-		require.Equal(t, apitoken.ErrInvalidToken, err, "now >= ExpiresAt is expired")
-		c.Add(time.Hour)
-		_, err = iss.Verify(ctx, "acme", s)
-		require.Equal(t, apitoken.ErrInvalidToken, err)
-	})
-
-	t.Run("nok, deleted", func(t *testing.T) {
-		s, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
-		require.NoError(t, err)
-		require.NoError(t, iss.Delete(ctx, "acme", tok.ID))
-		_, err = iss.Verify(ctx, "acme", s)
-		require.Equal(t, apitoken.ErrInvalidToken, err)
-	})
-
-	t.Run("nok, secret of another issuer with another hash key", func(t *testing.T) {
-		store := memstore.New()
-		a := newIssuer(t, store, apitoken.WithHashKey(bytes.Repeat([]byte{1}, 32)))
-		b := newIssuer(t, store, apitoken.WithHashKey(bytes.Repeat([]byte{2}, 32)))
-		s, _, err := a.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
-		require.NoError(t, err)
-		_, err = a.Verify(ctx, "acme", s)
-		require.NoError(t, err)
-		_, err = b.Verify(ctx, "acme", s)
-		require.Equal(t, apitoken.ErrInvalidToken, err, "the hash key takes part in the hash")
-	})
-
-	t.Run("nok, store failure is not ErrInvalidToken", func(t *testing.T) {
-		failing := newSpy()
-		iss := newIssuer(t, failing)
-		s, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
-		require.NoError(t, err)
-		for _, cause := range []error{errors.New("connection refused"), context.DeadlineExceeded, context.Canceled} {
-			failing.failWith = cause
-			_, err = iss.Verify(ctx, "acme", s)
-			require.ErrorIs(t, err, cause)
-			assert.NotErrorIs(t, err, apitoken.ErrInvalidToken, "an outage must not look like a bad token")
-			assert.NotContains(t, err.Error(), s)
-		}
-	})
-}
-
-// lyingStore returns a record for any hash: Verify must not trust it.
-type lyingStore struct{ rec apitoken.Record }
-
-func (s lyingStore) Create(context.Context, apitoken.Record) error { return nil }
-func (s lyingStore) Lookup(context.Context, apitoken.Hash) (apitoken.Record, error) {
-	return s.rec, nil
-}
-func (s lyingStore) List(context.Context, string) ([]apitoken.Token, error) { return nil, nil }
-func (s lyingStore) Delete(context.Context, string, string) error           { return nil }
-
-func TestVerifyFailsClosedOnAFaultyStore(t *testing.T) {
-	iss := newIssuer(t, lyingStore{rec: apitoken.Record{Token: apitoken.Token{ID: "x", AccountID: "acme"}}})
-	secret, _, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acme"})
-	require.NoError(t, err)
-	_, err = iss.Verify(context.Background(), "acme", secret)
-	require.Equal(t, apitoken.ErrInvalidToken, err, "a record whose hash differs from the secret's must not verify")
-}
-
 func TestListAndDelete(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
@@ -985,4 +841,41 @@ func TestRotateUndoesOnACancelledContext(t *testing.T) {
 	toks, err := iss.List(t.Context(), "acme")
 	require.NoError(t, err)
 	assert.Equal(t, []apitoken.Token{old}, toks, "the successor is deleted even though the caller's context ended")
+}
+
+// shrinkingStore: its first 10 SetExpiry calls find that a concurrent Rotate
+// shortened the expiry first (it does so itself, then fails the
+// compare-and-set).
+type shrinkingStore struct {
+	*memstore.Store
+	until  time.Time
+	losses int
+}
+
+func (s *shrinkingStore) SetExpiry(ctx context.Context, a, id string, from, to time.Time) error {
+	if s.losses == 10 {
+		return s.Store.SetExpiry(ctx, a, id, from, to)
+	}
+	s.losses++
+	s.until = s.until.Add(-time.Minute)
+	if err := s.Store.SetExpiry(ctx, a, id, from, s.until); err != nil {
+		return err
+	}
+	return s.Store.SetExpiry(ctx, a, id, from, to) // from is stale now: ErrNotFound
+}
+
+// Rotate keeps going while concurrent Rotates keep shortening the expiry:
+// each lost compare-and-set is progress.
+func TestRotateUnderContention(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	st := &shrinkingStore{Store: memstore.New(), until: now.Add(10 * time.Hour)}
+	iss, err := apitoken.NewIssuer(st, apitoken.WithClock(func() time.Time { return now }), apitoken.WithLastUseInterval(0))
+	require.NoError(t, err)
+	_, tok, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
+	require.NoError(t, err)
+	_, _, err = iss.Rotate(t.Context(), "acme", tok.ID, time.Hour)
+	require.NoError(t, err, "10 lost compare-and-sets in a row")
+	toks, err := iss.List(t.Context(), "acme")
+	require.NoError(t, err)
+	require.Equal(t, now.Add(time.Hour), toks[0].ExpiresAt, "the grace holds")
 }
