@@ -119,8 +119,9 @@
 // # Transactions and closing
 //
 // [Store.WithTx] returns a Store that runs its statements in the caller's
-// *sql.Tx (or *sql.Conn): give it to apitoken.NewIssuer to issue or delete a
-// token in the same transaction as the app's own writes. [Store.Close]
+// *sql.Tx (or *sql.Conn): give it to the main Issuer's InTx to issue or
+// delete a token in the same transaction as the app's own writes, and call
+// Committed on the Issuer InTx returned once the transaction committed. [Store.Close]
 // closes the prepared statements; it does not close the *sql.DB, which the
 // app owns and closes after the Store.
 package sqlstore

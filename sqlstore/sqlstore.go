@@ -88,9 +88,11 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 
 // WithTx returns a Store that runs its statements through tx, typically a
 // *sql.Tx, so that tokens are created and deleted in the caller's
-// transaction: give it to apitoken.NewIssuer for the length of the
-// transaction. It shares s's configuration; its Migrate still runs on the
-// *sql.DB given to New, and its Close does nothing.
+// transaction: give it to the main Issuer's InTx (apitoken.Issuer.InTx) for
+// the length of the transaction, which keeps the Issuer's prefix, hash keys
+// and limit, and call Committed on the Issuer it returns after the commit.
+// It shares s's configuration; its Migrate still runs on the *sql.DB given
+// to New, and its Close does nothing.
 func (s *Store) WithTx(tx DBTX) *Store {
 	if tx == nil {
 		panic("sqlstore: WithTx with a nil tx")

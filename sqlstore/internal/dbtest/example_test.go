@@ -162,20 +162,26 @@ func Example_withTx() {
 		log.Fatal(err)
 	}
 
+	// The app's main Issuer.
+	iss, err := apitoken.NewIssuer(store)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer iss.Close()
+
 	// issueInTx issues a token and logs it in one transaction, then commits
-	// or rolls back. The Issuer over store.WithTx(tx) lives as long as tx; it
-	// takes the hash key and prefix of the app's main Issuer, not its cache.
+	// or rolls back. The Issuer from InTx lives as long as tx and keeps the
+	// main Issuer's prefix, hash key and limit.
 	issueInTx := func(commit bool) {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer tx.Rollback() // does nothing after Commit
-		txIss, err := apitoken.NewIssuer(store.WithTx(tx))
+		txIss, err := iss.InTx(store.WithTx(tx))
 		if err != nil {
 			log.Fatal(err)
 		}
-		defer txIss.Close()
 		if _, _, err := txIss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42", Name: "CI"}); err != nil {
 			log.Fatal(err)
 		}
@@ -186,13 +192,10 @@ func Example_withTx() {
 			if err := tx.Commit(); err != nil {
 				log.Fatal(err)
 			}
+			txIss.Committed(ctx) // every cache forgets what tx deleted (nothing here)
 		}
 	}
 
-	iss, err := apitoken.NewIssuer(store)
-	if err != nil {
-		log.Fatal(err)
-	}
 	count := func() (tokens, events int) {
 		toks, err := iss.List(ctx, "acct_42")
 		if err != nil {
