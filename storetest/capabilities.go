@@ -11,6 +11,20 @@ import (
 	"github.com/apitoken-go/apitoken"
 )
 
+// capabilityTests are the subtests of Run for the optional capabilities,
+// each skipped for a store that lacks its capability.
+var capabilityTests = []struct {
+	name string
+	test func(t *testing.T, s apitoken.Store)
+}{
+	{"DeleteAccount", testDeleteAccount},
+	{"DeleteExpired", testDeleteExpired},
+	{"SetExpiry", testSetExpiry},
+	{"CreateLimited", testCreateLimited},
+	{"RecordLastUse", testRecordLastUse},
+	{"Rehash", testRehash},
+}
+
 func testDeleteAccount(t *testing.T, s apitoken.Store) {
 	d, ok := apitoken.Capability[apitoken.AccountDeleter](s)
 	if !ok {

@@ -49,13 +49,8 @@ func Run(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 		{"ConcurrentDuplicateID", testConcurrentDuplicateID},
 		{"ConcurrentDelete", testConcurrentDelete},
 		{"CancelledContext", testCancelledContext},
-		{"DeleteAccount", testDeleteAccount},
-		{"DeleteExpired", testDeleteExpired},
-		{"SetExpiry", testSetExpiry},
-		{"CreateLimited", testCreateLimited},
-		{"RecordLastUse", testRecordLastUse},
-		{"Rehash", testRehash},
 	}
+	tests = append(tests, capabilityTests...)
 	logCapabilities(t, newStore)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
