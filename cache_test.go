@@ -1203,20 +1203,17 @@ func TestCacheVerifyAfterDeleteDoesNotJoinEarlierLookup(t *testing.T) {
 	require.ErrorIs(t, <-second, apitoken.ErrInvalidToken)
 }
 
-// ambiguousDelete deletes, then reports a failure (a commit whose answer was lost).
-type ambiguousDelete struct{ *memstore.Store }
-
-func (s ambiguousDelete) Delete(ctx context.Context, a, id string) error {
-	if err := s.Store.Delete(ctx, a, id); err != nil {
-		return err
-	}
-	return context.DeadlineExceeded
-}
-
 // A Delete whose store call fails after it took effect must not leave the
 // token cached.
 func TestCacheForgetsOnAnAmbiguousDelete(t *testing.T) {
-	st := ambiguousDelete{memstore.New()}
+	// Delete deletes, then reports a failure (a commit whose answer was lost).
+	st := newSpy()
+	st.onDelete = func(ctx context.Context, a, id string, next func(context.Context, string, string) error) error {
+		if err := next(ctx, a, id); err != nil {
+			return err
+		}
+		return context.DeadlineExceeded
+	}
 	iss, err := apitoken.NewIssuer(st, apitoken.WithCache(10, time.Hour))
 	require.NoError(t, err)
 	defer iss.Close()

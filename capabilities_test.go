@@ -31,18 +31,6 @@ type loopStore struct{ apitoken.Store }
 
 func (s *loopStore) Unwrap() apitoken.Store { return s }
 
-// unsupportedDeleter has DeleteAccount, which its configuration cannot
-// serve: it says so at call time.
-type unsupportedDeleter struct {
-	apitoken.Store
-	calls int
-}
-
-func (s *unsupportedDeleter) DeleteAccount(context.Context, string) (int, error) {
-	s.calls++
-	return 0, errors.ErrUnsupported
-}
-
 func TestCapability(t *testing.T) {
 	mem := memstore.New()
 	tests := []struct {
@@ -85,7 +73,13 @@ func TestNewIssuerFindsCapabilitiesThroughUnwrap(t *testing.T) {
 
 func TestDeleteAllFallsBackWhenTheCapabilityIsUnsupportedAtCallTime(t *testing.T) {
 	ctx := t.Context()
-	st := &unsupportedDeleter{Store: memstore.New()}
+	// DeleteAccount, which the store's configuration cannot serve, says so
+	// at call time.
+	st, calls := newSpy(), 0
+	st.onDeleteAccount = func(context.Context, string, func(context.Context, string) (int, error)) (int, error) {
+		calls++
+		return 0, errors.ErrUnsupported
+	}
 	iss := newIssuer(t, st)
 	for range 3 {
 		_, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_1"})
@@ -94,7 +88,7 @@ func TestDeleteAllFallsBackWhenTheCapabilityIsUnsupportedAtCallTime(t *testing.T
 	n, err := iss.DeleteAll(ctx, "acct_1")
 	require.NoError(t, err)
 	assert.Equal(t, 3, n, "List and Delete serve instead")
-	assert.Equal(t, 1, st.calls, "the capability was tried first")
+	assert.Equal(t, 1, calls, "the capability was tried first")
 	toks, err := iss.List(ctx, "acct_1")
 	require.NoError(t, err)
 	assert.Empty(t, toks)

@@ -22,57 +22,6 @@ import (
 	"github.com/apitoken-go/apitoken/memstore"
 )
 
-// spyStore wraps a memstore, counts calls, and can be told to fail.
-type spyStore struct {
-	*memstore.Store
-	calls      atomic.Int64
-	createErrs []error // returned by the next Create calls, in order, before delegating
-	failWith   error   // returned by every call when set
-	mu         sync.Mutex
-}
-
-func newSpy() *spyStore { return &spyStore{Store: memstore.New()} }
-
-func (s *spyStore) Create(ctx context.Context, rec apitoken.Record) error {
-	s.calls.Add(1)
-	s.mu.Lock()
-	if len(s.createErrs) > 0 {
-		err := s.createErrs[0]
-		s.createErrs = s.createErrs[1:]
-		s.mu.Unlock()
-		return err
-	}
-	s.mu.Unlock()
-	if s.failWith != nil {
-		return s.failWith
-	}
-	return s.Store.Create(ctx, rec)
-}
-
-func (s *spyStore) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
-	s.calls.Add(1)
-	if s.failWith != nil {
-		return apitoken.Record{}, s.failWith
-	}
-	return s.Store.Lookup(ctx, h)
-}
-
-func (s *spyStore) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
-	s.calls.Add(1)
-	if s.failWith != nil {
-		return nil, s.failWith
-	}
-	return s.Store.List(ctx, accountID)
-}
-
-func (s *spyStore) Delete(ctx context.Context, accountID, id string) error {
-	s.calls.Add(1)
-	if s.failWith != nil {
-		return s.failWith
-	}
-	return s.Store.Delete(ctx, accountID, id)
-}
-
 // clock is a settable clock for WithClock.
 type clock struct {
 	mu sync.Mutex
@@ -490,21 +439,6 @@ func TestConcurrentIssuer(t *testing.T) {
 // plainStore hides the optional capabilities of the Store it wraps.
 type plainStore struct{ apitoken.Store }
 
-// failingBulkStore is a memstore whose bulk deletions and expiry updates
-// fail.
-type failingBulkStore struct {
-	*memstore.Store
-	err error
-}
-
-func (s failingBulkStore) DeleteAccount(context.Context, string) (int, error) { return 0, s.err }
-func (s failingBulkStore) DeleteExpired(context.Context, time.Time) (int, error) {
-	return 0, s.err
-}
-func (s failingBulkStore) SetExpiry(context.Context, string, string, time.Time, time.Time) error {
-	return s.err
-}
-
 func TestDeleteAll(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -558,7 +492,7 @@ func TestDeleteAll(t *testing.T) {
 		name  string
 		store apitoken.Store
 	}{
-		{"nok, AccountDeleter fails", failingBulkStore{memstore.New(), errDown}},
+		{"nok, AccountDeleter fails", failingBulk(errDown)},
 		{"nok, List fails", plainStore{failing}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -606,7 +540,7 @@ func TestPrune(t *testing.T) {
 	})
 	t.Run("nok, the store fails", func(t *testing.T) {
 		errDown := errors.New("database is down")
-		n, err := newIssuer(t, failingBulkStore{memstore.New(), errDown}).Prune(ctx, clk.Now())
+		n, err := newIssuer(t, failingBulk(errDown)).Prune(ctx, clk.Now())
 		require.ErrorIs(t, err, errDown)
 		assert.Zero(t, n)
 	})
@@ -729,7 +663,7 @@ func TestRotate(t *testing.T) {
 		{"nok, negative grace", memstore.New(), "acme", func(o apitoken.Token) string { return o.ID }, -time.Second, 0, apitoken.ErrInvalidInput},
 		{"nok, invalid account id", memstore.New(), "", func(o apitoken.Token) string { return o.ID }, 0, 0, apitoken.ErrInvalidInput},
 		{"nok, grace with a store without ExpiryUpdater", plainStore{memstore.New()}, "acme", func(o apitoken.Token) string { return o.ID }, time.Hour, 0, errors.ErrUnsupported},
-		{"nok, SetExpiry fails: the successor is deleted again", failingBulkStore{memstore.New(), errDown}, "acme", func(o apitoken.Token) string { return o.ID }, time.Hour, 0, errDown},
+		{"nok, SetExpiry fails: the successor is deleted again", failingBulk(errDown), "acme", func(o apitoken.Token) string { return o.ID }, time.Hour, 0, errDown},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			iss, clk, oldSecret, old := setup(t, tt.store)
@@ -809,30 +743,23 @@ func TestMaxTokensPerAccount(t *testing.T) {
 	})
 }
 
-// cancellingStore cancels the caller's context when SetExpiry is called and
-// fails, as a store does when the client goes away mid-Rotate; its Delete
-// honours the context it is given.
-type cancellingStore struct {
-	*memstore.Store
-	cancel context.CancelFunc
-}
-
-func (s cancellingStore) SetExpiry(ctx context.Context, _, _ string, _, _ time.Time) error {
-	s.cancel()
-	return ctx.Err()
-}
-
-func (s cancellingStore) Delete(ctx context.Context, accountID, id string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.Store.Delete(ctx, accountID, id)
-}
-
 func TestRotateUndoesOnACancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	iss := newIssuer(t, cancellingStore{memstore.New(), cancel})
+	st := newSpy()
+	// SetExpiry cancels the caller's context and fails, as a store does when
+	// the client goes away mid-Rotate; Delete honours the context it gets.
+	st.onSetExpiry = func(ctx context.Context, _, _ string, _, _ time.Time, _ func(context.Context, string, string, time.Time, time.Time) error) error {
+		cancel()
+		return ctx.Err()
+	}
+	st.onDelete = func(ctx context.Context, accountID, id string, next func(context.Context, string, string) error) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return next(ctx, accountID, id)
+	}
+	iss := newIssuer(t, st)
 	_, old, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
 	require.NoError(t, err)
 
@@ -843,32 +770,26 @@ func TestRotateUndoesOnACancelledContext(t *testing.T) {
 	assert.Equal(t, []apitoken.Token{old}, toks, "the successor is deleted even though the caller's context ended")
 }
 
-// shrinkingStore: its first 10 SetExpiry calls find that a concurrent Rotate
-// shortened the expiry first (it does so itself, then fails the
-// compare-and-set).
-type shrinkingStore struct {
-	*memstore.Store
-	until  time.Time
-	losses int
-}
-
-func (s *shrinkingStore) SetExpiry(ctx context.Context, a, id string, from, to time.Time) error {
-	if s.losses == 10 {
-		return s.Store.SetExpiry(ctx, a, id, from, to)
-	}
-	s.losses++
-	s.until = s.until.Add(-time.Minute)
-	if err := s.Store.SetExpiry(ctx, a, id, from, s.until); err != nil {
-		return err
-	}
-	return s.Store.SetExpiry(ctx, a, id, from, to) // from is stale now: ErrNotFound
-}
-
 // Rotate keeps going while concurrent Rotates keep shortening the expiry:
 // each lost compare-and-set is progress.
 func TestRotateUnderContention(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	st := &shrinkingStore{Store: memstore.New(), until: now.Add(10 * time.Hour)}
+	// The first 10 SetExpiry calls find that a concurrent Rotate shortened
+	// the expiry first (the hook does so itself, then fails the
+	// compare-and-set).
+	st := newSpy()
+	until, losses := now.Add(10*time.Hour), 0
+	st.onSetExpiry = func(ctx context.Context, a, id string, from, to time.Time, next func(context.Context, string, string, time.Time, time.Time) error) error {
+		if losses == 10 {
+			return next(ctx, a, id, from, to)
+		}
+		losses++
+		until = until.Add(-time.Minute)
+		if err := next(ctx, a, id, from, until); err != nil {
+			return err
+		}
+		return next(ctx, a, id, from, to) // from is stale now: ErrNotFound
+	}
 	iss, err := apitoken.NewIssuer(st, apitoken.WithClock(func() time.Time { return now }), apitoken.WithLastUseInterval(0))
 	require.NoError(t, err)
 	_, tok, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})

@@ -16,20 +16,24 @@ import (
 	"github.com/apitoken-go/apitoken/memstore"
 )
 
-// recordingStore counts the last uses written through it, and can fail them.
+// recordingStore is a spyStore that counts the last uses written through
+// it, and fails them with fail when set.
 type recordingStore struct {
-	*memstore.Store
+	*spyStore
 	calls, uses atomic.Int64
-	fail        error
 }
 
-func (s *recordingStore) RecordLastUse(ctx context.Context, uses []apitoken.LastUse) error {
-	s.calls.Add(1)
-	s.uses.Add(int64(len(uses)))
-	if s.fail != nil {
-		return s.fail
+func newRecording(fail error) *recordingStore {
+	s := &recordingStore{spyStore: newSpy()}
+	s.onRecordLastUse = func(ctx context.Context, uses []apitoken.LastUse, next func(context.Context, []apitoken.LastUse) error) error {
+		s.calls.Add(1)
+		s.uses.Add(int64(len(uses)))
+		if fail != nil {
+			return fail
+		}
+		return next(ctx, uses)
 	}
-	return s.Store.RecordLastUse(ctx, uses)
+	return s
 }
 
 func TestLastUse(t *testing.T) {
@@ -49,8 +53,8 @@ func TestLastUse(t *testing.T) {
 			opts   []apitoken.Option
 			writes int64
 		}{
-			{"default, every 5 minutes", &recordingStore{Store: memstore.New()}, nil, 2},
-			{"off", &recordingStore{Store: memstore.New()}, []apitoken.Option{apitoken.WithLastUseInterval(0)}, 0},
+			{"default, every 5 minutes", newRecording(nil), nil, 2},
+			{"off", newRecording(nil), []apitoken.Option{apitoken.WithLastUseInterval(0)}, 0},
 			{"default with a store that cannot record: off, no error", plainStore{memstore.New()}, nil, 0},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
@@ -74,7 +78,7 @@ func TestLastUse(t *testing.T) {
 
 	t.Run("ok, 100,000 verifications of 100 tokens write each token once per interval", func(t *testing.T) {
 		ctx := t.Context()
-		store := &recordingStore{Store: memstore.New()}
+		store := newRecording(nil)
 		clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 		iss := newIssuer(t, store, apitoken.WithLastUseInterval(5*time.Minute), apitoken.WithClock(clk.Now))
 		secrets := make([]string, 100)
@@ -126,7 +130,7 @@ func TestLastUse(t *testing.T) {
 
 	t.Run("nok, a failed write fails no request, and Close reports it", func(t *testing.T) {
 		errDown := errors.New("database is down")
-		store := &recordingStore{Store: memstore.New(), fail: errDown}
+		store := newRecording(errDown)
 		iss := newIssuer(t, store, apitoken.WithLastUseInterval(time.Minute))
 		secret, _, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acme"})
 		require.NoError(t, err)
@@ -172,7 +176,7 @@ func BenchmarkVerifyLastUse(b *testing.B) {
 			{"lastuse=on", nil},
 		} {
 			b.Run(fmt.Sprintf("tokens=%d/%s", n, tt.name), func(b *testing.B) {
-				store := &recordingStore{Store: memstore.New()}
+				store := newRecording(nil)
 				iss, err := apitoken.NewIssuer(store, tt.opts...)
 				require.NoError(b, err)
 				secrets := make([]string, n)

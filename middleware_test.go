@@ -395,30 +395,29 @@ func TestMiddlewareRefusalsAreIndistinguishable(t *testing.T) {
 	}
 }
 
-// mwFailStore is a Store whose Lookup fails: with err, or, when err is nil,
-// with the error of the request's context once it ends.
+// mwFailStore is a spyStore whose Lookups fail with err, or, with a nil
+// err, wait for the caller's context to end.
 type mwFailStore struct {
-	err     error
+	*spyStore
 	lookups atomic.Int64
 }
 
-func (s *mwFailStore) Create(context.Context, apitoken.Record) error { return nil }
-
-func (s *mwFailStore) Lookup(ctx context.Context, _ apitoken.Hash) (apitoken.Record, error) {
-	s.lookups.Add(1)
-	if s.err != nil {
-		return apitoken.Record{}, s.err
+func newMWFailStore(err error) *mwFailStore {
+	s := &mwFailStore{spyStore: newSpy()}
+	s.onLookup = func(ctx context.Context, _ apitoken.Hash, _ func(context.Context, apitoken.Hash) (apitoken.Record, error)) (apitoken.Record, error) {
+		s.lookups.Add(1)
+		if err != nil {
+			return apitoken.Record{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return apitoken.Record{}, ctx.Err()
+		case <-time.After(10 * time.Second):
+			return apitoken.Record{}, errors.New("test store: the context never ended")
+		}
 	}
-	select {
-	case <-ctx.Done():
-		return apitoken.Record{}, ctx.Err()
-	case <-time.After(10 * time.Second):
-		return apitoken.Record{}, errors.New("test store: the context never ended")
-	}
+	return s
 }
-
-func (s *mwFailStore) List(context.Context, string) ([]apitoken.Token, error) { return nil, nil }
-func (s *mwFailStore) Delete(context.Context, string, string) error           { return nil }
 
 var errDBDown = errors.New("db down")
 
@@ -426,7 +425,7 @@ var errDBDown = errors.New("db down")
 // whose lookup fails.
 func newFailing(t *testing.T, err error) (*apitoken.Issuer, *mwFailStore, string) {
 	t.Helper()
-	st := &mwFailStore{err: err}
+	st := newMWFailStore(err)
 	iss, e := apitoken.NewIssuer(st)
 	require.NoError(t, e)
 	secret, _, e := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: acctA})

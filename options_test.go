@@ -15,18 +15,15 @@ import (
 	"github.com/apitoken-go/apitoken/memstore"
 )
 
-// lastUseFails is a memstore whose last-use writes fail.
-type lastUseFails struct{ *memstore.Store }
-
-func (lastUseFails) RecordLastUse(context.Context, []apitoken.LastUse) error {
-	return errors.New("disk full")
-}
-
 // TestWithLogger checks that the failures of the background work go to
 // WithLogger's logger, not to the audit log.
 func TestWithLogger(t *testing.T) {
 	var logs, audit bytes.Buffer
-	iss := newIssuer(t, lastUseFails{memstore.New()},
+	st := newSpy()
+	st.onRecordLastUse = func(context.Context, []apitoken.LastUse, func(context.Context, []apitoken.LastUse) error) error {
+		return errors.New("disk full")
+	}
+	iss := newIssuer(t, st,
 		apitoken.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
 		apitoken.WithAuditLogger(slog.New(slog.NewTextHandler(&audit, nil))),
 		apitoken.WithLastUseInterval(time.Second))

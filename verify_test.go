@@ -140,18 +140,13 @@ func TestVerify(t *testing.T) {
 	})
 }
 
-// lyingStore returns a record for any hash: Verify must not trust it.
-type lyingStore struct{ rec apitoken.Record }
-
-func (s lyingStore) Create(context.Context, apitoken.Record) error { return nil }
-func (s lyingStore) Lookup(context.Context, apitoken.Hash) (apitoken.Record, error) {
-	return s.rec, nil
-}
-func (s lyingStore) List(context.Context, string) ([]apitoken.Token, error) { return nil, nil }
-func (s lyingStore) Delete(context.Context, string, string) error           { return nil }
-
 func TestVerifyFailsClosedOnAFaultyStore(t *testing.T) {
-	iss := newIssuer(t, lyingStore{rec: apitoken.Record{Token: apitoken.Token{ID: "x", AccountID: "acme"}}})
+	// The store returns a record for any hash: Verify must not trust it.
+	st := newSpy()
+	st.onLookup = func(context.Context, apitoken.Hash, func(context.Context, apitoken.Hash) (apitoken.Record, error)) (apitoken.Record, error) {
+		return apitoken.Record{Token: apitoken.Token{ID: "x", AccountID: "acme"}}, nil
+	}
+	iss := newIssuer(t, st)
 	secret, _, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acme"})
 	require.NoError(t, err)
 	_, err = iss.Verify(context.Background(), "acme", secret)
