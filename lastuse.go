@@ -30,7 +30,8 @@ type lastUses struct {
 
 // use notes that the token id verified at now. It takes the write lock only
 // when the token's last use is due to be written: once per token per
-// interval.
+// interval. What it writes is now as stores keep times: UTC, to the
+// microsecond.
 func (l *lastUses) use(id string, now time.Time) {
 	l.mu.RLock()
 	due := !l.closed && now.Sub(l.recorded[id]) >= l.interval
@@ -38,6 +39,7 @@ func (l *lastUses) use(id string, now time.Time) {
 	if !due {
 		return
 	}
+	now = now.UTC().Truncate(time.Microsecond)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed || now.Sub(l.recorded[id]) < l.interval {

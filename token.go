@@ -3,7 +3,6 @@ package apitoken
 import (
 	"crypto/rand"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"slices"
@@ -114,7 +113,7 @@ func newSecret(head string) string {
 			}
 		}
 	}
-	putChecksum(buf[len(head)+bodyLen:], crc32.ChecksumIEEE(buf[:len(head)+bodyLen]))
+	putChecksum(buf[len(head)+bodyLen:], checksumIEEE(string(buf[:len(head)+bodyLen])))
 	return string(buf)
 }
 
@@ -127,25 +126,33 @@ func putChecksum(dst []byte, c uint32) {
 }
 
 // wellFormed reports whether s has the shape of a secret that starts with
-// head: length, prefix, alphabet and checksum. It does not allocate.
-func wellFormed(s, head string) bool {
-	if len(s) != len(head)+bodyLen+checksumLen || s[:len(head)] != head {
+// head, whose CRC-32 is headCRC (the Issuer computes it once): length,
+// prefix, alphabet and checksum. It does not allocate. It reads the checksum
+// first: a mistyped secret, the common malformed one, is refused after the
+// CRC alone, and the alphabet of the body is scanned only for a secret whose
+// checksum holds. A secret of any prefix is checked by passing its own
+// prefix as head.
+func wellFormed(s, head string, headCRC uint32) bool {
+	n := len(s) - checksumLen
+	if n-len(head) != bodyLen || s[:len(head)] != head {
 		return false
 	}
-	for i := len(head); i < len(s)-checksumLen; i++ {
-		if digit[s[i]] == 0xff {
-			return false
-		}
+	// Unrolled: the six digits of the checksum. digit is 0xff outside the
+	// alphabet and below 62 in it, so bit 7 of bad marks a stray byte; and
+	// 62^6 > 2^32, so a wrong checksum cannot wrap around to a right one.
+	tail := s[n:]
+	_ = tail[checksumLen-1]
+	d0, d1, d2, d3, d4, d5 := digit[tail[0]], digit[tail[1]], digit[tail[2]], digit[tail[3]], digit[tail[4]], digit[tail[5]]
+	bad := d0 | d1 | d2 | d3 | d4 | d5
+	sum := ((((uint64(d0)*62+uint64(d1))*62+uint64(d2))*62+uint64(d3))*62+uint64(d4))*62 + uint64(d5)
+	body := s[len(head):n]
+	if bad&0x80 != 0 || sum != uint64(updateIEEE(headCRC, body)) {
+		return false
 	}
-	var sum uint64 // 62^6 > 2^32: a wrong checksum cannot wrap around to a right one
-	for i := len(s) - checksumLen; i < len(s); i++ {
-		d := digit[s[i]]
-		if d == 0xff {
-			return false
-		}
-		sum = sum*62 + uint64(d)
+	for i := range bodyLen {
+		bad |= digit[body[i]]
 	}
-	return sum == uint64(crc32.ChecksumIEEE(bytesOf(s[:len(s)-checksumLen])))
+	return bad&0x80 == 0
 }
 
 // bytesOf returns a read-only view of s, so that hashing a secret does not

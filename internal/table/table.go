@@ -7,9 +7,16 @@
 // one byte arena; its indexes, by hash, by id and by account, are maps whose
 // keys and values hold no pointers. The garbage collector scans none of it:
 // a million records make a few thousand heap objects (the slices and the
-// maps' inner tables), not millions. The price is a copy on every read: a
-// Record read from a Table is rebuilt from the slot and the arena, with one
-// allocation for its texts and one for its Scopes.
+// maps' inner tables), not millions. A Record read from a Table is rebuilt
+// from the slot and the arena: its strings view the arena, and its Scopes
+// is a new slice (the one allocation of a read, none without scopes).
+//
+// The arena's bytes are never written again once a record's text is
+// appended: a new text goes after the others, and compacting, or emptying
+// the Table, makes a new arena and leaves the old one to the garbage
+// collector. So a string read from a Table stays what it was for as long as
+// it lives, whatever the Table does next; it keeps the arena it views alive,
+// as a substring keeps its string.
 //
 // Deleted records leave free slots, reused by the next records, and garbage
 // in the arena, compacted once it is more than half the arena. Like a map, a
@@ -26,6 +33,7 @@ import (
 	"hash/maphash"
 	"math"
 	"time"
+	"unsafe"
 )
 
 // Token has the fields of apitoken.Token, in its order.
@@ -150,14 +158,27 @@ func (t *Table) HasID(id string) bool {
 	return ok
 }
 
-// Get returns the record whose hash is h. The record shares nothing with the
-// Table.
+// Get returns the record whose hash is h. Its strings view the arena, which
+// is never written again (see the package doc); its Scopes slice is its own.
 func (t *Table) Get(h [32]byte) (Record, bool) {
 	r, ok := t.byHash[h]
 	if !ok {
 		return Record{}, false
 	}
-	return Record{Token: t.token(&t.slots[r.slot], r.off), Hash: h}, true
+	rec := Record{Hash: h}
+	t.token(&rec.Token, &t.slots[r.slot], r.off)
+	return rec, true
+}
+
+// GetToken is Get writing the token into dst, which spares the copies of a
+// large result on the path of every request. It leaves dst alone when no
+// record has the hash h.
+func (t *Table) GetToken(h [32]byte, dst *Token) bool {
+	r, ok := t.byHash[h]
+	if ok {
+		t.token(dst, &t.slots[r.slot], r.off)
+	}
+	return ok
 }
 
 // Aux returns the value SetAux gave the record whose hash is h (0 if none).
@@ -176,7 +197,9 @@ func (t *Table) GetAux(h [32]byte) (Record, uint32, bool) {
 		return Record{}, 0, false
 	}
 	s := &t.slots[r.slot]
-	return Record{Token: t.token(s, r.off), Hash: h}, s.aux, true
+	rec := Record{Hash: h}
+	t.token(&rec.Token, s, r.off)
+	return rec, s.aux, true
 }
 
 // SetAux keeps v with the record whose hash is h, for the caller (the
@@ -206,13 +229,15 @@ func (t *Table) AccountLen(accountID string) int {
 	return int(c.len)
 }
 
-// Account returns the tokens of the account, in no particular order. They
-// share nothing with the Table.
+// Account returns the tokens of the account, in no particular order, read as
+// Get reads them.
 func (t *Table) Account(accountID string) []Token {
 	c, _, _ := t.findAccount(accountID)
-	toks := make([]Token, 0, c.len)
+	toks := make([]Token, c.len)
+	j := 0
 	for i := c.head; i != none; i = t.slots[i].next {
-		toks = append(toks, t.token(&t.slots[i], t.slots[i].off))
+		t.token(&toks[j], &t.slots[i], t.slots[i].off)
+		j++
 	}
 	return toks
 }
@@ -518,17 +543,28 @@ func (t *Table) textAt(off, n uint32) []byte {
 func header(text []byte) (lens [4]int, scopes, scopeLens, body int) {
 	p := 0
 	for f := range lens {
-		v, n := binary.Uvarint(text[p:])
-		lens[f], p = int(v), p+n
+		lens[f], p = uvarint(text, p)
 	}
-	v, n := binary.Uvarint(text[p:])
-	scopes, p = int(v), p+n
+	scopes, p = uvarint(text, p)
 	scopeLens = p
 	for range scopes {
-		_, n := binary.Uvarint(text[p:])
-		p += n
+		_, p = uvarint(text, p)
 	}
 	return lens, scopes, scopeLens, p
+}
+
+// uvarint reads the uvarint at text[p:] and returns it with the offset that
+// follows it. Lengths under 128, one byte, are the common case, read inline.
+func uvarint(text []byte, p int) (v, next int) {
+	if c := text[p]; c < 0x80 {
+		return int(c), p + 1
+	}
+	return uvarintSlow(text, p)
+}
+
+func uvarintSlow(text []byte, p int) (v, next int) {
+	u, n := binary.Uvarint(text[p:])
+	return int(u), p + n
 }
 
 // text returns a view of one of the four strings of slot i's record. It
@@ -542,32 +578,32 @@ func (t *Table) text(i uint32, field int) []byte {
 	return text[p : p+lens[field]]
 }
 
-// token rebuilds the token of slot s, whose text is at off (s.off, given
-// apart so that a lookup need not wait for s to load to read the text). Its
-// strings are substrings of one copy of the text.
-func (t *Table) token(s *slot, off uint32) Token {
+// token rebuilds into dst the token of slot s, whose text is at off (s.off,
+// given apart so that a lookup need not wait for s to load to read the
+// text). Its strings view the arena, which is never written again; only
+// Scopes, when there are some, is allocated.
+func (t *Table) token(dst *Token, s *slot, off uint32) {
 	text := t.textAt(off, s.n)
 	lens, nScopes, p, body := header(text)
-	str := string(text[body:])
-	var tok Token
+	str := unsafe.String(unsafe.SliceData(text[body:]), len(text)-body)
 	q := 0
-	for f, dst := range [...]*string{&tok.ID, &tok.AccountID, &tok.MemberID, &tok.Name} {
-		*dst = str[q : q+lens[f]]
+	for f, field := range [...]*string{&dst.ID, &dst.AccountID, &dst.MemberID, &dst.Name} {
+		*field = str[q : q+lens[f]]
 		q += lens[f]
 	}
+	dst.Scopes = nil
 	if nScopes > 0 {
-		tok.Scopes = make([]string, nScopes)
-		for j := range tok.Scopes {
-			v, n := binary.Uvarint(text[p:])
-			p += n
-			tok.Scopes[j] = str[q : q+int(v)]
-			q += int(v)
+		dst.Scopes = make([]string, nScopes)
+		for j := range dst.Scopes {
+			var l int
+			l, p = uvarint(text, p)
+			dst.Scopes[j] = str[q : q+l]
+			q += l
 		}
 	}
-	tok.CreatedAt = fromMicros(s.created)
-	tok.ExpiresAt = fromMicros(s.expires)
-	tok.LastUsedAt = fromMicros(s.lastUsed)
-	return tok
+	dst.CreatedAt = fromMicros(s.created)
+	dst.ExpiresAt = fromMicros(s.expires)
+	dst.LastUsedAt = fromMicros(s.lastUsed)
 }
 
 // micros returns t in microseconds since the Unix epoch, truncated, or noTime
