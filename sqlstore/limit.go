@@ -89,7 +89,12 @@ func (s *Store) insertInTx(ctx context.Context, args []any) (sql.Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	var res sql.Result
+	if stmt != nil {
+		res, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	} else { // being prepared by another caller
+		res, err = tx.ExecContext(ctx, s.stmts.create.query, args...)
+	}
 	if err != nil {
 		_ = tx.Rollback() // err says what went wrong; the row is not there
 		return nil, err

@@ -231,7 +231,8 @@ func (s *Store) Delete(ctx context.Context, accountID, id string) error {
 }
 
 // exec, queryRow and query run p's statement through the transaction of a
-// Store made by WithTx, or prepared on the database.
+// Store made by WithTx, or prepared on the database (unprepared while
+// another caller prepares it).
 func (s *Store) exec(ctx context.Context, p *preparedStmt, args ...any) (sql.Result, error) {
 	if s.tx != nil {
 		return s.tx.ExecContext(ctx, p.query, args...)
@@ -239,6 +240,9 @@ func (s *Store) exec(ctx context.Context, p *preparedStmt, args ...any) (sql.Res
 	stmt, err := p.get(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if stmt == nil { // being prepared by another caller
+		return s.db.ExecContext(ctx, p.query, args...)
 	}
 	return stmt.ExecContext(ctx, args...)
 }
@@ -251,6 +255,9 @@ func (s *Store) queryRow(ctx context.Context, p *preparedStmt, args ...any) (*sq
 	if err != nil {
 		return nil, err
 	}
+	if stmt == nil {
+		return s.db.QueryRowContext(ctx, p.query, args...), nil
+	}
 	return stmt.QueryRowContext(ctx, args...), nil
 }
 
@@ -261,6 +268,9 @@ func (s *Store) query(ctx context.Context, p *preparedStmt, args ...any) (*sql.R
 	stmt, err := p.get(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if stmt == nil {
+		return s.db.QueryContext(ctx, p.query, args...)
 	}
 	return stmt.QueryContext(ctx, args...)
 }
