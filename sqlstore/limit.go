@@ -80,7 +80,15 @@ func (s *Store) CreateLimited(ctx context.Context, rec apitoken.Record, max int)
 // driver answers a cancelled context by dropping the connection, and the
 // server would still commit an INSERT running on its own: in a transaction,
 // the dropped connection rolls it back, so a failed Issue leaves no row.
-func (s *Store) insertInTx(ctx context.Context, args []any) (sql.Result, error) {
+func (s *Store) insertInTx(ctx context.Context, args []any) (res sql.Result, err error) {
+	err = retry(ctx, func() (err error) {
+		res, err = s.insertInTxOnce(ctx, args)
+		return err
+	})
+	return res, err
+}
+
+func (s *Store) insertInTxOnce(ctx context.Context, args []any) (sql.Result, error) {
 	stmt, err := s.stmts.create.get(ctx)
 	if err != nil {
 		return nil, err
