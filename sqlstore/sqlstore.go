@@ -182,7 +182,7 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 		return apitoken.Record{}, errNotFound
 	}
 	if err != nil {
-		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
+		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", schemaHint(err))
 	}
 	return rec, nil
 }
@@ -234,11 +234,12 @@ func (s *Store) Delete(ctx context.Context, accountID, id string) error {
 // Store made by WithTx, or prepared on the database.
 func (s *Store) exec(ctx context.Context, p *preparedStmt, args ...any) (sql.Result, error) {
 	if s.tx != nil {
-		return s.tx.ExecContext(ctx, p.query, args...)
+		res, err := s.tx.ExecContext(ctx, p.query, args...)
+		return res, schemaHint(err)
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
 	}
 	return stmt.ExecContext(ctx, args...)
 }
@@ -249,18 +250,19 @@ func (s *Store) queryRow(ctx context.Context, p *preparedStmt, args ...any) (*sq
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
 	}
 	return stmt.QueryRowContext(ctx, args...), nil
 }
 
 func (s *Store) query(ctx context.Context, p *preparedStmt, args ...any) (*sql.Rows, error) {
 	if s.tx != nil {
-		return s.tx.QueryContext(ctx, p.query, args...)
+		rows, err := s.tx.QueryContext(ctx, p.query, args...)
+		return rows, schemaHint(err)
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
 	}
 	return stmt.QueryContext(ctx, args...)
 }
