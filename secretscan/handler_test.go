@@ -99,8 +99,12 @@ func newKeyServer(t *testing.T, signers ...signer) *keyServer {
 	return ks
 }
 
-func (ks *keyServer) publish(s ...signer) { ks.mu.Lock(); ks.signers = append(ks.signers, s...); ks.mu.Unlock() }
-func (ks *keyServer) setDown(d bool)      { ks.mu.Lock(); ks.down = d; ks.mu.Unlock() }
+func (ks *keyServer) publish(s ...signer) {
+	ks.mu.Lock()
+	ks.signers = append(ks.signers, s...)
+	ks.mu.Unlock()
+}
+func (ks *keyServer) setDown(d bool) { ks.mu.Lock(); ks.down = d; ks.mu.Unlock() }
 
 // countingStore is a memstore, with every capability, that counts the
 // Lookup and Delete calls, can be slowed down, and can fail them.
@@ -194,7 +198,11 @@ type lockedWriter struct {
 	w  *bytes.Buffer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.w.Write(p) }
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 func (e *env) issue(t *testing.T, account string) (string, apitoken.Token) {
 	t.Helper()
