@@ -109,10 +109,12 @@ func (iss *Issuer) Middleware(next http.Handler) http.Handler {
 // credentials could not be checked (answer that one with 503). A Guard's
 // Authenticate reads other conventions.
 func (iss *Issuer) Authenticate(r *http.Request) (Token, error) {
-	return authenticate(iss, defaultExtractor, r)
+	return authenticate(iss, defaultGuard, r)
 }
 
-func authenticate(iss *Issuer, extract Extractor, r *http.Request) (Token, error) {
+// authenticate reads the credentials of r with g's extractor and verifies
+// them with iss.
+func authenticate(iss *Issuer, g *Guard, r *http.Request) (Token, error) {
 	if iss == nil {
 		return Token{}, errNoIssuer
 	}
@@ -122,35 +124,74 @@ func authenticate(iss *Issuer, extract Extractor, r *http.Request) (Token, error
 	if r.URL != nil && tokenInQuery(r.URL.RawQuery) {
 		return Token{}, iss.refusedRequest(r.Context(), errQueryToken)
 	}
-	c, found, err := extract(r)
+	c, found, err := g.extract(r)
 	if err != nil {
 		return Token{}, iss.refusedRequest(r.Context(), err)
 	}
 	if !found {
+		if g.otherScheme(r) {
+			if !g.optional {
+				iss.refusedScheme(r.Context())
+			}
+			return Token{}, errUnsupportedScheme
+		}
 		return Token{}, ErrNoCredentials
 	}
 	return iss.Verify(r.Context(), c.AccountID, c.Secret)
 }
 
 // tokenInQuery reports whether the query has an access_token parameter,
-// however its name is cased or percent-encoded. Looking for "access" first
-// spares the parsing of nearly every query.
+// however its name is cased or percent-encoded (?acc%65ss_token= is one):
+// each name is decoded once, as net/url decodes it, before it is compared.
+// A query that holds neither "access" nor a '%' has no such name, so
+// nearly every query is answered by one scan, with no decoding.
 func tokenInQuery(raw string) bool {
 	const word = "access"
-	found := false
+	found := strings.IndexByte(raw, '%') >= 0
 	for i := 0; i+len(word) <= len(raw) && !found; i++ {
 		found = strings.EqualFold(raw[i:i+len(word)], word)
 	}
 	if !found {
 		return false
 	}
-	q, _ := url.ParseQuery(raw)
-	for k := range q {
-		if strings.EqualFold(k, "access_token") {
+	// Split as url.ParseQuery does, and on ';' too: ParseQuery drops a
+	// pair holding one, which a server or proxy of another kind may read.
+	for pair := range strings.FieldsFuncSeq(raw, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, _, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(name, "%+") {
+			if decoded, err := url.QueryUnescape(name); err == nil {
+				name = decoded
+			}
+		}
+		if strings.EqualFold(name, "access_token") {
 			return true
 		}
 	}
 	return false
+}
+
+// errUnsupportedScheme is a request whose Authorization header uses a scheme
+// the extractor does not read ("token", "ApiKey"…): it carries no
+// credentials of ours, and the answer names the accepted ones.
+var errUnsupportedScheme = fmt.Errorf("%w: unsupported Authorization scheme", ErrNoCredentials)
+
+// otherScheme reports whether r, in which the extractor found nothing,
+// has an Authorization header of a scheme the extractor does not read.
+// Only what the probe knows counts: with a custom extractor alone, nothing.
+func (g *Guard) otherScheme(r *http.Request) bool {
+	if g.reads == nil || !g.reads.known() {
+		return false
+	}
+	v, ok, _ := authorization(r)
+	if !ok {
+		return false
+	}
+	for _, s := range g.reads.schemes {
+		if _, ok := cutScheme(v, s); ok {
+			return false
+		}
+	}
+	return true
 }
 
 // errNoIssuer fails closed (503) a middleware built on a nil Issuer.
@@ -197,10 +238,15 @@ func (g *Guard) writeError(w http.ResponseWriter, _ *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrInvalidToken):
 		status, challenge, body = http.StatusUnauthorized, g.invalidToken, bodyInvalidToken
+	case errors.Is(err, errUnsupportedScheme):
+		status, challenge, body = http.StatusUnauthorized, g.bare, g.bodyUnsupported
 	case errors.Is(err, ErrNoCredentials):
 		status, challenge, body = http.StatusUnauthorized, g.bare, bodyNoCredentials
 	case errors.As(err, &reqErr):
 		status, challenge, body = http.StatusBadRequest, g.invalidRequest, reqErr.body
+		if g.basic != "" && reqErr.basicBody != nil {
+			body = reqErr.basicBody
+		}
 	case errors.Is(err, ErrInvalidRequest):
 		status, challenge, body = http.StatusBadRequest, g.invalidRequest, bodyInvalidRequest
 	case errors.As(err, &scopeErr):
@@ -215,6 +261,13 @@ func (g *Guard) writeError(w http.ResponseWriter, _ *http.Request, err error) {
 	h.Set("Cache-Control", "no-store")
 	if challenge != "" {
 		h.Set("Www-Authenticate", challenge)
+		if status == http.StatusUnauthorized && g.basic != "" {
+			// A second challenge, as a header of its own (RFC 9110
+			// §11.6.1): clients that send Basic credentials only when
+			// challenged (curl --anyauth, wget, Python's
+			// HTTPBasicAuthHandler) look for it there.
+			h.Add("Www-Authenticate", g.basic)
+		}
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

@@ -170,7 +170,14 @@ func assertProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, cha
 	t.Helper()
 	assert.Equal(t, status, rec.Code, "status")
 	assert.Equal(t, challenge, rec.Header().Get("WWW-Authenticate"), "challenge")
-	assert.Len(t, rec.Header().Values("WWW-Authenticate"), min(len(challenge), 1), "one challenge at most")
+	// A Bearer challenge at most, and a Basic one after it on a 401 only.
+	if vals := rec.Header().Values("WWW-Authenticate"); len(vals) > 1 {
+		assert.Len(t, vals, 2, "one Bearer and one Basic challenge at most")
+		assert.Equal(t, http.StatusUnauthorized, status, "a Basic challenge on a 401 only")
+		assert.Regexp(t, `^Basic realm="[^"]*", charset="UTF-8"$`, vals[1])
+	} else {
+		assert.Len(t, vals, min(len(challenge), 1), "one challenge at most")
+	}
 	assert.Equal(t, problemContentType, rec.Header().Get("Content-Type"))
 	assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"), "every failure must carry Cache-Control: no-store")
 	body := rec.Body.String()
@@ -242,6 +249,7 @@ func TestMiddleware(t *testing.T) {
 		{"ok, lower-case scheme basic", mwRequest{authz: []string{"basic " + b64}}, 200, ""},
 		{"ok, Basic ignores the account header", mwRequest{authz: basic(acctA + ":" + s).authz, account: []string{acctB}}, 200, ""},
 		{"ok, unrelated query", mwRequest{authz: []string{"Bearer " + s}, account: []string{acctA}, query: "?page=2&sort=access_tokens_count"}, 200, ""},
+		{"ok, unrelated percent-encoded query", mwRequest{authz: []string{"Bearer " + s}, account: []string{acctA}, query: "?q=%61ccess&%61ccess_tokens=2&x%zz=1"}, 200, ""},
 
 		// No credentials: a bare challenge.
 		{"nok, no Authorization header", mwRequest{}, 401, chBare},
@@ -280,6 +288,11 @@ func TestMiddleware(t *testing.T) {
 		{"nok, ?ACCESS_TOKEN= in capitals", mwRequest{account: []string{acctA}, query: "?ACCESS_TOKEN=" + s}, 400, chInvalidRequest},
 		{"nok, ?access%5Ftoken= percent-encoded", mwRequest{account: []string{acctA}, query: "?access%5Ftoken=" + s}, 400, chInvalidRequest},
 		{"nok, empty ?access_token", mwRequest{query: "?access_token"}, 400, chInvalidRequest},
+		{"nok, ?acc%65ss_token= with a letter percent-encoded", mwRequest{account: []string{acctA}, query: "?acc%65ss_token=" + s}, 400, chInvalidRequest},
+		{"nok, ?%61ccess_token= with the first letter percent-encoded", mwRequest{account: []string{acctA}, query: "?%61ccess_token=" + s}, 400, chInvalidRequest},
+		{"nok, ?%41CCESS%5FTOKEN= encoded and in capitals", mwRequest{account: []string{acctA}, query: "?page=1&%41CCESS%5FTOKEN=" + s}, 400, chInvalidRequest},
+		{"nok, ?access_token= after a ';'", mwRequest{account: []string{acctA}, query: "?x=1;access_token=" + s}, 400, chInvalidRequest},
+		{"nok, ?access_token= beside a bad escape", mwRequest{account: []string{acctA}, query: "?x%zz=1&%61ccess_token=" + s}, 400, chInvalidRequest},
 
 		// The account header with a Bearer token: 400.
 		{"nok, account header missing", mwRequest{authz: []string{"Bearer " + s}}, 400, chInvalidRequest},
