@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // Verify returns the token whose secret is given, if it belongs to accountID
@@ -25,61 +26,75 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
-	var (
-		f   fetched
-		err error
-	)
-	if iss.cache == nil {
-		// Without a cache the record comes straight from the store: no
-		// closure, and no copy of the record on its way here.
-		f.rec, err = iss.store.Lookup(ctx, h)
-		f.want = h
-		if err != nil && len(iss.keys.previous) > 0 && errors.Is(err, ErrNotFound) {
-			f.rec, f.want, err = iss.lookupPrevious(ctx, secret)
-		}
-	} else {
-		f, err = iss.cache.fetch(ctx, h, now, func(ctx context.Context) (Record, Hash, error) {
-			return iss.lookup(ctx, secret, h)
-		})
+	if iss.cache != nil {
+		return iss.verifyCached(ctx, accountID, secret, h, now)
 	}
-	rec := &f.rec
+	// Without a cache the record comes straight from the store: no closure,
+	// and no copy of the record on its way here.
+	rec, err := iss.store.Lookup(ctx, h)
+	want := h
+	if err != nil && len(iss.keys.previous) > 0 && errors.Is(err, ErrNotFound) {
+		rec, want, err = iss.lookupPrevious(ctx, secret)
+	}
+	if err = iss.accept(ctx, accountID, &rec, want, h, false, now, err); err != nil {
+		return Token{}, err
+	}
+	return rec.Token, nil
+}
+
+// verifyCached is the rest of Verify with a cache: the record comes from the
+// cache, or from the store through it, and goes into it once accepted.
+func (iss *Issuer) verifyCached(ctx context.Context, accountID, secret string, h Hash, now time.Time) (Token, error) {
+	f, err := iss.cache.fetch(ctx, h, now, func(ctx context.Context) (Record, Hash, error) {
+		return iss.lookup(ctx, secret, h)
+	})
+	if err = iss.accept(ctx, accountID, &f.rec, f.want, h, f.shared, now, err); err != nil {
+		return Token{}, err
+	}
+	iss.cache.keep(f, f.rec, now)
+	return f.rec.Token, nil
+}
+
+// accept checks rec, which the lookup of a secret whose hash is h returned
+// with err, found by the hash want (h, or a previous key's hash), for
+// accountID at now; it re-hashes rec to h when want is not h (unless shared:
+// another caller's lookup, which re-hashes it), and notes its use. It
+// returns Verify's error, nil when the token verifies.
+func (iss *Issuer) accept(ctx context.Context, accountID string, rec *Record, want, h Hash, shared bool, now time.Time, err error) error {
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
+			return iss.refused(ctx, accountID, "", reasonUnknown, "")
 		}
-		return Token{}, fmt.Errorf("apitoken: store: %w", err)
+		return fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
-	if rec.Hash != f.want {
-		return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
+	if rec.Hash != want {
+		return iss.refused(ctx, accountID, "", reasonUnknown, "")
 	}
 	if rec.AccountID != accountID {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonWrongAccount, rec.AccountID)
+		return iss.refused(ctx, accountID, rec.ID, reasonWrongAccount, rec.AccountID)
 	}
 	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired, "")
+		return iss.refused(ctx, accountID, rec.ID, reasonExpired, "")
 	}
-	if len(iss.keys.previous) > 0 && f.want != h { // only a previous key finds another hash
-		if !f.shared {
+	if len(iss.keys.previous) > 0 && want != h { // only a previous key finds another hash
+		if !shared {
 			iss.rehash(ctx, *rec, h)
 		}
 		rec.Hash = h
-	}
-	if iss.cache != nil {
-		iss.cache.keep(f, *rec, now)
 	}
 	if iss.auditLog != nil {
 		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
 			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
 	}
-	// A last use the store already has from within the interval spares
-	// the coalescer's map: the common case, once a token's use is written.
-	// (Not After now-interval is now.Sub(LastUsedAt) >= interval, at a
-	// third of the cost.)
-	if iss.lastUses != nil && !rec.LastUsedAt.After(now.Add(-iss.lastUses.interval)) {
+	// A last use the store already has from within the interval spares the
+	// coalescer's map: the common case, once a token's use is written. (In
+	// microseconds, as stores keep it, the test is now.Sub(LastUsedAt) >=
+	// interval at a fifth of the cost.)
+	if iss.lastUses != nil && rec.LastUsedAt.UnixMicro() <= now.UnixMicro()-iss.lastUses.interval.Microseconds() {
 		iss.lastUses.use(rec.ID, now)
 	}
-	return rec.Token, nil
+	return nil
 }
 
 // lookup finds the record of the secret whose hash under the current key

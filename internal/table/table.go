@@ -542,27 +542,31 @@ func (t *Table) textAt(off, n uint32) []byte {
 // number of scopes, and where the scope lengths and the strings start.
 func header(text []byte) (lens [4]int, scopes, scopeLens, body int) {
 	p := 0
-	for f := range lens {
-		lens[f], p = uvarint(text, p)
+	if len(text) >= 5 && (text[0]|text[1]|text[2]|text[3]|text[4])&0x80 == 0 {
+		// Four lengths and a count under 128, a byte each: every text of a
+		// token the Issuer made.
+		lens = [4]int{int(text[0]), int(text[1]), int(text[2]), int(text[3])}
+		scopes, p = int(text[4]), 5
+	} else {
+		for f := range lens {
+			lens[f], p = uvarint(text, p)
+		}
+		scopes, p = uvarint(text, p)
 	}
-	scopes, p = uvarint(text, p)
 	scopeLens = p
 	for range scopes {
-		_, p = uvarint(text, p)
+		if text[p] < 0x80 {
+			p++
+		} else {
+			_, p = uvarint(text, p)
+		}
 	}
 	return lens, scopes, scopeLens, p
 }
 
 // uvarint reads the uvarint at text[p:] and returns it with the offset that
-// follows it. Lengths under 128, one byte, are the common case, read inline.
+// follows it.
 func uvarint(text []byte, p int) (v, next int) {
-	if c := text[p]; c < 0x80 {
-		return int(c), p + 1
-	}
-	return uvarintSlow(text, p)
-}
-
-func uvarintSlow(text []byte, p int) (v, next int) {
 	u, n := binary.Uvarint(text[p:])
 	return int(u), p + n
 }
@@ -586,17 +590,20 @@ func (t *Table) token(dst *Token, s *slot, off uint32) {
 	text := t.textAt(off, s.n)
 	lens, nScopes, p, body := header(text)
 	str := unsafe.String(unsafe.SliceData(text[body:]), len(text)-body)
-	q := 0
-	for f, field := range [...]*string{&dst.ID, &dst.AccountID, &dst.MemberID, &dst.Name} {
-		*field = str[q : q+lens[f]]
-		q += lens[f]
-	}
+	q := lens[0] + lens[1]
+	dst.ID, dst.AccountID = str[:lens[0]], str[lens[0]:q]
+	dst.MemberID, q = str[q:q+lens[2]], q+lens[2]
+	dst.Name, q = str[q:q+lens[3]], q+lens[3]
 	dst.Scopes = nil
 	if nScopes > 0 {
 		dst.Scopes = make([]string, nScopes)
 		for j := range dst.Scopes {
-			var l int
-			l, p = uvarint(text, p)
+			l := int(text[p])
+			if l < 0x80 {
+				p++
+			} else {
+				l, p = uvarint(text, p)
+			}
 			dst.Scopes[j] = str[q : q+l]
 			q += l
 		}
