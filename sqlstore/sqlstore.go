@@ -182,7 +182,7 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 		return apitoken.Record{}, errNotFound
 	}
 	if err != nil {
-		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
+		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", schemaHint(err))
 	}
 	return rec, nil
 }
@@ -236,11 +236,12 @@ func (s *Store) Delete(ctx context.Context, accountID, id string) error {
 // runs it again if it was the victim of a deadlock (see retry).
 func (s *Store) exec(ctx context.Context, p *preparedStmt, args ...any) (sql.Result, error) {
 	if s.tx != nil {
-		return s.tx.ExecContext(ctx, p.query, args...)
+		res, err := s.tx.ExecContext(ctx, p.query, args...)
+		return res, schemaHint(err)
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
 	}
 	// One statement on its own: the victim of a deadlock runs again.
 	var res sql.Result
@@ -261,7 +262,7 @@ func (s *Store) queryRow(ctx context.Context, p *preparedStmt, args ...any) (*sq
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
 	}
 	if stmt == nil {
 		return s.db.QueryRowContext(ctx, p.query, args...), nil
@@ -271,11 +272,12 @@ func (s *Store) queryRow(ctx context.Context, p *preparedStmt, args ...any) (*sq
 
 func (s *Store) query(ctx context.Context, p *preparedStmt, args ...any) (*sql.Rows, error) {
 	if s.tx != nil {
-		return s.tx.QueryContext(ctx, p.query, args...)
+		rows, err := s.tx.QueryContext(ctx, p.query, args...)
+		return rows, schemaHint(err)
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
 	}
 	if stmt == nil {
 		return s.db.QueryContext(ctx, p.query, args...)
