@@ -29,26 +29,32 @@ type execer interface {
 func (s *Store) revoking(ctx context.Context, change func(db execer) ([]revocation, error)) error {
 	if s.tx != nil {
 		revs, err := change(s.tx)
-		if err != nil {
-			return err
+		if err == nil {
+			err = s.logRevocations(ctx, s.tx, revs)
 		}
-		return s.logRevocations(ctx, s.tx, revs)
+		return schemaHint(err)
 	}
 	if s.stmts.closed.Load() {
 		return errClosed
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	revs, err := change(tx)
-	if err == nil {
-		err = s.logRevocations(ctx, tx, revs)
-	}
-	if err != nil {
-		return errors.Join(err, ignoreDone(tx.Rollback()))
-	}
-	return tx.Commit()
+	// Outside the caller's transaction, a deadlock's victim runs again.
+	return schemaHint(retry(ctx, func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		revs, err := change(tx)
+		if err == nil {
+			err = s.logRevocations(ctx, tx, revs)
+		}
+		if err != nil {
+			if rbErr := ignoreDone(tx.Rollback()); rbErr != nil {
+				return errors.Join(err, rbErr)
+			}
+			return err // as it is, so that retry reads it
+		}
+		return tx.Commit()
+	}))
 }
 
 // logRevocations writes revs to the revocation log through db.

@@ -33,8 +33,8 @@ type Store struct {
 // tokens run in a transaction with the revocation log's insert (see
 // revoking), as text: they are not among them.
 type statements struct {
-	create, lookup, list, deleteExpired preparedStmt
-	closed                              atomic.Bool // set by Close
+	create, lookup, list, deleteExpired, setLastUsed preparedStmt
+	closed                                           atomic.Bool // set by Close
 }
 
 // DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
@@ -82,6 +82,7 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	st := &statements{}
 	for name, p := range map[string]*preparedStmt{
 		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete-expired": &st.deleteExpired,
+		"set-last-used": &st.setLastUsed,
 	} {
 		p.db, p.query = db, sc.queries[name]
 	}
@@ -113,7 +114,7 @@ func (s *Store) Close() error {
 	}
 	st := s.stmts
 	st.closed.Store(true)
-	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.deleteExpired.close())
+	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.deleteExpired.close(), st.setLastUsed.close())
 }
 
 // Create implements apitoken.Store.
@@ -184,7 +185,7 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 		return apitoken.Record{}, errNotFound
 	}
 	if err != nil {
-		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
+		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", schemaHint(err))
 	}
 	return rec, nil
 }
@@ -244,16 +245,29 @@ func execCount(ctx context.Context, db execer, query string, args ...any) (int, 
 }
 
 // exec, queryRow and query run p's statement through the transaction of a
-// Store made by WithTx, or prepared on the database.
+// Store made by WithTx, or prepared on the database (unprepared while
+// another caller prepares it); exec, outside a transaction of the caller's,
+// runs it again if it was the victim of a deadlock (see retry).
 func (s *Store) exec(ctx context.Context, p *preparedStmt, args ...any) (sql.Result, error) {
 	if s.tx != nil {
-		return s.tx.ExecContext(ctx, p.query, args...)
+		res, err := s.tx.ExecContext(ctx, p.query, args...)
+		return res, schemaHint(err)
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
 	}
-	return stmt.ExecContext(ctx, args...)
+	// One statement on its own: the victim of a deadlock runs again.
+	var res sql.Result
+	err = retry(ctx, func() (err error) {
+		if stmt == nil { // being prepared by another caller
+			res, err = s.db.ExecContext(ctx, p.query, args...)
+		} else {
+			res, err = stmt.ExecContext(ctx, args...)
+		}
+		return err
+	})
+	return res, err
 }
 
 func (s *Store) queryRow(ctx context.Context, p *preparedStmt, args ...any) (*sql.Row, error) {
@@ -262,18 +276,25 @@ func (s *Store) queryRow(ctx context.Context, p *preparedStmt, args ...any) (*sq
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
+	}
+	if stmt == nil {
+		return s.db.QueryRowContext(ctx, p.query, args...), nil
 	}
 	return stmt.QueryRowContext(ctx, args...), nil
 }
 
 func (s *Store) query(ctx context.Context, p *preparedStmt, args ...any) (*sql.Rows, error) {
 	if s.tx != nil {
-		return s.tx.QueryContext(ctx, p.query, args...)
+		rows, err := s.tx.QueryContext(ctx, p.query, args...)
+		return rows, schemaHint(err)
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
+	}
+	if stmt == nil {
+		return s.db.QueryContext(ctx, p.query, args...)
 	}
 	return stmt.QueryContext(ctx, args...)
 }

@@ -113,11 +113,15 @@ SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = ?;
 
 -- query: lock-account
 -- CreateLimited counts and inserts under this named lock on the account, so
--- that two Issues cannot both see room for one more token.
-SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '.apitoken_tokens.', ?)), 10);
+-- that two Issues cannot both see room for one more token. DATABASE() is
+-- utf8mb3 and the account id may hold 4-byte characters (an emoji, CJK
+-- Extension B): both are converted to utf8mb4, or CONCAT fails with error
+-- 1270 (illegal mix of collations). For every other id the name, and so
+-- the lock, is the one of earlier versions, which may run beside this one.
+SELECT GET_LOCK(SHA1(CONCAT(CONVERT(DATABASE() USING utf8mb4), '.apitoken_tokens.', CONVERT(? USING utf8mb4))), 10);
 
 -- query: unlock-account
-SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '.apitoken_tokens.', ?)));
+SELECT RELEASE_LOCK(SHA1(CONCAT(CONVERT(DATABASE() USING utf8mb4), '.apitoken_tokens.', CONVERT(? USING utf8mb4))));
 
 -- query: set-last-used
 UPDATE apitoken_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);
