@@ -183,7 +183,11 @@ Run "apitoken help COMMAND" for a command's flags.
 }
 
 func cmdHelp(_ context.Context, a *app, args []string) error {
-	if len(args) == 0 {
+	if len(args) == 0 || len(args) == 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		if len(args) == 1 {
+			fmt.Fprintln(a.stdout, "usage: apitoken help [COMMAND]")
+			fmt.Fprintln(a.stdout)
+		}
 		a.overview(a.stdout)
 		return nil
 	}
@@ -193,10 +197,6 @@ func cmdHelp(_ context.Context, a *app, args []string) error {
 	i := slices.IndexFunc(commands, func(c command) bool { return c.name == args[0] })
 	if i < 0 {
 		return usagef("unknown command %q", args[0])
-	}
-	if args[0] == "help" {
-		a.overview(a.stdout)
-		return nil
 	}
 	return commands[i].run(context.Background(), a, []string{"-h"})
 }
