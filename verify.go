@@ -36,7 +36,7 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	if err != nil && len(iss.keys.previous) > 0 && errors.Is(err, ErrNotFound) {
 		rec, want, err = iss.lookupPrevious(ctx, secret)
 	}
-	if err = iss.accept(ctx, accountID, &rec, want, h, false, now, err); err != nil {
+	if err = iss.accept(ctx, accountID, &rec, want, h, nil, now, err); err != nil {
 		return Token{}, err
 	}
 	return rec.Token, nil
@@ -45,10 +45,10 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 // verifyCached is the rest of Verify with a cache: the record comes from the
 // cache, or from the store through it, and goes into it once accepted.
 func (iss *Issuer) verifyCached(ctx context.Context, accountID, secret string, h Hash, now time.Time) (Token, error) {
-	f, err := iss.cache.fetch(ctx, h, now, func(ctx context.Context) (Record, Hash, error) {
+	f, err := iss.cache.fetch(ctx, h, accountID, now, func(ctx context.Context) (Record, Hash, error) {
 		return iss.lookup(ctx, secret, h)
 	})
-	if err = iss.accept(ctx, accountID, &f.rec, f.want, h, f.shared, now, err); err != nil {
+	if err = iss.accept(ctx, accountID, &f.rec, f.want, h, &f, now, err); err != nil {
 		return Token{}, err
 	}
 	iss.cache.keep(f, f.rec, now)
@@ -57,28 +57,37 @@ func (iss *Issuer) verifyCached(ctx context.Context, accountID, secret string, h
 
 // accept checks rec, which the lookup of a secret whose hash is h returned
 // with err, found by the hash want (h, or a previous key's hash), for
-// accountID at now; it re-hashes rec to h when want is not h (unless shared:
-// another caller's lookup, which re-hashes it), and notes its use. It
-// returns Verify's error, nil when the token verifies.
-func (iss *Issuer) accept(ctx context.Context, accountID string, rec *Record, want, h Hash, shared bool, now time.Time, err error) error {
+// accountID at now; it re-hashes rec to h when want is not h, and notes its
+// use. f says how the cache fetched rec (nil without a cache): a refusal
+// after a store read is remembered by the cache for a moment, so that the
+// same one again costs no store read, whether the token is live or not; and
+// a record shared from another caller's lookup is re-hashed by that caller.
+// It returns Verify's error, nil when the token verifies.
+func (iss *Issuer) accept(ctx context.Context, accountID string, rec *Record, want, h Hash, f *fetched, now time.Time, err error) error {
+	refuse := func(tokenID, reason, tokenAccountID string) error {
+		if f != nil && !f.cached {
+			iss.cache.refuse(h, accountID, now)
+		}
+		return iss.refused(ctx, accountID, tokenID, reason, tokenAccountID)
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return iss.refused(ctx, accountID, "", reasonUnknown, "")
+			return refuse("", reasonUnknown, "")
 		}
 		return fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
 	if rec.Hash != want {
-		return iss.refused(ctx, accountID, "", reasonUnknown, "")
+		return refuse("", reasonUnknown, "")
 	}
 	if rec.AccountID != accountID {
-		return iss.refused(ctx, accountID, rec.ID, reasonWrongAccount, rec.AccountID)
+		return refuse(rec.ID, reasonWrongAccount, rec.AccountID)
 	}
 	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-		return iss.refused(ctx, accountID, rec.ID, reasonExpired, "")
+		return refuse(rec.ID, reasonExpired, "")
 	}
 	if len(iss.keys.previous) > 0 && want != h { // only a previous key finds another hash
-		if !shared {
+		if f == nil || !f.shared {
 			iss.rehash(ctx, *rec, h)
 		}
 		rec.Hash = h
