@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 )
 
 // A Guard authenticates HTTP requests for one MiddlewareConfig: it is what
@@ -20,6 +21,7 @@ type Guard struct {
 	log      *slog.Logger
 	optional bool
 	skip     func(*http.Request) bool
+	addr     func(*http.Request) (netip.Addr, bool)
 
 	// Challenges of the default ErrorHandler, precomputed for the realm.
 	bare, invalidToken, invalidRequest, insufficientScope string
@@ -41,6 +43,7 @@ func newGuard(iss *Issuer, cfg MiddlewareConfig) *Guard {
 		log:               cfg.Logger,
 		optional:          cfg.Optional,
 		skip:              cfg.Skip,
+		addr:              cfg.ClientAddr,
 		bare:              bare,
 		invalidToken:      bare + `, error="invalid_token"`,
 		invalidRequest:    bare + `, error="invalid_request"`,
@@ -48,6 +51,9 @@ func newGuard(iss *Issuer, cfg MiddlewareConfig) *Guard {
 	}
 	if g.extract == nil {
 		g.extract = defaultExtractor
+	}
+	if g.addr == nil {
+		g.addr = remoteAddr
 	}
 	if g.onError == nil {
 		g.onError = g.writeError
@@ -77,7 +83,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		tok, err := authenticate(g.iss, g.extract, r)
+		tok, err := authenticate(g.iss, g.extract, g.addr, r)
 		if err != nil {
 			if g.optional && errors.Is(err, ErrNoCredentials) {
 				next.ServeHTTP(w, r)
@@ -98,7 +104,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 // when the credentials could not be checked (answer that one with 503, as
 // WriteError does). Skip is not consulted.
 func (g *Guard) Authenticate(r *http.Request) (Token, error) {
-	return authenticate(g.iss, g.extract, r)
+	return authenticate(g.iss, g.extract, g.addr, r)
 }
 
 // WriteError answers a request that Authenticate (or a scope check) refused,
