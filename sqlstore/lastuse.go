@@ -19,9 +19,9 @@ func (s *Store) RecordLastUse(ctx context.Context, uses []apitoken.LastUse) erro
 				continue
 			}
 			at := s.timeArg(u.At)
-			args := []any{at, u.ID, at}
+			args := []any{at, addrArg(u.IP), u.ID, at}
 			if s.dialect == Postgres {
-				args = args[:2] // $1 is used twice
+				args = []any{at, u.ID, addrArg(u.IP)} // $1 is used twice
 			}
 			if _, err := db.ExecContext(ctx, q, args...); err != nil {
 				return err

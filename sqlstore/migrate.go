@@ -63,7 +63,7 @@ func (s *Store) migrate(ctx context.Context, db execQuerier) error {
 	}
 	for v := version + 1; v <= len(s.script.migrations); v++ {
 		for _, stmt := range s.script.migrations[v-1] {
-			if _, err := db.ExecContext(ctx, stmt); err != nil {
+			if _, err := db.ExecContext(ctx, stmt); err != nil && !s.alreadyApplied(err) {
 				return fmt.Errorf("version %d: %w", v, err)
 			}
 		}
@@ -143,4 +143,22 @@ func withNamedLock(ctx context.Context, conn *sql.Conn, lock, unlock string, arg
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	return err
+}
+
+// MySQL's error numbers for a column or an index that exists.
+const (
+	mysqlDuplicateColumn = 1060
+	mysqlDuplicateIndex  = 1061
+)
+
+// alreadyApplied reports whether err says that a schema change exists
+// already: on MySQL, which commits each DDL statement at once and has no
+// IF NOT EXISTS for columns and indexes, a migration that failed halfway is
+// run again from its first statement.
+func (s *Store) alreadyApplied(err error) bool {
+	if s.dialect != MySQL {
+		return false
+	}
+	n := mysqlErrorNumber(err)
+	return n == mysqlDuplicateColumn || n == mysqlDuplicateIndex
 }

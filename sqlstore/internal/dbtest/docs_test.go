@@ -42,6 +42,7 @@ func TestREADMESchema(t *testing.T) {
 			// Each change to the SQL file must be caught while the README is
 			// unchanged; the first case is the real file.
 			tableStart := "CREATE TABLE IF NOT EXISTS apitoken_tokens (\n"
+			nextVersion := strings.Count(sqlText, "\n-- migration: ") + 1
 			versionStart := "CREATE TABLE IF NOT EXISTS apitoken_schema_version (\n"
 			tests := []struct {
 				name      string
@@ -70,11 +71,11 @@ func TestREADMESchema(t *testing.T) {
 				{
 					name: "nok, a new migration",
 					edit: func(s string) string {
-						return s + "\n-- migration: 2\n-- A note per token.\nALTER TABLE apitoken_tokens ADD COLUMN note TEXT;\n"
+						return s + fmt.Sprintf("\n-- migration: %d\n-- A note per token.\nALTER TABLE apitoken_tokens ADD COLUMN note TEXT;\n", nextVersion)
 					},
 					wantMiss: []string{
 						"ALTER TABLE apitoken_tokens ADD COLUMN note TEXT;",
-						"INSERT INTO apitoken_schema_version (version) VALUES (2);",
+						fmt.Sprintf("INSERT INTO apitoken_schema_version (version) VALUES (%d);", nextVersion),
 					},
 				},
 				{
