@@ -15,6 +15,7 @@ const (
 	reasonUnknown      = "unknown"       // no token has that secret: never issued, or deleted
 	reasonWrongAccount = "wrong account" // the token belongs to another account
 	reasonExpired      = "expired"
+	reasonScheme       = "unsupported scheme"      // the Authorization header uses a scheme the middleware does not read
 	reasonTooOld       = "older than max lifetime" // WithMaxLifetime
 	reasonDisabled     = "disabled"
 	reasonAddress      = "address not allowed" // outside the token's AllowedIPs, or unknown
@@ -66,6 +67,13 @@ func (iss *Issuer) refusedRequest(ctx context.Context, err error) error {
 			slog.String("reason", reasonMalformed), slog.String("problem", problem))
 	}
 	return err
+}
+
+// refusedScheme records a request refused because its Authorization header
+// uses a scheme the extractor does not read. The scheme itself is not
+// written: a client that sends a bare secret would have it logged.
+func (iss *Issuer) refusedScheme(ctx context.Context) {
+	iss.audit(ctx, slog.LevelWarn, "apitoken: request refused", slog.String("reason", reasonScheme))
 }
 
 // untrusted returns an account id that came with a request as it may be

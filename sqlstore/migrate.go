@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Migrate creates the store's tables, or upgrades them to the schema this
@@ -15,7 +16,9 @@ import (
 // so set busy_timeout). Each schema version is applied in one transaction
 // where the database allows it (PostgreSQL, SQLite; MySQL commits DDL at
 // once, and the version's statements are safe to run again). It refuses a
-// database whose schema is newer than this package knows.
+// database whose schema is newer than this package knows, and a database of
+// another dialect than the Store's, naming the right one (an error wrapping
+// apitoken.ErrInvalidInput).
 func (s *Store) Migrate(ctx context.Context) (err error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
@@ -37,7 +40,7 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 		err = inImmediateTx(ctx, conn, q, func() error { return s.migrate(ctx, conn) })
 	}
 	if err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
+		return s.mismatch(ctx, "migrate", err)
 	}
 	return nil
 }
@@ -152,13 +155,18 @@ const (
 )
 
 // alreadyApplied reports whether err says that a schema change exists
-// already: on MySQL, which commits each DDL statement at once and has no
-// IF NOT EXISTS for columns and indexes, a migration that failed halfway is
-// run again from its first statement.
+// already, so that a version's statements are safe to run again (after its
+// row was lost, or, on MySQL, which commits each DDL statement at once,
+// after a failure halfway): MySQL has no IF NOT EXISTS for columns and
+// indexes, SQLite none for columns.
 func (s *Store) alreadyApplied(err error) bool {
-	if s.dialect != MySQL {
-		return false
+	switch s.dialect {
+	case MySQL:
+		n := mysqlErrorNumber(err)
+		return n == mysqlDuplicateColumn || n == mysqlDuplicateIndex
+	case SQLite:
+		// Both drivers report it with SQLite's generic error code.
+		return strings.Contains(err.Error(), "duplicate column name")
 	}
-	n := mysqlErrorNumber(err)
-	return n == mysqlDuplicateColumn || n == mysqlDuplicateIndex
+	return false
 }
