@@ -35,29 +35,46 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string, from cl
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
-	f, err := iss.cache.fetch(ctx, h, now, func(ctx context.Context) (Record, Hash, error) {
+	f, err := iss.cache.fetch(ctx, h, accountID, now, func(ctx context.Context) (Record, Hash, error) {
 		return iss.lookup(ctx, secret, h)
 	})
 	rec := f.rec
+	// Each refusal after a store read is remembered by the cache for a
+	// moment, so that the same one again costs no store read, whether the
+	// token is live or not.
+	refuse := func(tokenID, hint, reason, tokenAccountID string) error {
+		if !f.cached {
+			iss.cache.refuse(h, accountID, now)
+		}
+		return iss.refused(ctx, accountID, tokenID, hint, reason, tokenAccountID)
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, iss.refused(ctx, accountID, "", "", reasonUnknown, "")
+			return Token{}, refuse("", "", reasonUnknown, "")
 		}
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
 	if rec.Hash != f.want {
-		return Token{}, iss.refused(ctx, accountID, "", "", reasonUnknown, "")
+		return Token{}, refuse("", "", reasonUnknown, "")
 	}
 	if rec.AccountID != accountID {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonWrongAccount, rec.AccountID)
+		return Token{}, refuse(rec.ID, rec.Hint, reasonWrongAccount, rec.AccountID)
 	}
-	if st := iss.status(&rec.Token, now); st != StatusActive {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, rec.Hint, statusReasons[st], "")
+	switch st := iss.status(&rec.Token, now); st {
+	case StatusActive:
+	case StatusDisabled:
+		// Not remembered as a refusal: Enable must take effect at once.
+		// (Telling it from an unknown token by its cost needs its secret.)
+		return Token{}, iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonDisabled, "")
+	default:
+		return Token{}, refuse(rec.ID, rec.Hint, statusReasons[st], "")
 	}
 	var ip netip.Addr
 	ipKnown := false
 	if len(rec.AllowedIPs) > 0 {
+		// Not remembered as a refusal either: the refusal is of the
+		// address, and the same token from an allowed one must verify.
 		if ip, ipKnown = from.get(ctx); !ipKnown || !addrAllowed(rec.AllowedIPs, ip) {
 			return Token{}, iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonAddress, "")
 		}

@@ -118,9 +118,10 @@
 // under a lock on the account (PostgreSQL: an advisory lock; MySQL:
 // GET_LOCK; SQLite: the write lock), so the limit holds across processes.
 //
-// Schema version 2 added the columns disabled, hint, allowed_ips and
+// Schema version 3 added the columns disabled, hint, allowed_ips and
 // last_used_ip, and the expiry and last-use indexes; Migrate adds them to a
-// database of version 1, whose tokens keep verifying (with an empty Hint).
+// database of version 1 or 2, whose tokens keep verifying (with an empty
+// Hint).
 //
 // # Faults
 //

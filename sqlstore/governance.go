@@ -17,18 +17,25 @@ const (
 
 // SetDisabled implements apitoken.Disabler: one UPDATE, and, when it
 // changed no row, a count to tell a token that already had the value (MySQL
-// counts changed rows only) from a missing one.
+// counts changed rows only) from a missing one. Disabling logs the token's
+// revocation in the same transaction (see Bus).
 func (s *Store) SetDisabled(ctx context.Context, accountID, id string, disabled bool) error {
 	if !storable(accountID) || !storable(id) {
 		return errNotFound
 	}
-	res, err := s.exec(ctx, &s.stmts.setDisabled, disabled, id, accountID)
+	var n int
+	err := s.revoking(ctx, func(db execer) (_ []revocation, err error) {
+		n, err = execCount(ctx, db, s.script.queries["set-disabled"], disabled, id, accountID)
+		if !disabled {
+			return nil, err
+		}
+		return revokedIf(n, accountID, id), err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlstore: set disabled: %w", err)
 	}
-	n, err := rowsAffected("set disabled", res)
-	if err != nil || n > 0 {
-		return err
+	if n > 0 {
+		return nil
 	}
 	row, err := s.queryRow(ctx, &s.stmts.exists, id, accountID)
 	if err == nil {
@@ -44,16 +51,21 @@ func (s *Store) SetDisabled(ctx context.Context, accountID, id string, disabled 
 }
 
 // DeleteMember implements apitoken.MemberDeleter: one DELETE, through the
-// account index.
+// account index, and the account's revocation in the revocation log in the
+// same transaction (see Bus).
 func (s *Store) DeleteMember(ctx context.Context, accountID, memberID string) (int, error) {
 	if !storable(accountID) || !storable(memberID) {
 		return 0, nil
 	}
-	res, err := s.exec(ctx, &s.stmts.deleteMember, accountID, memberID)
+	var n int
+	err := s.revoking(ctx, func(db execer) (_ []revocation, err error) {
+		n, err = execCount(ctx, db, s.script.queries["delete-member"], accountID, memberID)
+		return revokedIf(n, accountID, ""), err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: delete member: %w", err)
 	}
-	return rowsAffected("delete member", res)
+	return n, nil
 }
 
 // DeleteUnused implements apitoken.UnusedDeleter: one DELETE of at most

@@ -52,7 +52,27 @@ CREATE INDEX IF NOT EXISTS apitoken_tokens_account ON apitoken_tokens (account_i
 -- down: 1
 DROP TABLE IF EXISTS apitoken_tokens;
 
--- migration: 2 governance
+-- migration: 2 revocations
+-- The revocation log: one row per change that makes a token (or, with an
+-- empty token_id, every token of an account) stop verifying as caches hold
+-- it: a delete, an expiry brought forward, a re-hash. The store writes it in
+-- the transaction of the change, so that it is seen exactly when the change
+-- commits, and never after a rollback; sqlstore's Bus reads it by id and
+-- prunes it by revoked_at (AUTOINCREMENT: an id is never used twice, also
+-- once the newest rows are pruned). Ids and a time, never a secret nor a
+-- hash.
+CREATE TABLE IF NOT EXISTS apitoken_revocations (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT    NOT NULL,
+    token_id   TEXT    NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS apitoken_revocations_revoked_at ON apitoken_revocations (revoked_at);
+
+-- down: 2
+DROP TABLE IF EXISTS apitoken_revocations;
+
+-- migration: 3 governance
 -- Tokens that organisations govern: disabled (Disable, Enable); hint, the
 -- last 4 characters of the secret ('' for tokens issued before it);
 -- allowed_ips, space-separated prefixes ('' for any address); last_used_ip,
@@ -66,7 +86,7 @@ ALTER TABLE apitoken_tokens ADD COLUMN last_used_ip TEXT;
 CREATE INDEX IF NOT EXISTS apitoken_tokens_expiry ON apitoken_tokens (expires_at, id);
 CREATE INDEX IF NOT EXISTS apitoken_tokens_last_use ON apitoken_tokens (last_used_at, created_at);
 
--- down: 2
+-- down: 3
 DROP INDEX IF EXISTS apitoken_tokens_last_use;
 DROP INDEX IF EXISTS apitoken_tokens_expiry;
 ALTER TABLE apitoken_tokens DROP COLUMN last_used_ip;
@@ -114,6 +134,30 @@ UPDATE apitoken_tokens SET last_used_at = ?, last_used_ip = ? WHERE id = ? AND (
 
 -- query: rehash
 UPDATE apitoken_tokens SET hash = ? WHERE id = ? AND account_id = ? AND hash = ?;
+
+-- query: revoke
+INSERT INTO apitoken_revocations (account_id, token_id, revoked_at) VALUES (?, ?, ?);
+
+-- query: revocations-after
+-- The Bus's poll: the revocations after the last id it read, in order, at
+-- most 1000 at a time.
+SELECT id, account_id, token_id FROM apitoken_revocations WHERE id > ? ORDER BY id LIMIT 1000;
+
+-- query: revocations-in
+-- The Bus's look back: the revocations among 100 ids it has not seen yet,
+-- below the last one it read (the transactions that took them may commit
+-- late, or never).
+SELECT id, account_id, token_id FROM apitoken_revocations WHERE id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- query: revocations-since
+-- The ids of the revocations written from a time on, when the Bus starts.
+SELECT id FROM apitoken_revocations WHERE revoked_at >= ? ORDER BY id;
+
+-- query: revocations-last
+SELECT COALESCE(MAX(id), 0) FROM apitoken_revocations;
+
+-- query: revocations-prune
+DELETE FROM apitoken_revocations WHERE revoked_at < ?;
 
 -- query: set-disabled
 UPDATE apitoken_tokens SET disabled = ? WHERE id = ? AND account_id = ?;

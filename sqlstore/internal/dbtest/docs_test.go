@@ -42,8 +42,8 @@ func TestREADMESchema(t *testing.T) {
 			// Each change to the SQL file must be caught while the README is
 			// unchanged; the first case is the real file.
 			tableStart := "CREATE TABLE IF NOT EXISTS apitoken_tokens (\n"
-			nextVersion := strings.Count(sqlText, "\n-- migration: ") + 1
 			versionStart := "CREATE TABLE IF NOT EXISTS apitoken_schema_version (\n"
+			next := strings.Count(sqlText, "\n-- migration: ") + 1 // the number of a new migration
 			tests := []struct {
 				name      string
 				edit      func(string) string
@@ -71,11 +71,11 @@ func TestREADMESchema(t *testing.T) {
 				{
 					name: "nok, a new migration",
 					edit: func(s string) string {
-						return s + fmt.Sprintf("\n-- migration: %d\n-- A note per token.\nALTER TABLE apitoken_tokens ADD COLUMN note TEXT;\n", nextVersion)
+						return s + fmt.Sprintf("\n-- migration: %d notes\n-- A note per token.\nALTER TABLE apitoken_tokens ADD COLUMN note TEXT;\n", next)
 					},
 					wantMiss: []string{
 						"ALTER TABLE apitoken_tokens ADD COLUMN note TEXT;",
-						fmt.Sprintf("INSERT INTO apitoken_schema_version (version) VALUES (%d);", nextVersion),
+						fmt.Sprintf("INSERT INTO apitoken_schema_version (version) VALUES (%d);", next),
 					},
 				},
 				{

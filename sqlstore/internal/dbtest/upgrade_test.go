@@ -199,7 +199,7 @@ func TestMigrateMySQLResumes(t *testing.T) {
 	require.NoError(t, err)
 
 	// Any other error still fails the migration.
-	_, err = db.ExecContext(ctx, "DELETE FROM apitoken_schema_version WHERE version = 2")
+	_, err = db.ExecContext(ctx, "DELETE FROM apitoken_schema_version WHERE version > 1")
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "DROP TABLE apitoken_tokens")
 	require.NoError(t, err)
