@@ -370,8 +370,9 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 	}
 	// Also after an error: the change may have reached the store anyway.
 	iss.invalidate(ctx, accountID, old.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		// A failure may hide a success: read the old token back.
+	if err != nil && !errors.Is(err, ErrNotFound) && iss.tx == nil {
+		// A failure may hide a success: read the old token back. (In the
+		// caller's transaction, its commit or rollback decides.)
 		switch applied, checkErr := iss.rotated(ctx, old, grace, until); {
 		case applied:
 			err = nil

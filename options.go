@@ -125,8 +125,9 @@ func WithMaxTokensPerAccount(n int) Option {
 // account", with the token's own account, or "expired") and every one that
 // succeeded (at Debug, as there is one per request). Requests that the
 // middleware refuses as malformed (400), before Verify, are recorded at Warn
-// with the reason "malformed" and the problem in the package's own words.
-// Records carry the account id and the token id, never a secret nor its
+// with the reason "malformed" and the problem in the package's own words,
+// and those it refuses for an Authorization scheme its extractor does not
+// read (401) with the reason "unsupported scheme". Records carry the account id and the token id, never a secret nor its
 // hash; an account id that came with a request and is not a valid one is
 // written cut to 128 bytes and quoted.
 func WithAuditLogger(logger *slog.Logger) Option {
