@@ -468,7 +468,11 @@ func cmdRotate(ctx context.Context, a *app, args []string) error {
 			Replaces string    `json:"replaces"`
 		}{secret, toJSON(tok, time.Now()), ids[0]})
 	}
-	fmt.Fprintf(a.stderr, "Token %s replaces %s (which works for %v more). Its secret, on standard output, is shown only this once.\n", tok.ID, ids[0], *grace)
+	old := "which stopped working"
+	if *grace > 0 {
+		old = fmt.Sprintf("which works for %v more", *grace)
+	}
+	fmt.Fprintf(a.stderr, "Token %s replaces %s (%s). Its secret, on standard output, is shown only this once.\n", tok.ID, ids[0], old)
 	_, err = fmt.Fprintln(a.stdout, secret)
 	return err
 }
