@@ -188,9 +188,18 @@ func cmdList(ctx context.Context, a *app, args []string) error {
 		}
 		return writeJSON(a.stdout, out)
 	}
-	t := newTable(a.stdout, "ID", "NAME", "MEMBER", "SCOPES", "CREATED", "EXPIRES", "LAST USED")
+	t := newTable(a.stdout, "ID", "HINT", "NAME", "MEMBER", "SCOPES", "CREATED", "EXPIRES", "LAST USED", "STATE")
 	for _, tok := range toks {
-		t.row(tok.ID, tok.Name, tok.MemberID, strings.Join(tok.Scopes, " "), when(tok.CreatedAt), expiry(tok, now), when(tok.LastUsedAt))
+		hint, state := "…"+tok.Hint, "active"
+		if tok.Hint == "" {
+			hint = "" // issued before hints were kept
+		}
+		if tok.Disabled {
+			state = "disabled"
+		} else if expired(tok, now) {
+			state = "expired"
+		}
+		t.row(tok.ID, hint, tok.Name, tok.MemberID, strings.Join(tok.Scopes, " "), when(tok.CreatedAt), expiry(tok, now), when(tok.LastUsedAt), state)
 	}
 	if err := t.flush(); err != nil {
 		return err

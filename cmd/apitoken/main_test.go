@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -172,8 +173,14 @@ func TestEndToEnd(t *testing.T) {
 
 			sqlDB := db.open(t)
 			t.Cleanup(func() {
-				for _, table := range []string{"tokens", "schema_version"} {
-					_, _ = sqlDB.Exec("DROP TABLE IF EXISTS " + db.tablePrefix + table)
+				// Every table of the schema, newest first: the shared servers
+				// keep nothing of this test.
+				ddl, err := sqlstore.Schema(db.dialect, sqlstore.WithTablePrefix(db.tablePrefix))
+				require.NoError(t, err)
+				tables := regexp.MustCompile(`CREATE TABLE IF NOT EXISTS (\w+)`).FindAllStringSubmatch(ddl, -1)
+				for i := len(tables) - 1; i >= 0; i-- {
+					_, err := sqlDB.Exec("DROP TABLE IF EXISTS " + tables[i][1])
+					assert.NoError(t, err)
 				}
 				sqlDB.Close()
 			})
@@ -198,6 +205,7 @@ func TestEndToEnd(t *testing.T) {
 			list := c.must(t, 0, "", "list", "--account", "acct_1")
 			assert.Contains(t, list.stdout, tok.ID)
 			assert.Contains(t, list.stdout, "deploy")
+			assert.Contains(t, list.stdout, "…"+secret[len(secret)-4:], "the hint: the end of the secret, as its owner sees it")
 			other := c.must(t, 0, "", "list", "--account", "acct_1", "--json", "--db", db.otherDSN)
 			assert.Contains(t, other.stdout, `"id": "`+tok.ID+`"`, "the other DSN form names the same database")
 
