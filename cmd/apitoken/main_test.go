@@ -168,8 +168,9 @@ func TestEndToEnd(t *testing.T) {
 			_, _ = rand.Read(key)
 			keyFile := filepath.Join(t.TempDir(), "hash.key")
 			require.NoError(t, os.WriteFile(keyFile, []byte("hex:"+hex.EncodeToString(key)+"\n"), 0o600))
+			auditLog := filepath.Join(t.TempDir(), "audit.jsonl")
 			c := &cli{env: []string{"APITOKEN_DB=" + db.dsn, "APITOKEN_TABLE_PREFIX=" + db.tablePrefix,
-				"APITOKEN_PREFIX=acme", "APITOKEN_HASH_KEY_FILE=" + keyFile}}
+				"APITOKEN_PREFIX=acme", "APITOKEN_HASH_KEY_FILE=" + keyFile, "APITOKEN_AUDIT_LOG=" + auditLog}}
 
 			sqlDB := db.open(t)
 			t.Cleanup(func() {
@@ -252,6 +253,16 @@ func TestEndToEnd(t *testing.T) {
 			c.must(t, 0, "", "issue", "--account", "acct_4", "--expires-at", time.Now().Add(time.Second).UTC().Format(time.RFC3339))
 			time.Sleep(1100 * time.Millisecond)
 			assert.Contains(t, c.must(t, 0, "", "prune", "--json").stdout, `"deleted": 1`)
+
+			// The audit log of what the command did, with no secret.
+			audit, err := os.ReadFile(auditLog)
+			require.NoError(t, err)
+			assert.Contains(t, string(audit), `"msg":"apitoken: token issued","account_id":"acct_1","token_id":"`+tok.ID+`"`)
+			assert.Contains(t, string(audit), `"msg":"apitoken: token revoked","account_id":"acct_1","token_id":"`+tok.ID+`","reason":"incident 7"`)
+			assert.Contains(t, string(audit), `"msg":"apitoken: token rotated"`)
+			for _, s := range []string{secret, s2, s3} {
+				assert.NotContains(t, string(audit), s)
+			}
 
 			// Each secret was printed once, by the command that created it.
 			for _, s := range []string{secret, s2, s3} {
