@@ -270,8 +270,13 @@ func lookUp(ctx context.Context, iss *apitoken.Issuer, secret string, revoke boo
 	default:
 		j := toJSON(tok, time.Now())
 		r.Token, r.Result = &j, "found"
-		if revoke {
+		switch {
+		case revoke:
 			r.Result = "revoked"
+		case j.Disabled:
+			r.Result = "found (disabled)"
+		case j.Expired:
+			r.Result = "found (expired)"
 		}
 	}
 	return r

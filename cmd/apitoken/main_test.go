@@ -250,8 +250,11 @@ func TestEndToEnd(t *testing.T) {
 				c.must(t, 0, "", "issue", "--account", "acct_3")
 			}
 			assert.Contains(t, c.must(t, 0, "", "delete-all", "--account", "acct_3", "--json").stdout, `"deleted": 2`)
-			c.must(t, 0, "", "issue", "--account", "acct_4", "--expires-at", time.Now().Add(time.Second).UTC().Format(time.RFC3339))
-			time.Sleep(1100 * time.Millisecond)
+			// At least a second ahead, whatever the fraction RFC 3339 drops.
+			expires := time.Now().Add(2 * time.Second).UTC().Truncate(time.Second)
+			s4 := strings.TrimSpace(c.must(t, 0, "", "issue", "--account", "acct_4", "--expires-at", expires.Format(time.RFC3339)).stdout)
+			time.Sleep(time.Until(expires) + 50*time.Millisecond)
+			assert.Contains(t, c.must(t, 0, s4+"\n", "inspect").stdout, "found (expired)", "inspect finds an expired token too")
 			assert.Contains(t, c.must(t, 0, "", "prune", "--json").stdout, `"deleted": 1`)
 
 			// The audit log of what the command did, with no secret.
@@ -265,7 +268,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 
 			// Each secret was printed once, by the command that created it.
-			for _, s := range []string{secret, s2, s3} {
+			for _, s := range []string{secret, s2, s3, s4} {
 				n := 0
 				for _, r := range c.runs {
 					n += strings.Count(r.stdout, s)
