@@ -317,6 +317,7 @@ func (s *subscription) read(ctx context.Context, deliver func([]byte), now time.
 		if !s.advance(id, now) {
 			continue
 		}
+		s.bus.store.replica.revoked(accountID, tokenID) // before the cache forgets: its next fill reads the primary
 		if accountID == "" || len(accountID) > 255 {
 			deliver(nil) // no message can say it: forget everything
 			continue

@@ -27,6 +27,7 @@ type Store struct {
 	script  *script
 	stmts   *statements // shared with the Stores made by WithTx
 	tx      DBTX        // set in a Store made by WithTx
+	replica *replica    // set by WithReplica; shared with the Stores made by WithTx
 }
 
 // statements are the Store's prepared statements. The writes that revoke
@@ -66,7 +67,7 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	if d != Postgres && d != MySQL && d != SQLite {
 		return nil, fmt.Errorf("sqlstore: %w: unknown dialect %v", apitoken.ErrInvalidInput, d)
 	}
-	cfg := config{prefix: defaultPrefix}
+	cfg := config{prefix: defaultPrefix, fallbacks: DefaultReplicaFallbacks}
 	for _, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("sqlstore: %w: option is nil", apitoken.ErrInvalidInput)
@@ -86,7 +87,11 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	} {
 		p.db, p.query = db, sc.queries[name]
 	}
-	return &Store{db: db, dialect: d, script: sc, stmts: st}, nil
+	s := &Store{db: db, dialect: d, script: sc, stmts: st}
+	if cfg.replica != nil {
+		s.replica = newReplica(cfg.replica, sc, cfg.maxLag, cfg.fallbacks)
+	}
+	return s, nil
 }
 
 // WithTx returns a Store that runs its statements through tx, typically a
@@ -114,7 +119,11 @@ func (s *Store) Close() error {
 	}
 	st := s.stmts
 	st.closed.Store(true)
-	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.deleteExpired.close(), st.setLastUsed.close())
+	var replicaErr error
+	if s.replica != nil {
+		replicaErr = s.replica.close()
+	}
+	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.deleteExpired.close(), st.setLastUsed.close(), replicaErr)
 }
 
 // Create implements apitoken.Store.
@@ -123,6 +132,7 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 	if err != nil {
 		return err
 	}
+	s.replica.created(rec.AccountID, rec.Hash)
 	var res sql.Result
 	if s.dialect == MySQL && s.tx == nil {
 		res, err = s.insertInTx(ctx, args)
@@ -173,9 +183,19 @@ func (s *Store) created(res sql.Result, err error) error {
 	return nil
 }
 
-// Lookup implements apitoken.Store.
+// Lookup implements apitoken.Store. With WithReplica, it reads the replica
+// first (see WithReplica).
 func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
-	row, err := s.queryRow(ctx, &s.stmts.lookup, h[:])
+	if s.replica != nil && s.tx == nil {
+		return s.replica.lookup(ctx, s, h)
+	}
+	return s.lookupOn(ctx, &s.stmts.lookup, h)
+}
+
+// lookupOn is Lookup through p, the lookup statement of the primary or of
+// the replica.
+func (s *Store) lookupOn(ctx context.Context, p *preparedStmt, h apitoken.Hash) (apitoken.Record, error) {
+	row, err := s.queryRow(ctx, p, h[:])
 	if err != nil {
 		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
 	}
@@ -190,12 +210,17 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 	return rec, nil
 }
 
-// List implements apitoken.Store.
+// List implements apitoken.Store. With WithReplica, it reads the replica,
+// unless the account was written recently (see WithReplica).
 func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
 	if !storable(accountID) {
 		return []apitoken.Token{}, nil
 	}
-	rows, err := s.query(ctx, &s.stmts.list, accountID)
+	p := &s.stmts.list
+	if s.replica != nil && s.tx == nil {
+		p = s.replica.listOn(accountID, p)
+	}
+	rows, err := s.query(ctx, p, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list: %w", err)
 	}
