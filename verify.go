@@ -26,25 +26,34 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
-	f, err := iss.cache.fetch(ctx, h, now, func(ctx context.Context) (Record, Hash, error) {
+	f, err := iss.cache.fetch(ctx, h, accountID, now, func(ctx context.Context) (Record, Hash, error) {
 		return iss.lookup(ctx, secret, h)
 	})
 	rec := f.rec
+	// Each refusal after a store read is remembered by the cache for a
+	// moment, so that the same one again costs no store read, whether the
+	// token is live or not.
+	refuse := func(tokenID, reason, tokenAccountID string) error {
+		if !f.cached {
+			iss.cache.refuse(h, accountID, now)
+		}
+		return iss.refused(ctx, accountID, tokenID, reason, tokenAccountID)
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
+			return Token{}, refuse("", reasonUnknown, "")
 		}
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
 	if rec.Hash != f.want {
-		return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
+		return Token{}, refuse("", reasonUnknown, "")
 	}
 	if rec.AccountID != accountID {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonWrongAccount, rec.AccountID)
+		return Token{}, refuse(rec.ID, reasonWrongAccount, rec.AccountID)
 	}
 	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired, "")
+		return Token{}, refuse(rec.ID, reasonExpired, "")
 	}
 	if f.want != h {
 		if !f.shared {
