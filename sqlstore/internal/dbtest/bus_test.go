@@ -80,7 +80,7 @@ type busInstance struct {
 
 // newBusInstance starts an instance on the database that open opens, and
 // waits until its bus listens.
-func newBusInstance(t *testing.T, d sqlstore.Dialect, open func() *sql.DB, opts ...sqlstore.BusOption) *busInstance {
+func newBusInstance(t testing.TB, d sqlstore.Dialect, open func() *sql.DB, opts ...sqlstore.BusOption) *busInstance {
 	t.Helper()
 	db := open()
 	s, err := sqlstore.New(db, d)
@@ -91,7 +91,8 @@ func newBusInstance(t *testing.T, d sqlstore.Dialect, open func() *sql.DB, opts 
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, bus.Close()) })
 	rb := &recordingBus{Bus: bus}
-	iss := issuerOn(t, s, apitoken.WithCache(1000, time.Hour), apitoken.WithCacheBus(rb))
+	iss, err := apitoken.NewIssuer(s, apitoken.WithLastUseInterval(0), apitoken.WithCache(1000, time.Hour), apitoken.WithCacheBus(rb))
+	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, iss.Close()) })
 	require.Eventually(t, func() bool { _, nils := rb.delivered(); return nils > 0 }, 5*time.Second, time.Millisecond, "the bus listens")
 	return &busInstance{db: db, store: s, bus: rb, iss: iss}
@@ -99,7 +100,7 @@ func newBusInstance(t *testing.T, d sqlstore.Dialect, open func() *sql.DB, opts 
 
 // issueCached issues a token through a for a new account and verifies it
 // through each of the others, which cache it.
-func issueCached(t *testing.T, a *busInstance, others ...*busInstance) (acct, secret string, tok apitoken.Token) {
+func issueCached(t testing.TB, a *busInstance, others ...*busInstance) (acct, secret string, tok apitoken.Token) {
 	t.Helper()
 	acct = "acct-" + rand.Text()
 	secret, tok, err := a.iss.Issue(t.Context(), apitoken.IssueParams{AccountID: acct})
@@ -113,7 +114,7 @@ func issueCached(t *testing.T, a *busInstance, others ...*busInstance) (acct, se
 
 // refusedWithin waits until b refuses the secret, and returns how long it
 // took from start, failing the test after limit.
-func refusedWithin(t *testing.T, b *busInstance, acct, secret string, start time.Time, limit time.Duration) time.Duration {
+func refusedWithin(t testing.TB, b *busInstance, acct, secret string, start time.Time, limit time.Duration) time.Duration {
 	t.Helper()
 	for {
 		_, err := b.iss.Verify(t.Context(), acct, secret)
@@ -129,7 +130,7 @@ func refusedWithin(t *testing.T, b *busInstance, acct, secret string, start time
 }
 
 // roundTrip measures one round trip to the database of db.
-func roundTrip(t *testing.T, db *sql.DB) time.Duration {
+func roundTrip(t testing.TB, db *sql.DB) time.Duration {
 	t.Helper()
 	start := time.Now()
 	var one int

@@ -55,7 +55,7 @@ const tokenColumns = "hash, id, account_id, member_id, name, scopes, created_at,
 
 // replicate makes the replica's tokens the primary's, as replication would
 // once it caught up.
-func (r *replicated) replicate(t *testing.T) {
+func (r *replicated) replicate(t testing.TB) {
 	t.Helper()
 	ctx := t.Context()
 	rows, err := r.primary.QueryContext(ctx, "SELECT "+tokenColumns+" FROM apitoken_tokens")
