@@ -14,13 +14,16 @@ import (
 
 // Store is an apitoken.Store in a SQL database, through database/sql. It is
 // safe for concurrent use. Lookup is one indexed SELECT in one round trip,
-// and Create, List and Delete one statement each (on MySQL, Create runs in a
+// and Create and List one statement each (on MySQL, Create runs in a
 // transaction of its own), run as prepared statements (prepared on first
-// use, so New needs no connection), with the caller's context.
+// use, so New needs no connection), with the caller's context. Delete and
+// the other changes that revoke a token run in one transaction with the
+// revocation log's insert (see Bus). With WithReplica, Lookup and List read
+// a replica.
 //
 // Call Migrate once at start-up to create or upgrade the schema, or apply
-// the schema with your own migration tool (the package documentation shows
-// it per dialect).
+// the schema with your own migration tool (MigrationFiles gives its files;
+// the package documentation shows it per dialect).
 type Store struct {
 	db      *sql.DB
 	dialect Dialect

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -106,4 +107,54 @@ func BenchmarkReplicaFallbacks(b *testing.B) {
 			b.ReportMetric(float64(st.FallbacksRefused)/n, "refused-fallbacks/op")
 		})
 	}
+}
+
+// BenchmarkDelete measures what the revocation log costs a delete, on
+// each database: Store.Delete (the DELETE and the log's INSERT in one
+// transaction of the Store's own) beside the bare DELETE statement,
+// prepared, on the same pool. Each op deletes one of b.N tokens created
+// beforehand. Run with -benchtime=300x.
+func BenchmarkDelete(b *testing.B) {
+	for _, d := range dialects {
+		b.Run(d.String(), func(b *testing.B) {
+			s := newBenchStore(b, d)
+			ctx := b.Context()
+			create := func(b *testing.B) []apitoken.Token {
+				toks := make([]apitoken.Token, b.N)
+				for i := range toks {
+					_, tok, err := s.iss.Issue(ctx, apitoken.IssueParams{AccountID: "bench-delete"})
+					require.NoError(b, err)
+					toks[i] = tok
+				}
+				return toks
+			}
+			b.Run("op=DELETE-statement", func(b *testing.B) {
+				stmt := s.prepare(b, "DELETE FROM apitoken_tokens WHERE id = "+placeholder(d)+" AND account_id = "+placeholderN(d, 2))
+				toks := create(b)
+				b.ResetTimer()
+				for i := range b.N {
+					if _, err := stmt.ExecContext(ctx, toks[i].ID, toks[i].AccountID); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("op=Store.Delete", func(b *testing.B) {
+				toks := create(b)
+				b.ResetTimer()
+				for i := range b.N {
+					if err := s.store.Delete(ctx, toks[i].AccountID, toks[i].ID); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// placeholderN is the dialect's n-th statement parameter.
+func placeholderN(d sqlstore.Dialect, n int) string {
+	if d == sqlstore.Postgres {
+		return "$" + strconv.Itoa(n)
+	}
+	return "?"
 }
