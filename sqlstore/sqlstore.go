@@ -103,7 +103,9 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 // the length of the transaction, which keeps the Issuer's prefix, hash keys
 // and limit, and call Committed on the Issuer it returns after the commit.
 // It shares s's configuration; its Migrate still runs on the *sql.DB given
-// to New, and its Close does nothing.
+// to New, and its Close does nothing. With a *sql.Tx, the revocations its
+// deletes write to the log (see Bus) commit or roll back with tx; with a
+// *sql.Conn or *sql.DB, each statement commits on its own.
 func (s *Store) WithTx(tx DBTX) *Store {
 	if tx == nil {
 		panic("sqlstore: WithTx with a nil tx")

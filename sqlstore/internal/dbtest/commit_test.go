@@ -69,8 +69,10 @@ func TestLostCommitReply(t *testing.T) {
 					acct := "acct-" + rand.Text()
 					oldSecret, old, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: acct})
 					require.NoError(t, err)
-					// The old token's delete or new expiry carries its id.
-					px.loseReplyAfter(commitAfter(false, old.ID)...)
+					// The old token's delete or new expiry carries its id, and
+					// runs in a transaction with its revocation (see
+					// sqlstore.Bus) on every database.
+					px.loseReplyAfter(commitAfter(true, old.ID)...)
 					lost := px.lostReplies()
 					secret, tok, err := iss.Rotate(ctx, acct, old.ID, grace)
 					require.Equal(t, lost+1, px.lostReplies(), "the proxy lost the reply of the old token's change")
