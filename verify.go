@@ -5,24 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
-// Verify returns the token whose secret is given, if it belongs to accountID
-// and has not expired. Every refusal (malformed secret, unknown, deleted or
-// expired token, another account's token) is ErrInvalidToken itself, with
-// the same text, so that no caller can learn whether a token exists. A
-// malformed secret is refused without calling the store. Any other error
-// comes from the store: the token could not be checked, and the caller
-// should answer "try again later" (the middleware answers 503).
+// Verify returns the token whose secret is given, if it belongs to accountID,
+// has not expired, is not older than WithMaxLifetime allows, is not
+// disabled, and, when it has AllowedIPs, if the client address that
+// WithClientAddr put in ctx is in them. Every refusal (malformed secret,
+// unknown, deleted, expired or disabled token, another account's token, an
+// address not allowed or unknown) is ErrInvalidToken itself, with the same
+// text, so that no caller can learn whether a token exists. A malformed
+// secret is refused without calling the store. Any other error comes from
+// the store: the token could not be checked, and the caller should answer
+// "try again later" (the middleware answers 503).
 func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token, error) {
+	return iss.verify(ctx, accountID, secret, clientAddr{})
+}
+
+// verify is Verify with the client address found through from.
+func (iss *Issuer) verify(ctx context.Context, accountID, secret string, from clientAddr) (Token, error) {
 	if iss.closed.Load() {
 		return Token{}, ErrClosed
 	}
 	// The format check costs a CRC of ~50 bytes and spares the store every
 	// mistyped, truncated or foreign secret.
 	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head) {
-		return Token{}, iss.refused(ctx, accountID, "", reasonMalformed, "")
+		return Token{}, iss.refused(ctx, accountID, "", "", reasonMalformed, "")
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
@@ -33,27 +42,42 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	// Each refusal after a store read is remembered by the cache for a
 	// moment, so that the same one again costs no store read, whether the
 	// token is live or not.
-	refuse := func(tokenID, reason, tokenAccountID string) error {
+	refuse := func(tokenID, hint, reason, tokenAccountID string) error {
 		if !f.cached {
 			iss.cache.refuse(h, accountID, now)
 		}
-		return iss.refused(ctx, accountID, tokenID, reason, tokenAccountID)
+		return iss.refused(ctx, accountID, tokenID, hint, reason, tokenAccountID)
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, refuse("", reasonUnknown, "")
+			return Token{}, refuse("", "", reasonUnknown, "")
 		}
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
 	if rec.Hash != f.want {
-		return Token{}, refuse("", reasonUnknown, "")
+		return Token{}, refuse("", "", reasonUnknown, "")
 	}
 	if rec.AccountID != accountID {
-		return Token{}, refuse(rec.ID, reasonWrongAccount, rec.AccountID)
+		return Token{}, refuse(rec.ID, rec.Hint, reasonWrongAccount, rec.AccountID)
 	}
-	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-		return Token{}, refuse(rec.ID, reasonExpired, "")
+	switch st := iss.status(&rec.Token, now); st {
+	case StatusActive:
+	case StatusDisabled:
+		// Not remembered as a refusal: Enable must take effect at once.
+		// (Telling it from an unknown token by its cost needs its secret.)
+		return Token{}, iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonDisabled, "")
+	default:
+		return Token{}, refuse(rec.ID, rec.Hint, statusReasons[st], "")
+	}
+	var ip netip.Addr
+	ipKnown := false
+	if len(rec.AllowedIPs) > 0 {
+		// Not remembered as a refusal either: the refusal is of the
+		// address, and the same token from an allowed one must verify.
+		if ip, ipKnown = from.get(ctx); !ipKnown || !addrAllowed(rec.AllowedIPs, ip) {
+			return Token{}, iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonAddress, "")
+		}
 	}
 	if f.want != h {
 		if !f.shared {
@@ -64,12 +88,17 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	iss.cache.keep(f, rec, now)
 	if iss.auditLog != nil {
 		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
-			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
+			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID), slog.String("hint", rec.Hint))
 	}
 	// A last use the store already has from within the interval spares
 	// the coalescer's map: the common case, once a token's use is written.
 	if iss.lastUses != nil && now.Sub(rec.LastUsedAt) >= iss.lastUses.interval {
-		iss.lastUses.use(rec.ID, now.UTC().Truncate(time.Microsecond))
+		iss.lastUses.use(rec.ID, now.UTC().Truncate(time.Microsecond), func() netip.Addr {
+			if !ipKnown {
+				ip, _ = from.get(ctx)
+			}
+			return ip
+		})
 	}
 	return rec.Token, nil
 }
