@@ -15,9 +15,10 @@ import (
 // A Bus is an apitoken.Bus over the Store's revocation log, on every
 // dialect, with no server beyond the database: the Store writes a row to
 // the log in the transaction of each change that revokes a token (Delete,
-// DeleteAccount, SetExpiry, Rehash, through the Issuer's Delete, DeleteAll,
-// Rotate and RevokeSecret, and in the app's own transaction through
-// WithTx), and each Subscribe polls the log, so an instance's cache forgets a
+// DeleteAccount, DeleteMember, SetDisabled, SetExpiry, Rehash: the Issuer's
+// Delete, DeleteAll, DeleteMember, Disable, Rotate and RevokeSecret, also in
+// the app's own transaction through WithTx), and each Subscribe polls the
+// log, so an instance's cache forgets a
 // token that any instance revoked within one poll interval plus one round
 // trip of the change's commit. A change that rolls back is never
 // announced; one made in the app's transaction is announced once it commits,

@@ -103,7 +103,7 @@ func newBusInstance(t testing.TB, d sqlstore.Dialect, open func() *sql.DB, opts 
 func issueCached(t testing.TB, a *busInstance, others ...*busInstance) (acct, secret string, tok apitoken.Token) {
 	t.Helper()
 	acct = "acct-" + rand.Text()
-	secret, tok, err := a.iss.Issue(t.Context(), apitoken.IssueParams{AccountID: acct})
+	secret, tok, err := a.iss.Issue(t.Context(), apitoken.IssueParams{AccountID: acct, MemberID: "member-" + rand.Text()})
 	require.NoError(t, err)
 	for _, o := range others {
 		_, err := o.iss.Verify(t.Context(), acct, secret)
@@ -177,6 +177,14 @@ func TestBusRevocationBound(t *testing.T) {
 				{"RevokeSecret", func(t *testing.T, _, secret string, _ apitoken.Token) {
 					_, err := a.iss.RevokeSecret(ctx, secret)
 					require.NoError(t, err)
+				}},
+				{"Disable", func(t *testing.T, acct, _ string, tok apitoken.Token) {
+					require.NoError(t, a.iss.Disable(ctx, acct, tok.ID))
+				}},
+				{"DeleteMember", func(t *testing.T, acct, _ string, tok apitoken.Token) {
+					n, err := a.iss.DeleteMember(ctx, acct, tok.MemberID)
+					require.NoError(t, err)
+					require.Equal(t, 1, n)
 				}},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
