@@ -17,8 +17,8 @@ import (
 // the log in the transaction of each change that revokes a token (Delete,
 // DeleteAccount, DeleteMember, SetDisabled, SetExpiry, Rehash: the Issuer's
 // Delete, DeleteAll, DeleteMember, Disable, Rotate and RevokeSecret, also in
-// the app's own transaction through WithTx), and each Subscribe polls the
-// log, so an instance's cache forgets a
+// the app's own transaction through WithTx; DeleteUnused, PruneUnused's,
+// makes every cache forget everything), and each Subscribe polls the log, so an instance's cache forgets a
 // token that any instance revoked within one poll interval plus one round
 // trip of the change's commit. A change that rolls back is never
 // announced; one made in the app's transaction is announced once it commits,

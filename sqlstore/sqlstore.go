@@ -40,7 +40,7 @@ type statements struct {
 	create, lookup, list, deleteExpired, setLastUsed preparedStmt
 	closed                                           atomic.Bool // set by Close
 
-	exists, deleteUnused, listExpiring preparedStmt
+	exists, listExpiring preparedStmt
 }
 
 // DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
@@ -93,7 +93,7 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	for name, p := range map[string]*preparedStmt{
 		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete-expired": &st.deleteExpired,
 		"set-last-used": &st.setLastUsed,
-		"exists":        &st.exists, "delete-unused": &st.deleteUnused, "list-expiring": &st.listExpiring,
+		"exists":        &st.exists, "list-expiring": &st.listExpiring,
 	} {
 		p.db, p.query = db, sc.queries[name]
 	}
@@ -136,7 +136,7 @@ func (s *Store) Close() error {
 		replicaErr = s.replica.close()
 	}
 	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.deleteExpired.close(), st.setLastUsed.close(),
-		st.exists.close(), st.deleteUnused.close(), st.listExpiring.close(), replicaErr)
+		st.exists.close(), st.listExpiring.close(), replicaErr)
 }
 
 // Create implements apitoken.Store.

@@ -186,6 +186,17 @@ func TestBusRevocationBound(t *testing.T) {
 					require.NoError(t, err)
 					require.Equal(t, 1, n)
 				}},
+				{"PruneUnused (every cache forgets everything)", func(t *testing.T, _, _ string, _ apitoken.Token) {
+					// Two hours ahead, so that a token issued now counts as
+					// unused for an hour.
+					pruner, err := apitoken.NewIssuer(a.store, apitoken.WithLastUseInterval(time.Second),
+						apitoken.WithClock(func() time.Time { return time.Now().Add(2 * time.Hour) }))
+					require.NoError(t, err)
+					defer pruner.Close()
+					n, err := pruner.PruneUnused(ctx, time.Now().Add(time.Hour))
+					require.NoError(t, err)
+					require.NotZero(t, n)
+				}},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					acct, secret, tok := issueCached(t, a, b)
