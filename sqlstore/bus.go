@@ -39,9 +39,9 @@ import (
 // The app's database user needs SELECT, INSERT and DELETE on the log
 // (<prefix>revocations).
 type Bus struct {
-	store                        *Store
-	interval, lookBack, retained time.Duration
-	after, in, since, last, pr   preparedStmt
+	store                         *Store
+	interval, lookBack, retained  time.Duration
+	after, in, since, last, prune preparedStmt
 }
 
 var _ apitoken.Bus = (*Bus)(nil)
@@ -124,7 +124,7 @@ func NewBus(store *Store, opts ...BusOption) (*Bus, error) {
 	q := store.script.queries
 	for name, p := range map[string]*preparedStmt{
 		"revocations-after": &b.after, "revocations-in": &b.in, "revocations-since": &b.since,
-		"revocations-last": &b.last, "revocations-prune": &b.pr,
+		"revocations-last": &b.last, "revocations-prune": &b.prune,
 	} {
 		p.db, p.query = store.db, q[name]
 	}
@@ -134,7 +134,7 @@ func NewBus(store *Store, opts ...BusOption) (*Bus, error) {
 // Close closes the Bus's prepared statements: Subscribe then fails. It
 // does not close the database.
 func (b *Bus) Close() error {
-	return errors.Join(b.after.close(), b.in.close(), b.since.close(), b.last.close(), b.pr.close())
+	return errors.Join(b.after.close(), b.in.close(), b.since.close(), b.last.close(), b.prune.close())
 }
 
 // Publish implements apitoken.Bus. It sends nothing: the Store wrote the
@@ -285,7 +285,7 @@ func (s *subscription) poll(ctx context.Context, deliver func([]byte)) error {
 	}
 	if now.Sub(s.pruned) >= min(b.retained, maxPruneWait) {
 		before := now.Add(-b.retained).UTC().Truncate(time.Microsecond)
-		stmt, err := b.pr.get(ctx)
+		stmt, err := b.prune.get(ctx)
 		if err != nil {
 			return err
 		}
