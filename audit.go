@@ -15,8 +15,18 @@ const (
 	reasonUnknown      = "unknown"       // no token has that secret: never issued, or deleted
 	reasonWrongAccount = "wrong account" // the token belongs to another account
 	reasonExpired      = "expired"
-	reasonScheme       = "unsupported scheme" // the Authorization header uses a scheme the middleware does not read
+	reasonScheme       = "unsupported scheme"      // the Authorization header uses a scheme the middleware does not read
+	reasonTooOld       = "older than max lifetime" // WithMaxLifetime
+	reasonDisabled     = "disabled"
+	reasonAddress      = "address not allowed" // outside the token's AllowedIPs, or unknown
 )
+
+// statusReasons is the audit reason of each Status that refuses.
+var statusReasons = [...]string{
+	StatusExpired:  reasonExpired,
+	StatusTooOld:   reasonTooOld,
+	StatusDisabled: reasonDisabled,
+}
 
 // audit writes an audit record when WithAuditLogger set a logger. Callers
 // on the verification path check iss.auditLog first, so that without one
@@ -28,18 +38,25 @@ func (iss *Issuer) audit(ctx context.Context, level slog.Level, msg string, attr
 }
 
 // refused records a refused verification and returns ErrInvalidToken.
-// tokenID is empty when no token matched the secret; tokenAccountID is the
+// tokenID and hint are empty when no token matched the secret; tokenAccountID is the
 // token's own account when the secret was used with another one (it has
 // leaked, or is being tried), empty otherwise.
-func (iss *Issuer) refused(ctx context.Context, accountID, tokenID, reason, tokenAccountID string) error {
+func (iss *Issuer) refused(ctx context.Context, accountID, tokenID, hint, reason, tokenAccountID string) error {
 	if iss.auditLog != nil {
-		attrs := []slog.Attr{slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID), slog.String("reason", reason)}
-		if tokenAccountID != "" {
-			attrs = append(attrs, slog.String("token_account_id", tokenAccountID))
-		}
-		iss.audit(ctx, slog.LevelWarn, "apitoken: token refused", attrs...)
+		iss.auditRefusal(ctx, accountID, tokenID, hint, reason, tokenAccountID)
 	}
 	return ErrInvalidToken
+}
+
+// auditRefusal writes the audit record of refused, out of line so that a
+// refusal without an audit log costs a test and a return.
+func (iss *Issuer) auditRefusal(ctx context.Context, accountID, tokenID, hint, reason, tokenAccountID string) {
+	attrs := []slog.Attr{slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID),
+		slog.String("hint", hint), slog.String("reason", reason)}
+	if tokenAccountID != "" {
+		attrs = append(attrs, slog.String("token_account_id", tokenAccountID))
+	}
+	iss.audit(ctx, slog.LevelWarn, "apitoken: token refused", attrs...)
 }
 
 // refusedRequest records a request refused as malformed before Verify (the

@@ -22,6 +22,10 @@
 //     token. Every refusal is [ErrInvalidToken], with the same text, so no
 //     caller can learn whether a token exists; a store failure is a
 //     different error.
+//   - [Issuer.RevokeSecret] deletes the token a leaked secret names,
+//     whatever its account, and [Issuer.Inspect] shows it: no account id is
+//     needed. Package secretscan serves the signed leak reports of GitHub,
+//     GitLab and deps.dev with it.
 //   - [Issuer.Middleware] authenticates HTTP requests and puts the verified
 //     token in the request context, where [FromContext] finds it.
 //     [RequireScope] then checks the token's scopes.
@@ -38,7 +42,8 @@
 // crypto/rand. The last six are the CRC32 (IEEE) of everything before them:
 // a mistyped, truncated or foreign secret is refused before any store call.
 // [Pattern] is the regular expression that matches every secret this package
-// issues; give it to secret scanners.
+// issues, [Issuer.Pattern] the one of an Issuer's own prefix: give it to
+// secret scanners. [WellFormed] checks a secret's shape and checksum.
 //
 // # Storage
 //
@@ -105,6 +110,19 @@
 // ([WithLastUseInterval] changes the interval or turns it off); call
 // [Issuer.Close] to write the pending uses before the program ends.
 //
+// # Governing tokens
+//
+// [Issuer.Disable] pauses a token (it refuses like an invalid one, stays
+// listed, and [Issuer.Enable] resumes it); [WithDefaultLifetime] and
+// [WithMaxLifetime] bound how long tokens live; [Issuer.DeleteMember]
+// removes the tokens of a member who leaves; [Issuer.PruneUnused] and
+// [Issuer.Expiring] serve scheduled jobs that remove unused tokens and tell
+// owners of coming expiries; [Issuer.Status] says why a listed token does
+// not verify. [Token.Hint] is the end of the secret, to tell tokens apart;
+// [IssueParams.AllowedIPs] binds a token to client addresses, which the
+// middleware reads from the connection (see [MiddlewareConfig].ClientAddr
+// behind a proxy, and [WithClientAddr] for Verify outside net/http).
+//
 // # Cache and several instances
 //
 // [WithCache] keeps verified tokens in memory for a TTL, so that Verify on a
@@ -118,7 +136,7 @@
 // # Audit log
 //
 // [WithAuditLogger] writes a log/slog record for every token issued,
-// rotated or deleted, every refused verification with its reason (which
+// rotated, deleted, disabled or enabled (with the token's hint), every refused verification with its reason (which
 // Verify keeps from its caller) and every successful one, with account and
 // token ids, never a secret.
 //

@@ -38,10 +38,13 @@ type Issuer struct {
 // settings are what an Issuer keeps of its options.
 type settings struct {
 	head      string // the prefix and '_': how every secret starts
+	headCRC   uint32 // checksumIEEE(head), from which a secret's checksum resumes
 	now       func() time.Time
 	maxTokens int          // per account; 0: no limit
 	auditLog  *slog.Logger // nil: no audit records
 	log       *slog.Logger // for failures in the background; nil: slog.Default()
+
+	defaultLifetime, maxLifetime time.Duration // 0: none
 }
 
 // NewIssuer returns an Issuer over store. Options set the secret prefix, an
@@ -68,15 +71,22 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 	if c.bus != nil && c.cacheSize == 0 {
 		return nil, fmt.Errorf("%w: WithCacheBus needs WithCache", ErrInvalidInput)
 	}
+	if c.maxLifetime > 0 && c.defaultLifetime > c.maxLifetime {
+		return nil, fmt.Errorf("%w: the default lifetime (%v) is above the max lifetime (%v)", ErrInvalidInput, c.defaultLifetime, c.maxLifetime)
+	}
 	iss := &Issuer{
 		store: store,
 		caps:  caps,
 		settings: settings{
 			head:      c.prefix + "_",
+			headCRC:   checksumIEEE(c.prefix + "_"),
 			now:       c.now,
 			maxTokens: c.maxTokens,
 			auditLog:  c.auditLog,
 			log:       c.logger,
+
+			defaultLifetime: c.defaultLifetime,
+			maxLifetime:     c.maxLifetime,
 		},
 		keys: newHasher(c.hashKey, c.previous),
 		bus:  c.bus,
@@ -132,10 +142,13 @@ func (iss *Issuer) logger() *slog.Logger {
 
 // Limits of IssueParams, documented there.
 const (
-	maxTextLen   = 128
-	maxScopes    = 32
-	maxScopeLen  = 64
-	issueRetries = 3
+	maxTextLen  = 128
+	maxScopes   = 32
+	maxScopeLen = 64
+	// maxAllowedIPs bounds IssueParams.AllowedIPs: a token's allowlist is
+	// checked on each of its requests.
+	maxAllowedIPs = 32
+	issueRetries  = 3
 	// Each lost compare-and-set of the expiry means that another Rotate
 	// shortened it: progress, so the bound is only a safety net.
 	expiryRetries = 64
@@ -159,10 +172,14 @@ const (
 // WithMaxTokensPerAccount until it is deleted. The caller sees an error
 // and should try again once the store answers.
 func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok Token, err error) {
+	if p.ExpiresAt.IsZero() && iss.defaultLifetime > 0 {
+		p.ExpiresAt = iss.clock().Add(iss.defaultLifetime)
+	}
 	secret, tok, err = iss.issue(ctx, p, iss.maxTokens)
 	if err == nil {
 		iss.audit(ctx, slog.LevelInfo, "apitoken: token issued",
-			slog.String("account_id", tok.AccountID), slog.String("token_id", tok.ID), slog.String("member_id", tok.MemberID))
+			slog.String("account_id", tok.AccountID), slog.String("token_id", tok.ID), slog.String("member_id", tok.MemberID),
+			slog.String("hint", tok.Hint))
 	}
 	return secret, tok, err
 }
@@ -179,16 +196,23 @@ func (iss *Issuer) issue(ctx context.Context, p IssueParams, max int) (secret st
 	if err := checkParams(p, now); err != nil {
 		return "", Token{}, err
 	}
+	if err := iss.checkLifetime(p.ExpiresAt, now); err != nil {
+		return "", Token{}, err
+	}
 	tok = Token{
-		AccountID: p.AccountID,
-		MemberID:  p.MemberID,
-		Name:      p.Name,
-		Scopes:    slices.Clip(slices.Clone(p.Scopes)),
-		CreatedAt: now,
-		ExpiresAt: p.ExpiresAt,
+		AccountID:  p.AccountID,
+		MemberID:   p.MemberID,
+		Name:       p.Name,
+		Scopes:     slices.Clip(slices.Clone(p.Scopes)),
+		CreatedAt:  now,
+		ExpiresAt:  p.ExpiresAt,
+		AllowedIPs: slices.Clip(slices.Clone(p.AllowedIPs)),
 	}
 	if len(tok.Scopes) == 0 {
 		tok.Scopes = nil
+	}
+	if len(tok.AllowedIPs) == 0 {
+		tok.AllowedIPs = nil
 	}
 	// A duplicate id or hash is astronomically unlikely, but if the store
 	// reports one, draw again rather than fail or overwrite.
@@ -199,6 +223,7 @@ func (iss *Issuer) issue(ctx context.Context, p IssueParams, max int) (secret st
 		}
 		tok.ID = id.String()
 		secret = newSecret(iss.head)
+		tok.Hint = hintOf(secret)
 		rec := Record{Token: tok, Hash: iss.keys.hash(secret)}
 		if max > 0 {
 			err = iss.caps.createLimited.CreateLimited(ctx, rec, max)
@@ -291,8 +316,14 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 // ExpiryUpdater (memstore and sqlstore do); otherwise Rotate changes nothing
 // and returns an error wrapping errors.ErrUnsupported.
 //
-// An unknown or expired id, or the id of another account's token, is an
-// error wrapping ErrNotFound and changes nothing.
+// The successor also keeps the AllowedIPs, and gets a Hint of its own
+// secret; with WithMaxLifetime, its expiry is brought forward to now plus
+// the max when it is later or never.
+//
+// An unknown or expired id, the id of a token older than WithMaxLifetime
+// allows, or the id of another account's token, is an error wrapping
+// ErrNotFound and changes nothing; a disabled token is an error wrapping
+// ErrInvalidInput (Enable it first).
 //
 // No failure leaves the account with fewer working tokens than before the
 // call. The successor is created first (a failure there is undone as in
@@ -324,10 +355,17 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 	if err != nil {
 		return "", Token{}, err
 	}
+	if old.Disabled {
+		return "", Token{}, errRotateDisabled
+	}
+	expires := old.ExpiresAt
+	if max := iss.maxLifetime; max > 0 && (expires.IsZero() || expires.After(now.Add(max))) {
+		expires = now.Add(max)
+	}
 	// Not counted against the limit: the successor replaces old.
 	secret, tok, err = iss.issue(ctx, IssueParams{
 		AccountID: old.AccountID, MemberID: old.MemberID, Name: old.Name,
-		Scopes: old.Scopes, ExpiresAt: old.ExpiresAt,
+		Scopes: old.Scopes, ExpiresAt: expires, AllowedIPs: old.AllowedIPs,
 	}, 0)
 	if err != nil {
 		return "", Token{}, err
@@ -364,7 +402,8 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	iss.audit(ctx, slog.LevelInfo, "apitoken: token rotated", slog.String("account_id", accountID),
-		slog.String("token_id", old.ID), slog.String("successor_id", tok.ID), slog.Duration("grace", grace))
+		slog.String("token_id", old.ID), slog.String("hint", old.Hint),
+		slog.String("successor_id", tok.ID), slog.String("successor_hint", tok.Hint), slog.Duration("grace", grace))
 	return secret, tok, nil
 }
 
@@ -396,14 +435,18 @@ func (iss *Issuer) rotated(ctx context.Context, old Token, grace time.Duration, 
 }
 
 // liveToken returns the token of the account with that id, or
-// errNoLiveToken when there is none or it has expired.
+// errNoLiveToken when there is none, it has expired or it is older than
+// the max lifetime. A disabled token is returned: the caller decides.
 func (iss *Issuer) liveToken(ctx context.Context, accountID, tokenID string, now time.Time) (Token, error) {
 	toks, err := iss.store.List(ctx, accountID)
 	if err != nil {
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	i := slices.IndexFunc(toks, func(t Token) bool { return t.ID == tokenID })
-	if i < 0 || !toks[i].ExpiresAt.IsZero() && !now.Before(toks[i].ExpiresAt) {
+	if i < 0 {
+		return Token{}, errNoLiveToken
+	}
+	if st := iss.status(&toks[i], now); st == StatusExpired || st == StatusTooOld {
 		return Token{}, errNoLiveToken
 	}
 	return toks[i], nil
@@ -431,6 +474,10 @@ func (iss *Issuer) shortenExpiry(ctx context.Context, old Token, until time.Time
 
 // errNoLiveToken is Rotate's answer for a token it cannot rotate.
 var errNoLiveToken = fmt.Errorf("%w: no live token with that id", ErrNotFound)
+
+// errRotateDisabled is Rotate's answer for a disabled token: rotating it
+// would give a working successor to a token its owner paused.
+var errRotateDisabled = fmt.Errorf("%w: the token is disabled: Enable it before rotating it", ErrInvalidInput)
 
 // Close stops the subscription to the cache bus (WithCacheBus), writes the
 // last uses still pending to the store and makes the Issuer unusable: every

@@ -14,9 +14,16 @@ type Record struct {
 // Store keeps token records. The Issuer is its only caller; applications
 // choose a Store (memstore, sqlstore, or their own) and hand it to NewIssuer.
 //
+// A Store keeps every field of a Record as it was given to Create: the
+// texts, Scopes, times, Disabled, Hint, AllowedIPs and LastUsedIP (which
+// the Issuer leaves zero at Create).
+//
 // A Store must be safe for concurrent use. It must not retain or modify the
 // slices of the records it is given, and must return slices that the caller
-// may modify without affecting the Store. It returns times in UTC and keeps
+// may modify without affecting the Store. The strings it returns may view
+// its own memory (memstore's do, to spare a copy per lookup), which it must
+// then never write again: a returned record stays as it was whatever the
+// Store does next. It returns times in UTC and keeps
 // at least microsecond precision (the Issuer passes times already truncated
 // to the microsecond); zero times stay zero, and Scopes is nil when there are
 // none. IDs, account IDs and hashes compare byte for byte, never by case
@@ -40,6 +47,10 @@ type Record struct {
 //	LimitedCreator   WithMaxTokensPerAccount          NewIssuer fails with errors.ErrUnsupported
 //	LastUseRecorder  last use (on by default)         no last use; asked for explicitly, NewIssuer fails
 //	Rehasher         WithPreviousHashKeys             NewIssuer fails with errors.ErrUnsupported
+//	Disabler         Disable, Enable                  both are errors.ErrUnsupported
+//	MemberDeleter    DeleteMember in one call         DeleteMember lists and deletes one by one
+//	UnusedDeleter    PruneUnused                      PruneUnused is errors.ErrUnsupported
+//	ExpiringLister   Expiring                         Expiring yields errors.ErrUnsupported
 //
 // A capability's method may also answer, at call time, an error wrapping
 // errors.ErrUnsupported when the store's configuration cannot serve it (a

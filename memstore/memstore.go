@@ -20,8 +20,12 @@ import (
 //
 // Records are kept without a pointer each (fixed fields in one slice, texts
 // in one byte array, indexes keyed by value), so that a million resident
-// tokens add little to the program's garbage collections; each read copies
-// the record out, with one allocation for its texts and one for its Scopes.
+// tokens add little to the program's garbage collections. A read allocates
+// only the Scopes slice it returns (nothing for a token without scopes): the
+// strings it returns view the store's text arena, whose bytes are never
+// written again, so they stay valid and unchanged whatever the store does
+// next. A string kept from a read keeps the arena it views in memory, as a
+// substring keeps its string: after many deletions, until it is dropped.
 // Times are kept to the microsecond.
 type Store struct {
 	mu sync.RWMutex
@@ -36,6 +40,10 @@ var (
 	_ apitoken.LimitedCreator  = (*Store)(nil)
 	_ apitoken.LastUseRecorder = (*Store)(nil)
 	_ apitoken.Rehasher        = (*Store)(nil)
+	_ apitoken.Disabler        = (*Store)(nil)
+	_ apitoken.MemberDeleter   = (*Store)(nil)
+	_ apitoken.UnusedDeleter   = (*Store)(nil)
+	_ apitoken.ExpiringLister  = (*Store)(nil)
 )
 
 // errNotFound is one value, so that a miss (the path of a guessing client)
@@ -88,13 +96,14 @@ func (s *Store) create(rec apitoken.Record, max int) error {
 
 // Lookup implements apitoken.Store.
 func (s *Store) Lookup(_ context.Context, h apitoken.Hash) (apitoken.Record, error) {
+	rec := apitoken.Record{Hash: h}
 	s.mu.RLock()
-	r, ok := s.t.Get(h)
+	ok := s.t.GetToken(h, (*table.Token)(&rec.Token))
 	s.mu.RUnlock()
 	if !ok {
 		return apitoken.Record{}, errNotFound
 	}
-	return apitoken.Record{Token: apitoken.Token(r.Token), Hash: r.Hash}, nil
+	return rec, nil
 }
 
 // List implements apitoken.Store.
@@ -155,7 +164,7 @@ func (s *Store) RecordLastUse(_ context.Context, uses []apitoken.LastUse) error 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, u := range uses {
-		s.t.SetLastUsed(u.ID, u.At)
+		s.t.SetLastUsed(u.ID, u.At, u.IP)
 	}
 	return nil
 }
@@ -172,4 +181,49 @@ func (s *Store) Rehash(_ context.Context, accountID, id string, from, to apitoke
 	}
 	s.t.Rehash(accountID, id, from, to)
 	return nil
+}
+
+// SetDisabled implements apitoken.Disabler.
+func (s *Store) SetDisabled(_ context.Context, accountID, id string, disabled bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.t.SetDisabled(accountID, id, disabled) {
+		return errNotFound
+	}
+	return nil
+}
+
+// DeleteMember implements apitoken.MemberDeleter: it reads the account's
+// tokens only.
+func (s *Store) DeleteMember(_ context.Context, accountID, memberID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.t.DeleteMember(accountID, memberID), nil
+}
+
+// DeleteUnused implements apitoken.UnusedDeleter. Like DeleteExpired, it
+// reads the records under the write lock, up to limit removed.
+func (s *Store) DeleteUnused(_ context.Context, since time.Time, limit int) (int, error) {
+	if limit < 1 {
+		return 0, fmt.Errorf("memstore: %w: limit is %d, want at least 1", apitoken.ErrInvalidInput, limit)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.t.DeleteUnused(since, limit), nil
+}
+
+// ListExpiring implements apitoken.ExpiringLister. Each page reads every
+// record under the read lock, and holds at most limit of them.
+func (s *Store) ListExpiring(_ context.Context, after time.Time, afterID string, before time.Time, limit int) ([]apitoken.Token, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("memstore: %w: limit is %d, want at least 1", apitoken.ErrInvalidInput, limit)
+	}
+	s.mu.RLock()
+	toks := s.t.Expiring(after, afterID, before, limit)
+	s.mu.RUnlock()
+	out := make([]apitoken.Token, len(toks))
+	for i, t := range toks {
+		out[i] = apitoken.Token(t)
+	}
+	return out, nil
 }

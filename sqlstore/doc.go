@@ -103,18 +103,38 @@
 // IMMEDIATE, waiting up to busy_timeout). It returns an error, and changes
 // nothing, for a database whose schema is newer than this package knows.
 //
+// # Several instances and read replicas
+//
+// Every change that revokes a token writes its revocation to a log table in
+// the change's transaction; [NewBus] returns an apitoken.Bus that polls it,
+// so that with apitoken.WithCacheBus every instance's cache forgets a token
+// revoked through any other within the poll interval plus a round trip, on
+// every dialect, and a change made in the app's transaction is announced
+// when it commits, never after a rollback. [WithReplica] sends Lookup and
+// List to a read replica, with capped fallbacks to the primary and the
+// primary read for what was written within the replica's lag.
+//
+// [MigrationFiles] returns the schema as goose or golang-migrate files.
+//
 // # Rotation, limits and bulk deletions
 //
-// Store implements apitoken.AccountDeleter, apitoken.ExpiredDeleter,
-// apitoken.ExpiryUpdater and apitoken.LimitedCreator: Issuer.DeleteAll is
-// one DELETE by the account index; Issuer.Prune one DELETE of the rows whose
-// expires_at is at or before the time given, which scans the table (a job
-// for a quiet moment, never the request path); Issuer.Rotate's grace one
-// UPDATE of expires_at. With apitoken.WithMaxTokensPerAccount, CreateLimited
-// counts
-// the account's tokens and inserts in one transaction under a lock on the
-// account (PostgreSQL: an advisory lock; MySQL: GET_LOCK; SQLite: the write
-// lock), so the limit holds across processes.
+// Store implements every optional capability of apitoken.Store:
+// Issuer.DeleteAll is one DELETE by the account index, and
+// Issuer.DeleteMember one DELETE of the member's rows in it; Issuer.Prune
+// one DELETE of the rows whose expires_at is at or before the time given,
+// through the expiry index; Issuer.PruneUnused DELETEs of at most a few
+// hundred rows each, through the last-use index, so that none holds a lock
+// for long; Issuer.Expiring reads the expiry index a page at a time;
+// Issuer.Rotate's grace is one UPDATE of expires_at, and Issuer.Disable and
+// Enable one UPDATE of disabled. With apitoken.WithMaxTokensPerAccount,
+// CreateLimited counts the account's tokens and inserts in one transaction
+// under a lock on the account (PostgreSQL: an advisory lock; MySQL:
+// GET_LOCK; SQLite: the write lock), so the limit holds across processes.
+//
+// Schema version 3 added the columns disabled, hint, allowed_ips and
+// last_used_ip, and the expiry and last-use indexes; Migrate adds them to a
+// database of version 1 or 2, whose tokens keep verifying (with an empty
+// Hint).
 //
 // # Faults
 //

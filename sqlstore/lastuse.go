@@ -77,9 +77,9 @@ func (s *Store) writeLastUses(ctx context.Context, db execer, uses []apitoken.La
 	q := s.stmts.setLastUsed.query
 	for _, u := range uses {
 		at := s.timeArg(u.At)
-		args := []any{at, u.ID, at}
+		args := []any{at, addrArg(u.IP), u.ID, at}
 		if s.dialect == Postgres {
-			args = args[:2] // $1 is used twice
+			args = []any{at, u.ID, addrArg(u.IP)} // $1 is used twice
 		}
 		if _, err := db.ExecContext(ctx, q, args...); err != nil {
 			return err

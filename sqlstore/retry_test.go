@@ -103,8 +103,8 @@ func TestLastUseChunkFallsBackToOneStatementEach(t *testing.T) {
 		s, _, mock := newMockStore(t, Postgres)
 		mock.ExpectPrepare(q(s))
 		mock.ExpectBegin()
-		mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "a").WillReturnResult(sqlmock.NewResult(0, 1))
-		mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "b").WillReturnResult(sqlmock.NewResult(0, 1))
+		mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "a", nil).WillReturnResult(sqlmock.NewResult(0, 1))
+		mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "b", nil).WillReturnResult(sqlmock.NewResult(0, 1))
 		mock.ExpectCommit()
 		require.NoError(t, s.RecordLastUse(t.Context(), uses))
 		require.NoError(t, mock.ExpectationsWereMet())
@@ -114,12 +114,12 @@ func TestLastUseChunkFallsBackToOneStatementEach(t *testing.T) {
 		prep := mock.ExpectPrepare(q(s))
 		for range retryAttempts {
 			mock.ExpectBegin()
-			mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "a").WillReturnError(victim)
+			mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "a", nil).WillReturnError(victim)
 			mock.ExpectRollback()
 		}
-		prep.ExpectExec().WithArgs(testCreatedAt, "a").WillReturnError(victim) // and that one runs again
-		prep.ExpectExec().WithArgs(testCreatedAt, "a").WillReturnResult(sqlmock.NewResult(0, 1))
-		prep.ExpectExec().WithArgs(testCreatedAt, "b").WillReturnResult(sqlmock.NewResult(0, 1))
+		prep.ExpectExec().WithArgs(testCreatedAt, "a", nil).WillReturnError(victim) // and that one runs again
+		prep.ExpectExec().WithArgs(testCreatedAt, "a", nil).WillReturnResult(sqlmock.NewResult(0, 1))
+		prep.ExpectExec().WithArgs(testCreatedAt, "b", nil).WillReturnResult(sqlmock.NewResult(0, 1))
 		require.NoError(t, s.RecordLastUse(t.Context(), uses))
 		require.NoError(t, mock.ExpectationsWereMet())
 	})

@@ -2,14 +2,22 @@
 // so that a garbage collection with a million records resident costs about
 // what it costs without them.
 //
-// A Table holds each record's fixed fields (hash, times) in one slice of
-// pointer-free slots and its texts (ID, AccountID, MemberID, Name, Scopes) in
-// one byte arena; its indexes, by hash, by id and by account, are maps whose
+// A Table holds each record's fixed fields (hash, times, Disabled, the last
+// use's address) in one slice of pointer-free slots and its texts (ID,
+// AccountID, MemberID, Name, Hint, Scopes, AllowedIPs) in one byte arena; its indexes, by hash, by id and by account, are maps whose
 // keys and values hold no pointers. The garbage collector scans none of it:
 // a million records make a few thousand heap objects (the slices and the
-// maps' inner tables), not millions. The price is a copy on every read: a
-// Record read from a Table is rebuilt from the slot and the arena, with one
-// allocation for its texts and one for its Scopes.
+// maps' inner tables), not millions. A Record read from a Table is rebuilt
+// from the slot and the arena: its strings view the arena, and its Scopes
+// and AllowedIPs are new slices (the allocations of a read: none for a token
+// without either).
+//
+// The arena's bytes are never written again once a record's text is
+// appended: a new text goes after the others, and compacting, or emptying
+// the Table, makes a new arena and leaves the old one to the garbage
+// collector. So a string read from a Table stays what it was for as long as
+// it lives, whatever the Table does next; it keeps the arena it views alive,
+// as a substring keeps its string.
 //
 // Deleted records leave free slots, reused by the next records, and garbage
 // in the arena, compacted once it is more than half the arena. Like a map, a
@@ -22,10 +30,13 @@
 package table
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"net/netip"
 	"time"
+	"unsafe"
 )
 
 // Token has the fields of apitoken.Token, in its order.
@@ -34,6 +45,10 @@ type Token struct {
 	AccountID, MemberID, Name        string
 	Scopes                           []string
 	CreatedAt, ExpiresAt, LastUsedAt time.Time
+	Disabled                         bool
+	Hint                             string
+	AllowedIPs                       []netip.Prefix
+	LastUsedIP                       netip.Addr
 }
 
 // Record has the fields of apitoken.Record.
@@ -97,6 +112,13 @@ type slot struct {
 	prev, next uint32
 
 	aux uint32 // the caller's, by SetAux; 0 for a new record
+
+	// lastIP is the address of the last use, in its 16-byte form; lastIPLen
+	// is 4 or 16 as it was IPv4 or IPv6, 0 when unknown. A zone is not kept.
+	lastIP    [16]byte
+	lastIPLen uint8
+
+	disabled bool
 }
 
 // ref is where a record is: its slot, and the offset of its text.
@@ -150,14 +172,27 @@ func (t *Table) HasID(id string) bool {
 	return ok
 }
 
-// Get returns the record whose hash is h. The record shares nothing with the
-// Table.
+// Get returns the record whose hash is h. Its strings view the arena, which
+// is never written again (see the package doc); its slices are its own.
 func (t *Table) Get(h [32]byte) (Record, bool) {
 	r, ok := t.byHash[h]
 	if !ok {
 		return Record{}, false
 	}
-	return Record{Token: t.token(&t.slots[r.slot], r.off), Hash: h}, true
+	rec := Record{Hash: h}
+	t.token(&rec.Token, &t.slots[r.slot], r.off)
+	return rec, true
+}
+
+// GetToken is Get writing the token into dst, which spares the copies of a
+// large result on the path of every request. It leaves dst alone when no
+// record has the hash h.
+func (t *Table) GetToken(h [32]byte, dst *Token) bool {
+	r, ok := t.byHash[h]
+	if ok {
+		t.token(dst, &t.slots[r.slot], r.off)
+	}
+	return ok
 }
 
 // Aux returns the value SetAux gave the record whose hash is h (0 if none).
@@ -176,7 +211,9 @@ func (t *Table) GetAux(h [32]byte) (Record, uint32, bool) {
 		return Record{}, 0, false
 	}
 	s := &t.slots[r.slot]
-	return Record{Token: t.token(s, r.off), Hash: h}, s.aux, true
+	rec := Record{Hash: h}
+	t.token(&rec.Token, s, r.off)
+	return rec, s.aux, true
 }
 
 // SetAux keeps v with the record whose hash is h, for the caller (the
@@ -206,13 +243,15 @@ func (t *Table) AccountLen(accountID string) int {
 	return int(c.len)
 }
 
-// Account returns the tokens of the account, in no particular order. They
-// share nothing with the Table.
+// Account returns the tokens of the account, in no particular order, read as
+// Get reads them.
 func (t *Table) Account(accountID string) []Token {
 	c, _, _ := t.findAccount(accountID)
-	toks := make([]Token, 0, c.len)
+	toks := make([]Token, c.len)
+	j := 0
 	for i := c.head; i != none; i = t.slots[i].next {
-		toks = append(toks, t.token(&t.slots[i], t.slots[i].off))
+		t.token(&toks[j], &t.slots[i], t.slots[i].off)
+		j++
 	}
 	return toks
 }
@@ -242,7 +281,9 @@ func (t *Table) Put(rec Record) bool {
 		n:        n,
 		prev:     none,
 		next:     none,
+		disabled: rec.Disabled,
 	}
+	t.slots[i].lastIP, t.slots[i].lastIPLen = packAddr(rec.LastUsedIP)
 	t.byHash[rec.Hash] = ref{i, off}
 
 	if k := t.key(rec.ID); t.hasIDKey(k) {
@@ -317,17 +358,124 @@ func (t *Table) SetExpiry(accountID, id string, from, to time.Time) bool {
 	return true
 }
 
-// SetLastUsed sets the LastUsedAt of the record with the id to at if at is
-// later, and reports whether a record has the id.
-func (t *Table) SetLastUsed(id string, at time.Time) bool {
+// SetLastUsed sets the LastUsedAt of the record with the id to at, and its
+// LastUsedIP to ip, if at is later, and reports whether a record has the
+// id.
+func (t *Table) SetLastUsed(id string, at time.Time, ip netip.Addr) bool {
 	i, ok := t.findID(id)
 	if !ok {
 		return false
 	}
 	if s := &t.slots[i]; at.After(fromMicros(s.lastUsed)) {
 		s.lastUsed = micros(at)
+		s.lastIP, s.lastIPLen = packAddr(ip)
 	}
 	return true
+}
+
+// SetDisabled sets the Disabled of the record with the id, if it belongs to
+// the account, and reports whether it does.
+func (t *Table) SetDisabled(accountID, id string, disabled bool) bool {
+	i, ok := t.findIDInAccount(accountID, id)
+	if ok {
+		t.slots[i].disabled = disabled
+	}
+	return ok
+}
+
+// DeleteMember removes every record of the account whose MemberID is
+// memberID, and returns how many it removed. It reads the account's chain.
+func (t *Table) DeleteMember(accountID, memberID string) int {
+	c, _, _ := t.findAccount(accountID)
+	n := 0
+	for i := c.head; i != none; {
+		next := t.slots[i].next
+		if string(t.text(i, fieldMemberID)) == memberID {
+			t.remove(i)
+			n++
+		}
+		i = next
+	}
+	t.compact()
+	return n
+}
+
+// DeleteUnused removes up to limit records not used since since: last used
+// before it, or never used and created before it. It returns how many it
+// removed, and reads every slot.
+func (t *Table) DeleteUnused(since time.Time, limit int) int {
+	cut := micros(since)
+	n := 0
+	for i := range t.slots {
+		if n == limit {
+			break
+		}
+		s := &t.slots[i]
+		last := s.lastUsed
+		if last == noTime {
+			last = s.created
+		}
+		if s.n != 0 && last < cut {
+			t.remove(uint32(i))
+			n++
+		}
+	}
+	t.compact()
+	return n
+}
+
+// Expiring returns up to limit tokens whose ExpiresAt is set and before
+// before, and that come after (after, afterID) in the order of (ExpiresAt,
+// ID), in that order. It reads every slot and holds at most limit of them.
+func (t *Table) Expiring(after time.Time, afterID string, before time.Time, limit int) []Token {
+	from, to := micros(after), micros(before)
+	h := &expiryHeap{t: t}
+	for i := range t.slots {
+		s := &t.slots[i]
+		if s.n == 0 || s.expires == noTime || s.expires >= to || s.expires < from {
+			continue
+		}
+		if s.expires == from && string(t.text(uint32(i), fieldID)) <= afterID {
+			continue
+		}
+		if h.Len() < limit {
+			heap.Push(h, uint32(i))
+		} else if h.Len() > 0 && h.less(uint32(i), h.slots[0]) {
+			h.slots[0] = uint32(i)
+			heap.Fix(h, 0)
+		}
+	}
+	toks := make([]Token, h.Len())
+	for j := len(toks) - 1; j >= 0; j-- {
+		i := heap.Pop(h).(uint32)
+		t.token(&toks[j], &t.slots[i], t.slots[i].off)
+	}
+	return toks
+}
+
+// expiryHeap is a max-heap of slots by (ExpiresAt, ID): its root is the
+// latest of those kept, the first to drop when a sooner one comes.
+type expiryHeap struct {
+	t     *Table
+	slots []uint32
+}
+
+func (h *expiryHeap) less(a, b uint32) bool {
+	sa, sb := &h.t.slots[a], &h.t.slots[b]
+	if sa.expires != sb.expires {
+		return sa.expires < sb.expires
+	}
+	return string(h.t.text(a, fieldID)) < string(h.t.text(b, fieldID))
+}
+
+func (h *expiryHeap) Len() int           { return len(h.slots) }
+func (h *expiryHeap) Less(i, j int) bool { return h.less(h.slots[j], h.slots[i]) }
+func (h *expiryHeap) Swap(i, j int)      { h.slots[i], h.slots[j] = h.slots[j], h.slots[i] }
+func (h *expiryHeap) Push(x any)         { h.slots = append(h.slots, x.(uint32)) }
+func (h *expiryHeap) Pop() any {
+	last := h.slots[len(h.slots)-1]
+	h.slots = h.slots[:len(h.slots)-1]
+	return last
 }
 
 // Rehash changes the hash of the record with the id, if it belongs to the
@@ -466,11 +614,14 @@ func (t *Table) compact() {
 const compactPerSlot = 8
 
 // A record's text is a header of uvarints (the lengths of ID, AccountID,
-// MemberID and Name, the number of Scopes, the length of each scope)
-// followed by the bytes of those strings, in that order.
+// MemberID, Name and Hint, the number of Scopes, the length of each scope,
+// the number of AllowedIPs) followed by the bytes of those strings, in that
+// order, and then each allowed prefix as its address's length (4 or 16),
+// its address and its number of bits.
 const (
 	fieldID = iota
 	fieldAccountID
+	fieldMemberID
 )
 
 // appendText appends the text of tok to the arena and returns where it is.
@@ -480,19 +631,26 @@ func (t *Table) appendText(tok *Token) (off, n uint32) {
 		panic("table: more than 32 GiB of text")
 	}
 	b := t.arena
-	for _, s := range [...]string{tok.ID, tok.AccountID, tok.MemberID, tok.Name} {
+	strs := [...]string{tok.ID, tok.AccountID, tok.MemberID, tok.Name, tok.Hint}
+	for _, s := range strs {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 	}
 	b = binary.AppendUvarint(b, uint64(len(tok.Scopes)))
 	for _, s := range tok.Scopes {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 	}
-	b = append(b, tok.ID...)
-	b = append(b, tok.AccountID...)
-	b = append(b, tok.MemberID...)
-	b = append(b, tok.Name...)
+	b = binary.AppendUvarint(b, uint64(len(tok.AllowedIPs)))
+	for _, s := range strs {
+		b = append(b, s...)
+	}
 	for _, s := range tok.Scopes {
 		b = append(b, s...)
+	}
+	for _, p := range tok.AllowedIPs {
+		a, l := packAddr(p.Addr())
+		b = append(b, l)
+		b = append(b, a[16-int(l):]...)
+		b = append(b, byte(p.Bits()))
 	}
 	if len(b)-start > math.MaxUint32 {
 		panic("table: a record of more than 4 GiB")
@@ -513,61 +671,102 @@ func (t *Table) textAt(off, n uint32) []byte {
 	return t.arena[start : start+int(n)]
 }
 
-// header reads the header of a text: the lengths of its four strings, the
-// number of scopes, and where the scope lengths and the strings start.
-func header(text []byte) (lens [4]int, scopes, scopeLens, body int) {
+// header reads the header of a text: the lengths of its strings, the
+// number of scopes, where the scope lengths start, the number of allowed
+// prefixes, and where the strings start.
+func header(text []byte) (lens [nStrings]int, scopes, scopeLens, prefixes, body int) {
 	p := 0
-	for f := range lens {
-		v, n := binary.Uvarint(text[p:])
-		lens[f], p = int(v), p+n
+	if len(text) >= nStrings+1 && (text[0]|text[1]|text[2]|text[3]|text[4]|text[5])&0x80 == 0 {
+		// The lengths and the count under 128, a byte each: every text of
+		// a token the Issuer made.
+		lens = [nStrings]int{int(text[0]), int(text[1]), int(text[2]), int(text[3]), int(text[4])}
+		scopes, p = int(text[5]), nStrings+1
+	} else {
+		for f := range lens {
+			lens[f], p = uvarint(text, p)
+		}
+		scopes, p = uvarint(text, p)
 	}
-	v, n := binary.Uvarint(text[p:])
-	scopes, p = int(v), p+n
 	scopeLens = p
 	for range scopes {
-		_, n := binary.Uvarint(text[p:])
-		p += n
+		if text[p] < 0x80 {
+			p++
+		} else {
+			_, p = uvarint(text, p)
+		}
 	}
-	return lens, scopes, scopeLens, p
+	if text[p] < 0x80 {
+		return lens, scopes, scopeLens, int(text[p]), p + 1
+	}
+	prefixes, p = uvarint(text, p)
+	return lens, scopes, scopeLens, prefixes, p
 }
+
+// uvarint reads the uvarint at text[p:] and returns it with the offset that
+// follows it.
+func uvarint(text []byte, p int) (v, next int) {
+	u, n := binary.Uvarint(text[p:])
+	return int(u), p + n
+}
+
+// nStrings is the number of strings in a text before its scopes.
+const nStrings = 5
 
 // text returns a view of one of the four strings of slot i's record. It
 // aliases the arena: callers compare it and drop it.
 func (t *Table) text(i uint32, field int) []byte {
 	text := t.textAt(t.slots[i].off, t.slots[i].n)
-	lens, _, _, p := header(text)
+	lens, _, _, _, p := header(text)
 	for _, l := range lens[:field] {
 		p += l
 	}
 	return text[p : p+lens[field]]
 }
 
-// token rebuilds the token of slot s, whose text is at off (s.off, given
-// apart so that a lookup need not wait for s to load to read the text). Its
-// strings are substrings of one copy of the text.
-func (t *Table) token(s *slot, off uint32) Token {
+// token rebuilds into dst the token of slot s, whose text is at off (s.off,
+// given apart so that a lookup need not wait for s to load to read the
+// text). Its strings view the arena, which is never written again; only
+// Scopes and AllowedIPs, when there are some, are allocated.
+func (t *Table) token(dst *Token, s *slot, off uint32) {
 	text := t.textAt(off, s.n)
-	lens, nScopes, p, body := header(text)
-	str := string(text[body:])
-	var tok Token
-	q := 0
-	for f, dst := range [...]*string{&tok.ID, &tok.AccountID, &tok.MemberID, &tok.Name} {
-		*dst = str[q : q+lens[f]]
-		q += lens[f]
-	}
+	lens, nScopes, p, nPrefixes, body := header(text)
+	str := unsafe.String(unsafe.SliceData(text[body:]), len(text)-body)
+	q := lens[0] + lens[1]
+	dst.ID, dst.AccountID = str[:lens[0]], str[lens[0]:q]
+	dst.MemberID, q = str[q:q+lens[2]], q+lens[2]
+	dst.Name, q = str[q:q+lens[3]], q+lens[3]
+	dst.Hint, q = str[q:q+lens[4]], q+lens[4]
+	dst.Scopes = nil
 	if nScopes > 0 {
-		tok.Scopes = make([]string, nScopes)
-		for j := range tok.Scopes {
-			v, n := binary.Uvarint(text[p:])
-			p += n
-			tok.Scopes[j] = str[q : q+int(v)]
-			q += int(v)
+		dst.Scopes = make([]string, nScopes)
+		for j := range dst.Scopes {
+			l := int(text[p])
+			if l < 0x80 {
+				p++
+			} else {
+				l, p = uvarint(text, p)
+			}
+			dst.Scopes[j] = str[q : q+l]
+			q += l
 		}
 	}
-	tok.CreatedAt = fromMicros(s.created)
-	tok.ExpiresAt = fromMicros(s.expires)
-	tok.LastUsedAt = fromMicros(s.lastUsed)
-	return tok
+	dst.AllowedIPs = nil
+	if nPrefixes > 0 {
+		dst.AllowedIPs = make([]netip.Prefix, nPrefixes)
+		b := text[body+q:]
+		for j := range dst.AllowedIPs {
+			l := int(b[0])
+			var a [16]byte
+			copy(a[16-l:], b[1:1+l])
+			dst.AllowedIPs[j] = netip.PrefixFrom(unpackAddr(a, uint8(l)), int(b[1+l]))
+			b = b[2+l:]
+		}
+	}
+	dst.CreatedAt = fromMicros(s.created)
+	dst.ExpiresAt = fromMicros(s.expires)
+	dst.LastUsedAt = fromMicros(s.lastUsed)
+	dst.Disabled = s.disabled
+	dst.LastUsedIP = unpackAddr(s.lastIP, s.lastIPLen)
 }
 
 // micros returns t in microseconds since the Unix epoch, truncated, or noTime
@@ -585,4 +784,30 @@ func fromMicros(us int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(us).UTC()
+}
+
+// packAddr returns a in its 16-byte form (IPv4 in the last 4 bytes) with its
+// length, 4 or 16, or 0 for the zero Addr. The zone is dropped.
+func packAddr(a netip.Addr) ([16]byte, uint8) {
+	switch {
+	case a.Is4():
+		var b [16]byte
+		v4 := a.As4()
+		copy(b[12:], v4[:])
+		return b, 4
+	case a.Is6():
+		return a.As16(), 16
+	}
+	return [16]byte{}, 0
+}
+
+// unpackAddr is the inverse of packAddr.
+func unpackAddr(b [16]byte, l uint8) netip.Addr {
+	switch l {
+	case 4:
+		return netip.AddrFrom4([4]byte(b[12:]))
+	case 16:
+		return netip.AddrFrom16(b)
+	}
+	return netip.Addr{}
 }

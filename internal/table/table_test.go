@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -145,6 +147,14 @@ func TestRoundTrip(t *testing.T) {
 			r.LastUsedAt = base.Add(time.Hour + time.Microsecond)
 		}},
 		{"empty texts, no scopes, zero times", func(r *Record) {}},
+		{"hint, allowed prefixes of both families, disabled, last address", func(r *Record) {
+			r.Hint, r.Disabled = "x9Zq", true
+			r.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32"),
+				netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("10.1.2.3/32")}
+			r.LastUsedIP = netip.MustParseAddr("2001:db8::7")
+			r.Scopes = []string{"read"}
+		}},
+		{"an IPv4 last address", func(r *Record) { r.LastUsedIP = netip.MustParseAddr("198.51.100.7") }},
 		{"empty account id and id", func(r *Record) { r.ID, r.AccountID = "", "" }},
 		{"empty scopes read back nil", func(r *Record) { r.Scopes = []string{} }},
 		{"empty scope strings", func(r *Record) { r.Scopes = []string{"", "a", ""} }},
@@ -336,15 +346,124 @@ func TestSetExpiry(t *testing.T) {
 }
 
 func TestSetLastUsed(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
 	forMasks(t, func(t *testing.T, tb *Table) {
 		r := rec("acme")
 		require.True(t, tb.Put(r))
-		assert.False(t, tb.SetLastUsed("unknown", base))
-		require.True(t, tb.SetLastUsed(r.ID, base.Add(time.Hour)))
-		r.LastUsedAt = base.Add(time.Hour)
+		assert.False(t, tb.SetLastUsed("unknown", base, ip))
+		require.True(t, tb.SetLastUsed(r.ID, base.Add(time.Hour), ip))
+		r.LastUsedAt, r.LastUsedIP = base.Add(time.Hour), ip
 		requireGet(t, tb, r)
-		require.True(t, tb.SetLastUsed(r.ID, base), "an earlier use is accepted")
-		requireGet(t, tb, r) // and ignored
+		require.True(t, tb.SetLastUsed(r.ID, base, netip.MustParseAddr("::1")), "an earlier use is accepted")
+		requireGet(t, tb, r) // and ignored, with its address
+		require.True(t, tb.SetLastUsed(r.ID, base.Add(2*time.Hour), netip.Addr{}))
+		r.LastUsedAt, r.LastUsedIP = base.Add(2*time.Hour), netip.Addr{}
+		requireGet(t, tb, r) // a later use from an unknown address forgets the address
+	})
+}
+
+func TestSetDisabled(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		r, other := rec("acme"), rec("ACME")
+		require.True(t, tb.Put(r))
+		require.True(t, tb.Put(other))
+		assert.False(t, tb.SetDisabled("ACME", r.ID, true), "another account's token")
+		assert.False(t, tb.SetDisabled("acme", "unknown", true))
+		require.True(t, tb.SetDisabled("acme", r.ID, true))
+		r.Disabled = true
+		requireGet(t, tb, r)
+		requireGet(t, tb, other)
+		require.True(t, tb.SetDisabled("acme", r.ID, false))
+		r.Disabled = false
+		requireGet(t, tb, r)
+	})
+}
+
+func TestDeleteMember(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		var alice, keep []Record
+		for i := range 6 {
+			r := rec("acme")
+			r.MemberID = []string{"alice", "bob", "Alice"}[i%3]
+			if r.MemberID == "alice" {
+				alice = append(alice, r)
+			} else {
+				keep = append(keep, r)
+			}
+			require.True(t, tb.Put(r))
+		}
+		elsewhere := rec("other")
+		elsewhere.MemberID = "alice"
+		require.True(t, tb.Put(elsewhere))
+		keep = append(keep, elsewhere)
+		assert.Equal(t, len(alice), tb.DeleteMember("acme", "alice"))
+		for _, r := range alice {
+			assert.False(t, tb.Has(r.Hash))
+		}
+		for _, r := range keep {
+			requireGet(t, tb, r)
+		}
+		assert.Zero(t, tb.DeleteMember("acme", "alice"))
+		checkInvariants(t, tb)
+	})
+}
+
+func TestDeleteUnused(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		cut := base.Add(time.Hour)
+		usedBefore, neverUsedOld, usedAfter, neverUsedNew := rec("a"), rec("b"), rec("a"), rec("b")
+		usedBefore.LastUsedAt = cut.Add(-time.Microsecond)
+		usedAfter.CreatedAt, usedAfter.LastUsedAt = base.Add(-time.Hour), cut // used at the cut: used since
+		neverUsedNew.CreatedAt = cut
+		for _, r := range []Record{usedBefore, neverUsedOld, usedAfter, neverUsedNew} {
+			require.True(t, tb.Put(r))
+		}
+		assert.Equal(t, 1, tb.DeleteUnused(cut, 1), "at most limit")
+		assert.Equal(t, 1, tb.DeleteUnused(cut, 10))
+		assert.Zero(t, tb.DeleteUnused(cut, 10))
+		assert.False(t, tb.Has(usedBefore.Hash))
+		assert.False(t, tb.Has(neverUsedOld.Hash))
+		requireGet(t, tb, usedAfter)
+		requireGet(t, tb, neverUsedNew)
+		checkInvariants(t, tb)
+	})
+}
+
+func TestExpiring(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		var want []string
+		for i := range 40 {
+			r := rec(fmt.Sprintf("acct-%d", i%3))
+			// Ten expiry times, four tokens each, in no order.
+			r.ExpiresAt = base.Add(time.Duration((i*7)%10) * time.Hour)
+			require.True(t, tb.Put(r))
+		}
+		never := rec("acct-0")
+		require.True(t, tb.Put(never))
+		before := base.Add(8 * time.Hour)
+		var all []Token
+		after, afterID := time.Time{}, ""
+		for {
+			page := tb.Expiring(after, afterID, before, 3)
+			assert.LessOrEqual(t, len(page), 3)
+			all = append(all, page...)
+			if len(page) < 3 {
+				break
+			}
+			after, afterID = page[len(page)-1].ExpiresAt, page[len(page)-1].ID
+		}
+		require.Len(t, all, 32, "eight expiry times before the cut, four tokens each")
+		assert.True(t, slices.IsSortedFunc(all, func(a, b Token) int {
+			if c := a.ExpiresAt.Compare(b.ExpiresAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		}), "soonest first, ties by id")
+		for _, tok := range all {
+			want = append(want, tok.ID)
+			assert.True(t, tok.ExpiresAt.Before(before))
+		}
+		assert.Len(t, slices.Compact(slices.Sorted(slices.Values(want))), 32, "no token twice across pages")
 	})
 }
 
@@ -482,7 +601,7 @@ func TestModel(t *testing.T) {
 			case op < 8:
 				if r, ok := pick(); ok {
 					at := base.Add(time.Duration(rnd.IntN(100)) * time.Minute)
-					require.True(t, tb.SetLastUsed(r.ID, at))
+					require.True(t, tb.SetLastUsed(r.ID, at, netip.Addr{}))
 					if at.After(r.LastUsedAt) {
 						r.LastUsedAt = at
 					}
@@ -538,18 +657,105 @@ func TestModel(t *testing.T) {
 	})
 }
 
-// A lookup by hash allocates the record's texts once, and its Scopes once.
+// A lookup by hash allocates only the record's Scopes: its strings view the
+// arena.
 func TestGetAllocations(t *testing.T) {
 	tb := New()
 	r := rec("acme")
 	r.MemberID, r.Name = "member", "name"
 	require.True(t, tb.Put(r))
-	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() { _, _ = tb.Get(r.Hash) }), "without scopes")
+	var tok Token
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = tb.Get(r.Hash) }), "without scopes")
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = tb.GetToken(r.Hash, &tok) }), "GetToken without scopes")
 	r = rec("acme")
 	r.Scopes = []string{"read", "write"}
 	require.True(t, tb.Put(r))
-	assert.Equal(t, 2.0, testing.AllocsPerRun(100, func() { _, _ = tb.Get(r.Hash) }), "with scopes")
+	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() { _, _ = tb.Get(r.Hash) }), "with scopes")
+	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() { _ = tb.GetToken(r.Hash, &tok) }), "GetToken with scopes")
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = tb.Get([32]byte{0xff}) }), "a miss")
+}
+
+// The strings of a read view the arena: they must stay what they were
+// through every later change of the Table, compaction and emptying
+// included, while new texts of the same sizes are written.
+func TestReadsOutliveTheTable(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		recs := make([]Record, 400)
+		for i := range recs {
+			recs[i] = rec(fmt.Sprintf("acct-%d", i%7))
+			recs[i].MemberID, recs[i].Name = fmt.Sprint("m", i), strings.Repeat("n", i%20)
+			recs[i].Scopes = []string{"read", fmt.Sprint("s", i)}
+			require.True(t, tb.Put(recs[i]))
+		}
+		type read struct{ got, want Token }
+		var reads []read
+		keep := func(got Token) {
+			want := got
+			want.ID, want.AccountID = strings.Clone(got.ID), strings.Clone(got.AccountID)
+			want.MemberID, want.Name = strings.Clone(got.MemberID), strings.Clone(got.Name)
+			want.Scopes = slices.Clone(got.Scopes)
+			for j := range want.Scopes {
+				want.Scopes[j] = strings.Clone(want.Scopes[j])
+			}
+			reads = append(reads, read{got, want})
+		}
+		for _, r := range recs {
+			got, ok := tb.Get(r.Hash)
+			require.True(t, ok)
+			keep(got.Token)
+		}
+		for _, tok := range tb.Account("acct-3") {
+			keep(tok)
+		}
+		round := 0
+		overwrite := func() {
+			round++
+			for i := range recs {
+				c := string(rune('a' + round))
+				r := rec(fmt.Sprintf("acct-%d", i%7))
+				r.MemberID, r.Name = strings.Repeat(c, len(recs[i].MemberID)), strings.Repeat(c, i%20)
+				r.Scopes = []string{strings.Repeat(c, 4), strings.Repeat(c, len(recs[i].Scopes[1]))}
+				require.True(t, tb.Put(r))
+			}
+		}
+		// Deleting three in four compacts; deleting the rest empties the
+		// Table, which gives its arena back; writing again refills it.
+		for i, r := range recs {
+			if i%4 != 0 {
+				require.True(t, tb.Delete(r.AccountID, r.ID))
+			}
+		}
+		overwrite()
+		for _, tok := range tb.Account("acct-5") {
+			keep(tok) // views of the compacted arena
+		}
+		for i, r := range recs {
+			if i%4 == 0 {
+				require.True(t, tb.Delete(r.AccountID, r.ID))
+			}
+		}
+		for _, a := range []string{"acct-0", "acct-1", "acct-2", "acct-3", "acct-4", "acct-5", "acct-6"} {
+			tb.DeleteAccount(a)
+		}
+		require.Zero(t, tb.Len())
+		overwrite()
+		// A Table emptied in one step, with no compaction before.
+		one := newTable(tb.mask)
+		r := rec("solo")
+		r.Name, r.Scopes = "first", []string{"one"}
+		require.True(t, one.Put(r))
+		got, ok := one.Get(r.Hash)
+		require.True(t, ok)
+		keep(got.Token)
+		require.True(t, one.Delete(r.AccountID, r.ID))
+		r = rec("solo")
+		r.Name, r.Scopes = "again", []string{"two"}
+		require.True(t, one.Put(r))
+		runtime.GC()
+		for _, r := range reads {
+			require.Equal(t, r.want, r.got, "a string read from a Table changed after the Table did")
+		}
+	})
 }
 
 func TestAux(t *testing.T) {
