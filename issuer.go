@@ -38,6 +38,7 @@ type Issuer struct {
 // settings are what an Issuer keeps of its options.
 type settings struct {
 	head      string // the prefix and '_': how every secret starts
+	headCRC   uint32 // checksumIEEE(head), from which a secret's checksum resumes
 	now       func() time.Time
 	maxTokens int          // per account; 0: no limit
 	auditLog  *slog.Logger // nil: no audit records
@@ -78,6 +79,7 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		caps:  caps,
 		settings: settings{
 			head:      c.prefix + "_",
+			headCRC:   checksumIEEE(c.prefix + "_"),
 			now:       c.now,
 			maxTokens: c.maxTokens,
 			auditLog:  c.auditLog,
