@@ -43,14 +43,20 @@ func (iss *Issuer) audit(ctx context.Context, level slog.Level, msg string, attr
 // leaked, or is being tried), empty otherwise.
 func (iss *Issuer) refused(ctx context.Context, accountID, tokenID, hint, reason, tokenAccountID string) error {
 	if iss.auditLog != nil {
-		attrs := []slog.Attr{slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID),
-			slog.String("hint", hint), slog.String("reason", reason)}
-		if tokenAccountID != "" {
-			attrs = append(attrs, slog.String("token_account_id", tokenAccountID))
-		}
-		iss.audit(ctx, slog.LevelWarn, "apitoken: token refused", attrs...)
+		iss.auditRefusal(ctx, accountID, tokenID, hint, reason, tokenAccountID)
 	}
 	return ErrInvalidToken
+}
+
+// auditRefusal writes the audit record of refused, out of line so that a
+// refusal without an audit log costs a test and a return.
+func (iss *Issuer) auditRefusal(ctx context.Context, accountID, tokenID, hint, reason, tokenAccountID string) {
+	attrs := []slog.Attr{slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID),
+		slog.String("hint", hint), slog.String("reason", reason)}
+	if tokenAccountID != "" {
+		attrs = append(attrs, slog.String("token_account_id", tokenAccountID))
+	}
+	iss.audit(ctx, slog.LevelWarn, "apitoken: token refused", attrs...)
 }
 
 // refusedRequest records a request refused as malformed before Verify (the

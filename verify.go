@@ -30,45 +30,76 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string, from cl
 	}
 	// The format check costs a CRC of ~50 bytes and spares the store every
 	// mistyped, truncated or foreign secret.
-	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head) {
+	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head, iss.headCRC) {
 		return Token{}, iss.refused(ctx, accountID, "", "", reasonMalformed, "")
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
+	if iss.cache != nil {
+		return iss.verifyCached(ctx, accountID, secret, h, now, from)
+	}
+	// Without a cache the record comes straight from the store: no closure,
+	// and no copy of the record on its way here.
+	rec, err := iss.store.Lookup(ctx, h)
+	want := h
+	if err != nil && len(iss.keys.previous) > 0 && errors.Is(err, ErrNotFound) {
+		rec, want, err = iss.lookupPrevious(ctx, secret)
+	}
+	if err = iss.accept(ctx, accountID, &rec, want, h, nil, now, from, err); err != nil {
+		return Token{}, err
+	}
+	return rec.Token, nil
+}
+
+// verifyCached is the rest of verify with a cache: the record comes from the
+// cache, or from the store through it, and goes into it once accepted.
+func (iss *Issuer) verifyCached(ctx context.Context, accountID, secret string, h Hash, now time.Time, from clientAddr) (Token, error) {
 	f, err := iss.cache.fetch(ctx, h, accountID, now, func(ctx context.Context) (Record, Hash, error) {
 		return iss.lookup(ctx, secret, h)
 	})
-	rec := f.rec
-	// Each refusal after a store read is remembered by the cache for a
-	// moment, so that the same one again costs no store read, whether the
-	// token is live or not.
+	if err = iss.accept(ctx, accountID, &f.rec, f.want, h, &f, now, from, err); err != nil {
+		return Token{}, err
+	}
+	return f.rec.Token, nil
+}
+
+// accept checks rec, which the lookup of a secret whose hash is h returned
+// with err, found by the hash want (h, or a previous key's hash), for
+// accountID at now and the client address found through from; it re-hashes
+// rec to h when want is not h, keeps it in the cache, and notes its use. f
+// says how the cache fetched rec (nil without a cache): a refusal after a
+// store read is remembered by the cache for a moment, so that the same one
+// again costs no store read, whether the token is live or not; and a record
+// shared from another caller's lookup is re-hashed by that caller. It
+// returns verify's error, nil when the token verifies.
+func (iss *Issuer) accept(ctx context.Context, accountID string, rec *Record, want, h Hash, f *fetched, now time.Time, from clientAddr, err error) error {
 	refuse := func(tokenID, hint, reason, tokenAccountID string) error {
-		if !f.cached {
+		if f != nil && !f.cached {
 			iss.cache.refuse(h, accountID, now)
 		}
 		return iss.refused(ctx, accountID, tokenID, hint, reason, tokenAccountID)
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, refuse("", "", reasonUnknown, "")
+			return refuse("", "", reasonUnknown, "")
 		}
-		return Token{}, fmt.Errorf("apitoken: store: %w", err)
+		return fmt.Errorf("apitoken: store: %w", err)
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
-	if rec.Hash != f.want {
-		return Token{}, refuse("", "", reasonUnknown, "")
+	if rec.Hash != want {
+		return refuse("", "", reasonUnknown, "")
 	}
 	if rec.AccountID != accountID {
-		return Token{}, refuse(rec.ID, rec.Hint, reasonWrongAccount, rec.AccountID)
+		return refuse(rec.ID, rec.Hint, reasonWrongAccount, rec.AccountID)
 	}
 	switch st := iss.status(&rec.Token, now); st {
 	case StatusActive:
 	case StatusDisabled:
 		// Not remembered as a refusal: Enable must take effect at once.
 		// (Telling it from an unknown token by its cost needs its secret.)
-		return Token{}, iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonDisabled, "")
+		return iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonDisabled, "")
 	default:
-		return Token{}, refuse(rec.ID, rec.Hint, statusReasons[st], "")
+		return refuse(rec.ID, rec.Hint, statusReasons[st], "")
 	}
 	var ip netip.Addr
 	ipKnown := false
@@ -76,23 +107,27 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string, from cl
 		// Not remembered as a refusal either: the refusal is of the
 		// address, and the same token from an allowed one must verify.
 		if ip, ipKnown = from.get(ctx); !ipKnown || !addrAllowed(rec.AllowedIPs, ip) {
-			return Token{}, iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonAddress, "")
+			return iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonAddress, "")
 		}
 	}
-	if f.want != h {
-		if !f.shared {
-			iss.rehash(ctx, rec, h)
+	if len(iss.keys.previous) > 0 && want != h { // only a previous key finds another hash
+		if f == nil || !f.shared {
+			iss.rehash(ctx, *rec, h)
 		}
 		rec.Hash = h
 	}
-	iss.cache.keep(f, rec, now)
+	if f != nil {
+		iss.cache.keep(*f, *rec, now)
+	}
 	if iss.auditLog != nil {
 		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
 			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID), slog.String("hint", rec.Hint))
 	}
-	// A last use the store already has from within the interval spares
-	// the coalescer's map: the common case, once a token's use is written.
-	if iss.lastUses != nil && now.Sub(rec.LastUsedAt) >= iss.lastUses.interval {
+	// A last use the store already has from within the interval spares the
+	// coalescer's map: the common case, once a token's use is written. (In
+	// microseconds, as stores keep it, the test is now.Sub(LastUsedAt) >=
+	// interval at a fifth of the cost.)
+	if iss.lastUses != nil && rec.LastUsedAt.UnixMicro() <= now.UnixMicro()-iss.lastUses.interval.Microseconds() {
 		iss.lastUses.use(rec.ID, now.UTC().Truncate(time.Microsecond), func() netip.Addr {
 			if !ipKnown {
 				ip, _ = from.get(ctx)
@@ -100,14 +135,14 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string, from cl
 			return ip
 		})
 	}
-	return rec.Token, nil
+	return nil
 }
 
 // lookup finds the record of the secret whose hash under the current key
 // is h, and returns it with the hash it was found by.
 func (iss *Issuer) lookup(ctx context.Context, secret string, h Hash) (Record, Hash, error) {
 	rec, err := iss.store.Lookup(ctx, h)
-	if errors.Is(err, ErrNotFound) && len(iss.keys.previous) > 0 {
+	if err != nil && len(iss.keys.previous) > 0 && errors.Is(err, ErrNotFound) {
 		return iss.lookupPrevious(ctx, secret)
 	}
 	return rec, h, err

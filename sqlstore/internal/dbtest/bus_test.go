@@ -22,8 +22,9 @@ const busInterval = 50 * time.Millisecond
 
 // busSlack is what the bound of a revocation's propagation allows beyond
 // the poll interval and a round trip: the scheduling of a loaded machine of
-// two cores, shared with other tests.
-const busSlack = 150 * time.Millisecond
+// two cores, shared with other tests (under a load of 15, 212 ms were
+// seen on MariaDB against a bound of 200).
+const busSlack = 500 * time.Millisecond
 
 // recordingBus is a sqlstore.Bus that records what its subscription
 // delivers.
