@@ -148,7 +148,7 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 	s.replica.created(rec.AccountID, rec.Hash)
 	var res sql.Result
 	if s.dialect == MySQL && s.tx == nil {
-		res, err = s.insertInTx(ctx, args)
+		res, err = s.insertDetached(ctx, args, rec.AccountID, rec.ID)
 	} else {
 		res, err = s.exec(ctx, &s.stmts.create, args...)
 	}
