@@ -236,4 +236,3 @@ func exerciseIssuer(t *testing.T, s *sqlstore.Store) {
 		return errors.Is(err, apitoken.ErrInvalidToken)
 	}, 5*time.Second, 10*time.Millisecond, "DeleteMember reaches the other instance's cache through the revocation log")
 }
-
