@@ -7,52 +7,70 @@ import (
 	"strconv"
 )
 
-// The reasons a refused verification gives in its audit record. Verify
-// itself answers every refusal alike (ErrInvalidToken); only the audit log,
-// which the application keeps to itself, tells them apart.
-const (
-	reasonMalformed    = "malformed"     // the secret is not one of ours, or the account id is empty or too long
-	reasonUnknown      = "unknown"       // no token has that secret: never issued, or deleted
-	reasonWrongAccount = "wrong account" // the token belongs to another account
-	reasonExpired      = "expired"
-)
-
-// audit writes an audit record when WithAuditLogger set a logger. Callers
-// on the verification path check iss.auditLog first, so that without one
-// building the attributes costs nothing.
-func (iss *Issuer) audit(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
-	if iss.auditLog != nil {
-		iss.auditLog.LogAttrs(ctx, level, msg, attrs...)
+// auditHook returns the event hook that writes the audit records of
+// WithAuditLogger to logger: one user of the events among others.
+func auditHook(logger *slog.Logger) func(context.Context, Event) {
+	return func(ctx context.Context, e Event) {
+		switch e.Kind {
+		case KindIssued:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token issued",
+				slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID), slog.String("member_id", e.MemberID))
+		case KindVerified:
+			logger.LogAttrs(ctx, slog.LevelDebug, "apitoken: token verified",
+				slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID))
+		case KindRefused:
+			if e.Op == OpAuthenticate {
+				logger.LogAttrs(ctx, slog.LevelWarn, "apitoken: request refused",
+					slog.String("reason", e.Reason.String()), slog.String("problem", e.Related))
+				return
+			}
+			attrs := []slog.Attr{slog.String("account_id", untrusted(e.AccountID)), slog.String("token_id", e.TokenID), slog.String("reason", e.Reason.String())}
+			if e.Reason == ReasonWrongAccount {
+				attrs = append(attrs, slog.String("token_account_id", e.Related))
+			}
+			logger.LogAttrs(ctx, slog.LevelWarn, "apitoken: token refused", attrs...)
+		case KindRotated:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token rotated", slog.String("account_id", e.AccountID),
+				slog.String("token_id", e.TokenID), slog.String("successor_id", e.Related), slog.Duration("grace", e.Grace))
+		case KindDeleted:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token deleted", slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID))
+		case KindDeletedAccount:
+			if e.Count > 0 {
+				logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: account tokens deleted", slog.String("account_id", e.AccountID), slog.Int("count", e.Count))
+			}
+		case KindPruned:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: expired tokens pruned", slog.Time("before", e.Before), slog.Int("count", e.Count))
+		case KindRehashed:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token re-hashed", slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID))
+		}
 	}
 }
 
-// refused records a refused verification and returns ErrInvalidToken.
-// tokenID is empty when no token matched the secret; tokenAccountID is the
-// token's own account when the secret was used with another one (it has
-// leaked, or is being tried), empty otherwise.
-func (iss *Issuer) refused(ctx context.Context, accountID, tokenID, reason, tokenAccountID string) error {
-	if iss.auditLog != nil {
-		attrs := []slog.Attr{slog.String("account_id", untrusted(accountID)), slog.String("token_id", tokenID), slog.String("reason", reason)}
-		if tokenAccountID != "" {
-			attrs = append(attrs, slog.String("token_account_id", tokenAccountID))
+// refused counts and reports a refused verification, e with its Reason
+// and what Verify knew, and returns ErrInvalidToken.
+func (iss *Issuer) refused(ctx context.Context, e Event) error {
+	iss.stats.count(e.Reason, e.Cached)
+	if iss.observed() {
+		e.Kind, e.Op = KindRefused, OpVerify
+		if e.At.IsZero() { // refused before Verify read the clock
+			e.At = iss.now()
 		}
-		iss.audit(ctx, slog.LevelWarn, "apitoken: token refused", attrs...)
+		iss.emit(ctx, e)
 	}
 	return ErrInvalidToken
 }
 
-// refusedRequest records a request refused as malformed before Verify (the
-// middleware answers it with 400), and returns err. The record names the
+// refusedRequest reports a request refused as malformed before Verify (the
+// middleware answers it with 400), and returns err. The event names the
 // problem with the package's own words, never the request's content; the
-// error of a custom Extractor is not written.
+// error of a custom Extractor is not passed on.
 func (iss *Issuer) refusedRequest(ctx context.Context, err error) error {
-	if iss.auditLog != nil && errors.Is(err, ErrInvalidRequest) {
+	if iss.observed() && errors.Is(err, ErrInvalidRequest) {
 		problem := "malformed request"
 		if re, ok := errors.AsType[*requestError](err); ok {
 			problem = re.reason
 		}
-		iss.audit(ctx, slog.LevelWarn, "apitoken: request refused",
-			slog.String("reason", reasonMalformed), slog.String("problem", problem))
+		iss.emit(ctx, Event{Kind: KindRefused, Op: OpAuthenticate, Reason: ReasonMalformed, Related: problem, At: iss.now()})
 	}
 	return err
 }

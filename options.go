@@ -1,6 +1,7 @@
 package apitoken
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -23,6 +24,8 @@ type config struct {
 	cacheTTL   time.Duration
 	bus        Bus
 	logger     *slog.Logger // nil: slog.Default()
+	events     []func(context.Context, Event)
+	tracer     Tracer
 }
 
 // minHashKeyLen is the shortest application key WithHashKey accepts: as many

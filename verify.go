@@ -16,13 +16,29 @@ import (
 // comes from the store: the token could not be checked, and the caller
 // should answer "try again later" (the middleware answers 503).
 func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token, error) {
+	if iss.tracer != nil {
+		return iss.verifyTraced(ctx, accountID, secret)
+	}
+	return iss.verify(ctx, accountID, secret)
+}
+
+// verifyTraced is Verify between the tracer's Start and End.
+func (iss *Issuer) verifyTraced(ctx context.Context, accountID, secret string) (Token, error) {
+	ctx = iss.tracer.Start(ctx, OpVerify)
+	tok, err := iss.verify(ctx, accountID, secret)
+	iss.tracer.End(ctx, OpVerify, err)
+	return tok, err
+}
+
+// verify is Verify, without the tracer.
+func (iss *Issuer) verify(ctx context.Context, accountID, secret string) (Token, error) {
 	if iss.closed.Load() {
 		return Token{}, ErrClosed
 	}
 	// The format check costs a CRC of ~50 bytes and spares the store every
 	// mistyped, truncated or foreign secret.
 	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head) {
-		return Token{}, iss.refused(ctx, accountID, "", reasonMalformed, "")
+		return Token{}, iss.refused(ctx, Event{Reason: ReasonMalformed, AccountID: accountID})
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
@@ -32,19 +48,19 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 	rec := f.rec
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
+			return Token{}, iss.refused(ctx, Event{Reason: ReasonUnknown, AccountID: accountID, At: now})
 		}
-		return Token{}, fmt.Errorf("apitoken: store: %w", err)
+		return Token{}, iss.verifyFailed(ctx, accountID, now, fmt.Errorf("apitoken: store: %w", err))
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
 	if rec.Hash != f.want {
-		return Token{}, iss.refused(ctx, accountID, "", reasonUnknown, "")
+		return Token{}, iss.refused(ctx, Event{Reason: ReasonUnknown, AccountID: accountID, Cached: f.cached, At: now})
 	}
 	if rec.AccountID != accountID {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonWrongAccount, rec.AccountID)
+		return Token{}, iss.refused(ctx, Event{Reason: ReasonWrongAccount, AccountID: accountID, TokenID: rec.ID, Related: rec.AccountID, Cached: f.cached, At: now})
 	}
 	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-		return Token{}, iss.refused(ctx, accountID, rec.ID, reasonExpired, "")
+		return Token{}, iss.refused(ctx, Event{Reason: ReasonExpired, AccountID: accountID, TokenID: rec.ID, Cached: f.cached, At: now})
 	}
 	if f.want != h {
 		if !f.shared {
@@ -53,9 +69,9 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 		rec.Hash = h
 	}
 	iss.cache.keep(f, rec, now)
-	if iss.auditLog != nil {
-		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
-			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
+	iss.stats.verified(f.cached)
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindVerified, Op: OpVerify, AccountID: rec.AccountID, TokenID: rec.ID, Cached: f.cached, At: now})
 	}
 	// A last use the store already has from within the interval spares
 	// the coalescer's map: the common case, once a token's use is written.
@@ -95,7 +111,22 @@ func (iss *Issuer) rehash(ctx context.Context, rec Record, to Hash) {
 	if err != nil {
 		iss.logger().LogAttrs(ctx, slog.LevelWarn, "apitoken: token not re-hashed", slog.String("account_id", rec.AccountID),
 			slog.String("token_id", rec.ID), slog.Any("err", err))
+		if iss.observed() {
+			iss.emit(ctx, Event{Kind: KindRehashFailed, Op: OpVerify, AccountID: rec.AccountID, TokenID: rec.ID, Err: err, At: iss.now()})
+		}
 		return
 	}
-	iss.audit(ctx, slog.LevelInfo, "apitoken: token re-hashed", slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindRehashed, Op: OpVerify, AccountID: rec.AccountID, TokenID: rec.ID, At: iss.now()})
+	}
+}
+
+// verifyFailed counts and reports a verification that the store failed,
+// and returns err.
+func (iss *Issuer) verifyFailed(ctx context.Context, accountID string, at time.Time, err error) error {
+	iss.stats.storeFailed()
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindStoreFailed, Op: OpVerify, AccountID: accountID, Err: err, At: at})
+	}
+	return err
 }
