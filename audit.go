@@ -47,9 +47,10 @@ func auditHook(logger *slog.Logger) func(context.Context, Event) {
 }
 
 // refused counts and reports a refused verification, e with its Reason
-// and what Verify knew, and returns ErrInvalidToken.
-func (iss *Issuer) refused(ctx context.Context, e Event) error {
-	iss.stats.count(e.Reason, e.Cached)
+// and what Verify knew, and returns ErrInvalidToken. stripe is the first
+// byte of the secret's hash, 0 before it was computed.
+func (iss *Issuer) refused(ctx context.Context, stripe byte, e Event) error {
+	iss.stats.count(stripe, e.Reason, e.Cached)
 	if iss.observed() {
 		e.Kind, e.Op = KindRefused, OpVerify
 		if e.At.IsZero() { // refused before Verify read the clock

@@ -2,7 +2,6 @@ package apitoken
 
 import (
 	"math/bits"
-	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
 )
@@ -117,10 +116,13 @@ const (
 )
 
 // counters are Verify's counts by outcome and by whether the cache answered,
-// striped: each Verify adds one to a stripe chosen at random by its core's
-// own generator, so that two cores rarely write the same cache line, where
-// one shared counter would bounce its line between them on every request
-// (BenchmarkStatsCounters measures both).
+// striped: each Verify adds one to the stripe that the first byte of its
+// secret's hash picks (uniform across tokens, and free: Verify has the hash
+// already), so that two cores verifying different tokens rarely write the
+// same cache line, where one shared counter would move its line between
+// them on every request (BenchmarkStatsCounters measures both). Requests
+// with one token on every core share a stripe, as they share that token's
+// cache entry.
 type counters struct {
 	stripes []stripe
 	mask    uint32
@@ -133,7 +135,7 @@ type stripe struct {
 }
 
 // maxStripes bounds the stripes of a process with many cores: 64 stripes
-// are 8 KiB per Issuer.
+// are 8 KiB per Issuer. It is at most 256, as a byte picks the stripe.
 const maxStripes = 64
 
 func newCounters() *counters {
@@ -141,21 +143,22 @@ func newCounters() *counters {
 	return &counters{stripes: make([]stripe, n), mask: uint32(n - 1)}
 }
 
-// verified counts a verification that succeeded.
-func (c *counters) verified(cached bool) { c.add(outcomeVerified, cached) }
+// verified counts a verification that succeeded, of a secret whose hash
+// begins with the byte stripe.
+func (c *counters) verified(stripe byte, cached bool) { c.add(stripe, outcomeVerified, cached) }
 
 // count counts a refusal for reason r.
-func (c *counters) count(r Reason, cached bool) { c.add(int(r), cached) }
+func (c *counters) count(stripe byte, r Reason, cached bool) { c.add(stripe, int(r), cached) }
 
 // storeFailed counts a verification the store failed.
-func (c *counters) storeFailed() { c.add(outcomeStoreFailed, false) }
+func (c *counters) storeFailed(stripe byte) { c.add(stripe, outcomeStoreFailed, false) }
 
-func (c *counters) add(outcome int, cached bool) {
+func (c *counters) add(stripe byte, outcome int, cached bool) {
 	i := 0
 	if cached {
 		i = 1
 	}
-	c.stripes[rand.Uint32()&c.mask].n[outcome][i].Add(1)
+	c.stripes[uint32(stripe)&c.mask].n[outcome][i].Add(1)
 }
 
 // sum adds up the stripes.

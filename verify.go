@@ -38,7 +38,7 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string) (Token,
 	// The format check costs a CRC of ~50 bytes and spares the store every
 	// mistyped, truncated or foreign secret.
 	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head) {
-		return Token{}, iss.refused(ctx, Event{Reason: ReasonMalformed, AccountID: accountID})
+		return Token{}, iss.refused(ctx, 0, Event{Reason: ReasonMalformed, AccountID: accountID})
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
@@ -48,19 +48,19 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string) (Token,
 	rec := f.rec
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, iss.refused(ctx, Event{Reason: ReasonUnknown, AccountID: accountID, At: now})
+			return Token{}, iss.refused(ctx, h[0], Event{Reason: ReasonUnknown, AccountID: accountID, At: now})
 		}
-		return Token{}, iss.verifyFailed(ctx, accountID, now, fmt.Errorf("apitoken: store: %w", err))
+		return Token{}, iss.verifyFailed(ctx, h[0], accountID, now, fmt.Errorf("apitoken: store: %w", err))
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
 	if rec.Hash != f.want {
-		return Token{}, iss.refused(ctx, Event{Reason: ReasonUnknown, AccountID: accountID, Cached: f.cached, At: now})
+		return Token{}, iss.refused(ctx, h[0], Event{Reason: ReasonUnknown, AccountID: accountID, Cached: f.cached, At: now})
 	}
 	if rec.AccountID != accountID {
-		return Token{}, iss.refused(ctx, Event{Reason: ReasonWrongAccount, AccountID: accountID, TokenID: rec.ID, Related: rec.AccountID, Cached: f.cached, At: now})
+		return Token{}, iss.refused(ctx, h[0], Event{Reason: ReasonWrongAccount, AccountID: accountID, TokenID: rec.ID, Related: rec.AccountID, Cached: f.cached, At: now})
 	}
 	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-		return Token{}, iss.refused(ctx, Event{Reason: ReasonExpired, AccountID: accountID, TokenID: rec.ID, Cached: f.cached, At: now})
+		return Token{}, iss.refused(ctx, h[0], Event{Reason: ReasonExpired, AccountID: accountID, TokenID: rec.ID, Cached: f.cached, At: now})
 	}
 	if f.want != h {
 		if !f.shared {
@@ -69,7 +69,7 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string) (Token,
 		rec.Hash = h
 	}
 	iss.cache.keep(f, rec, now)
-	iss.stats.verified(f.cached)
+	iss.stats.verified(h[0], f.cached)
 	if iss.observed() {
 		iss.emit(ctx, Event{Kind: KindVerified, Op: OpVerify, AccountID: rec.AccountID, TokenID: rec.ID, Cached: f.cached, At: now})
 	}
@@ -123,8 +123,8 @@ func (iss *Issuer) rehash(ctx context.Context, rec Record, to Hash) {
 
 // verifyFailed counts and reports a verification that the store failed,
 // and returns err.
-func (iss *Issuer) verifyFailed(ctx context.Context, accountID string, at time.Time, err error) error {
-	iss.stats.storeFailed()
+func (iss *Issuer) verifyFailed(ctx context.Context, stripe byte, accountID string, at time.Time, err error) error {
+	iss.stats.storeFailed(stripe)
 	if iss.observed() {
 		iss.emit(ctx, Event{Kind: KindStoreFailed, Op: OpVerify, AccountID: accountID, Err: err, At: at})
 	}
