@@ -64,7 +64,7 @@ type fixture struct {
 	size   int
 	iss    *apitoken.Issuer
 	store  *memstore.Store // iss's
-	probes []probe // issued tokens, in random order
+	probes []probe         // issued tokens, in random order
 	floor  map[[32]byte]apitoken.Token
 	keyed  map[apitoken.Hash]apitoken.Token
 	ptrs   map[[32]byte]*apitoken.Token // the floor with memstore's indirection

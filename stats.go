@@ -187,4 +187,3 @@ func (l *lastUses) stats() LastUseStats {
 	defer l.mu.RUnlock()
 	return LastUseStats{Pending: len(l.pending), Written: l.written, Failed: l.failed}
 }
-
