@@ -34,6 +34,9 @@ func auditHook(logger *slog.Logger) func(context.Context, Event) {
 				slog.String("token_id", e.TokenID), slog.String("successor_id", e.Related), slog.Duration("grace", e.Grace))
 		case KindDeleted:
 			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token deleted", slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID))
+		case KindRevoked:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token revoked", slog.String("account_id", e.AccountID),
+				slog.String("token_id", e.TokenID), slog.String("reason", e.Related))
 		case KindDeletedAccount:
 			if e.Count > 0 {
 				logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: account tokens deleted", slog.String("account_id", e.AccountID), slog.Int("count", e.Count))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apitoken-go/apitoken/internal/table"
@@ -29,9 +30,14 @@ type cache struct {
 	recs *table.Table // each record's aux is its ring entry
 	ring []ringEntry  // fills, oldest first from head
 	head int          // the next ring entry to fill
-	gen  uint64       // invalidations so far: a fill that began before one is dropped
+	gen  uint64       // invalidations so far: the clock that fills are dated by
+	inv  invalidations
 
-	droppedFills, evictions uint64 // for Stats
+	// dropped counts the fills dropped because their token was invalidated
+	// while they were under way.
+	dropped atomic.Uint64
+
+	evictions uint64 // entries pushed out before their TTL, for Stats
 
 	flightMu sync.Mutex
 	flights  map[Hash]*flight
@@ -45,7 +51,7 @@ type ringEntry struct {
 
 // A flight is one store lookup that concurrent misses for a hash share.
 type flight struct {
-	gen  uint64 // of the cache when it began
+	gen  uint64 // of the cache when it began: a follower begun after an invalidation of its token looks up again
 	done chan struct{}
 	rec  Record
 	want Hash // the hash rec was found by
@@ -59,6 +65,7 @@ func newCache(size int, ttl time.Duration, base time.Time) *cache {
 		recs:    table.New(),
 		ring:    make([]ringEntry, size),
 		flights: make(map[Hash]*flight),
+		inv:     newInvalidations(invalidationWindow),
 	}
 }
 
@@ -119,14 +126,15 @@ func (c *cache) generation() uint64 {
 	return c.gen
 }
 
-// put keeps rec from now for the TTL, unless an invalidation came since
-// the lookup that found it began (at generation gen): a token deleted
-// meanwhile must not come back.
+// put keeps rec from now for the TTL, unless its token (or its account's
+// tokens, or the whole cache) was invalidated since the lookup that found it
+// began (at generation gen): a token deleted meanwhile must not come back.
+// Invalidations of other tokens drop nothing.
 func (c *cache) put(rec Record, gen uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen {
-		c.droppedFills++
+	if c.inv.since(gen, c.gen, rec.AccountID, rec.ID) {
+		c.dropped.Add(1)
 		return
 	}
 	if p, ok := c.recs.Aux(rec.Hash); ok {
@@ -164,12 +172,13 @@ func (c *cache) evict(h Hash, i uint32) bool {
 }
 
 // invalidate drops the token of the account with that id, or, when id is
-// empty, every token of the account, and makes the fills under way drop
-// their result.
+// empty, every token of the account, and makes the fills of those tokens
+// under way drop their result.
 func (c *cache) invalidate(accountID, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	c.inv.add(c.gen, accountID, id)
 	ids := []string{id}
 	if id == "" {
 		ids = ids[:0]
@@ -188,21 +197,21 @@ func (c *cache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	c.inv.clear(c.gen)
 	c.recs = table.New()
 	clear(c.ring)
 	c.head = 0
 }
 
 // lookup finds the record of h with fn, sharing the call with concurrent
-// lookups of the same hash begun at the same generation gen: a Verify that
-// begins after an invalidation never takes the answer of a lookup that
-// began before it. A caller whose context is still live does not take the
-// context error of the caller that made the call.
+// lookups of the same hash: a Verify that begins (at generation gen) after
+// an invalidation of the token found never takes the answer of a lookup
+// that began before it, and looks up again. A caller whose context is still
+// live does not take the context error of the caller that made the call.
 func (c *cache) lookup(ctx context.Context, h Hash, gen uint64, fn func(context.Context) (Record, Hash, error)) (Record, Hash, bool, error) {
 	c.flightMu.Lock()
 	f, ok := c.flights[h]
-	if !ok || f.gen != gen {
-		ok = false
+	if !ok {
 		f = &flight{gen: gen, done: make(chan struct{})}
 		c.flights[h] = f
 	}
@@ -229,7 +238,7 @@ func (c *cache) lookup(ctx context.Context, h Hash, gen uint64, fn func(context.
 	case <-ctx.Done():
 		return Record{}, Hash{}, true, ctx.Err()
 	}
-	if (isContextError(f.err) || f.err == errLookupPanicked) && ctx.Err() == nil {
+	if (isContextError(f.err) || f.err == errLookupPanicked || f.err == nil && c.invalidatedSince(f.gen, f.rec)) && ctx.Err() == nil {
 		rec, want, err := fn(ctx)
 		return rec, want, false, err
 	}
@@ -237,6 +246,18 @@ func (c *cache) lookup(ctx context.Context, h Hash, gen uint64, fn func(context.
 	rec.Scopes = cloneScopes(rec.Scopes) // each caller owns its Token
 	return rec, f.want, true, f.err
 }
+
+// invalidatedSince reports whether rec's token was invalidated after
+// generation gen.
+func (c *cache) invalidatedSince(gen uint64, rec Record) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.inv.since(gen, c.gen, rec.AccountID, rec.ID)
+}
+
+// fillsDropped returns how many fills were dropped because their token was
+// invalidated while they were under way.
+func (c *cache) fillsDropped() uint64 { return c.dropped.Load() }
 
 // errLookupPanicked is a flight's error while its lookup runs: if the
 // lookup panics, the followers look up for themselves.

@@ -2,6 +2,7 @@ package apitoken
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,15 +153,27 @@ func TestCacheRing(t *testing.T) {
 		assert.Equal(t, 1, c.recs.Len())
 	})
 
-	t.Run("a put begun before an invalidation is dropped", func(t *testing.T) {
+	t.Run("a put begun before an invalidation of its token is dropped, of another kept", func(t *testing.T) {
+		others := func(c *cache, n int) {
+			for i := range n {
+				c.invalidate("b", strconv.Itoa(i))
+			}
+		}
 		for _, inv := range []struct {
 			name string
 			f    func(c *cache)
+			kept bool
 		}{
-			{"of that token", func(c *cache) { c.invalidate("a", "1") }},
-			{"of another token", func(c *cache) { c.invalidate("b", "9") }},
-			{"of the account", func(c *cache) { c.invalidate("a", "") }},
-			{"of everything", func(c *cache) { c.clear() }},
+			{"of that token", func(c *cache) { c.invalidate("a", "1") }, false},
+			{"of the account", func(c *cache) { c.invalidate("a", "") }, false},
+			{"of everything", func(c *cache) { c.clear() }, false},
+			{"of another token", func(c *cache) { c.invalidate("b", "9") }, true},
+			{"of the same id in another account", func(c *cache) { c.invalidate("b", "1") }, true},
+			{"of another token of the account", func(c *cache) { c.invalidate("a", "2") }, true},
+			{"of another account", func(c *cache) { c.invalidate("b", "") }, true},
+			{"of that token, then a window of others", func(c *cache) { c.invalidate("a", "1"); others(c, invalidationWindow-1) }, false},
+			{"of a window of others", func(c *cache) { others(c, invalidationWindow) }, true},
+			{"of more others than the window remembers", func(c *cache) { others(c, invalidationWindow+1) }, false},
 		} {
 			t.Run(inv.name, func(t *testing.T) {
 				c := newCache(3, ttl, t0)
@@ -168,11 +181,24 @@ func TestCacheRing(t *testing.T) {
 				gen := c.generation()
 				inv.f(c)
 				c.put(r, gen, t0)
-				assert.False(t, has(c, r, t0))
+				assert.Equal(t, inv.kept, has(c, r, t0))
+				if !inv.kept {
+					assert.Equal(t, uint64(1), c.fillsDropped())
+				}
 				c.put(r, c.generation(), t0)
 				assert.True(t, has(c, r, t0), "a put begun after it is kept")
 			})
 		}
+	})
+
+	t.Run("with a window of 0, any invalidation drops every fill under way", func(t *testing.T) {
+		c := newCache(3, ttl, t0)
+		c.inv = newInvalidations(0)
+		r := cacheRec("a", "1")
+		gen := c.generation()
+		c.invalidate("b", "9")
+		c.put(r, gen, t0)
+		assert.False(t, has(c, r, t0))
 	})
 
 	t.Run("invalidate drops the token or the account, nothing else", func(t *testing.T) {

@@ -1182,25 +1182,48 @@ func TestCacheLogsNoSecret(t *testing.T) {
 	}
 }
 
-// A Verify that begins after Delete returned must not join a lookup that
-// began before it (README: "also while a lookup for it is under way").
-func TestCacheVerifyAfterDeleteDoesNotJoinEarlierLookup(t *testing.T) {
-	env := newCacheEnv(t)
-	n := env.node(t, false)
-	secret, tok := n.issue(t, apitoken.IssueParams{AccountID: "acme"})
-	release := n.store.pause()
-	defer release()
-	first := make(chan error, 1)
-	go func() { _, err := n.iss.Verify(context.Background(), "acme", secret); first <- err }()
-	require.Eventually(t, func() bool { return n.store.paused.Load() == 1 }, time.Second, time.Millisecond)
-	require.NoError(t, n.iss.Delete(t.Context(), "acme", tok.ID))
-	second := make(chan error, 1)
-	go func() { _, err := n.iss.Verify(context.Background(), "acme", secret); second <- err }()
-	require.Eventually(t, func() bool { return n.store.paused.Load() == 2 }, time.Second, time.Millisecond,
-		"a Verify begun after Delete must make its own lookup")
-	release()
-	<-first
-	require.ErrorIs(t, <-second, apitoken.ErrInvalidToken)
+// A Verify that begins after Delete returned must not take the answer of a
+// lookup that began before it (README: "also while a lookup for it is under
+// way"): it looks up again. A Verify begun after the delete of another token
+// takes the answer.
+func TestCacheVerifyAfterDeleteDoesNotTakeEarlierLookup(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		deleteOther bool
+		lookups     int64
+	}{
+		{"after a delete of its token", false, 2},
+		{"after a delete of another token", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newCacheEnv(t)
+			n := env.node(t, false)
+			secret, tok := n.issue(t, apitoken.IssueParams{AccountID: "acme"})
+			_, other := n.issue(t, apitoken.IssueParams{AccountID: "acme"})
+			release := n.store.pause()
+			defer release()
+			first := make(chan error, 1)
+			go func() { _, err := n.iss.Verify(context.Background(), "acme", secret); first <- err }()
+			require.Eventually(t, func() bool { return n.store.paused.Load() == 1 }, time.Second, time.Millisecond)
+			deleted := tok.ID
+			if tc.deleteOther {
+				deleted = other.ID
+			}
+			require.NoError(t, n.iss.Delete(t.Context(), "acme", deleted))
+			second := make(chan error, 1)
+			go func() { _, err := n.iss.Verify(context.Background(), "acme", secret); second <- err }()
+			time.Sleep(10 * time.Millisecond) // the second Verify joins the lookup under way
+			release()
+			require.NoError(t, <-first, "begun before the delete")
+			err := <-second
+			if tc.deleteOther {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, apitoken.ErrInvalidToken)
+			}
+			assert.Equal(t, tc.lookups, n.store.lookups.Load())
+		})
+	}
 }
 
 // A Delete whose store call fails after it took effect must not leave the

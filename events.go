@@ -39,7 +39,7 @@ type Event struct {
 	// (KindRefused with ReasonWrongAccount: it has leaked, or is being
 	// tried), or the problem, in the package's own words, of a request
 	// the middleware refused as malformed (KindRefused with Op
-	// OpAuthenticate).
+	// OpAuthenticate), or the reason of a revocation (KindRevoked).
 	Related string
 
 	// At is when the operation began, on the Issuer's clock (WithClock).
@@ -89,7 +89,8 @@ const (
 	// MemberID, Count).
 	KindDeletedMember
 	// KindRevoked: a token was revoked by its secret, as leaked
-	// (AccountID, TokenID).
+	// (AccountID, TokenID; Related is the reason, "leaked" or the one of
+	// WithRevokeReason).
 	KindRevoked
 	// KindDisabled: a token was disabled (AccountID, TokenID).
 	KindDisabled

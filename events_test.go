@@ -119,6 +119,13 @@ func TestEvents(t *testing.T) {
 	require.ErrorIs(t, iss.Delete(ctx, "acme", successor.ID), apitoken.ErrNotFound)
 	assert.Empty(t, log.take(), "an unknown id is an answer, neither a deletion nor a store failure")
 
+	leaked, leakedTok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+	require.NoError(t, err)
+	log.take()
+	_, err = iss.RevokeSecret(apitoken.WithRevokeReason(ctx, "ticket 42"), leaked)
+	require.NoError(t, err)
+	assert.Equal(t, []apitoken.Event{{Kind: apitoken.KindRevoked, Op: apitoken.OpRevoke, AccountID: "acme", TokenID: leakedTok.ID, Related: "ticket 42", At: clk.Now()}}, log.take())
+
 	n, err := iss.Prune(ctx, clk.Now())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)

@@ -476,3 +476,54 @@ func ExampleWithCache() {
 	// 3 verifications, 1 store lookup
 	// apitoken: invalid token
 }
+
+// A secret reported as leaked (pasted in a ticket, found by a scanner) is
+// revoked by its value alone: no account id is needed. A second report of
+// the same secret is ErrNotFound, a recognisable no-op.
+func ExampleIssuer_RevokeSecret() {
+	ctx := context.Background()
+	iss, err := apitoken.NewIssuer(memstore.New(), apitoken.WithPrefix("acme"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	leaked, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42", Name: "laptop"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	tok, err := iss.Inspect(ctx, leaked)
+	fmt.Println("inspect:", tok.AccountID, tok.Name, err)
+	tok, err = iss.RevokeSecret(apitoken.WithRevokeReason(ctx, "ticket 1234"), leaked)
+	fmt.Println("revoked:", tok.AccountID, tok.Name, err)
+	_, err = iss.RevokeSecret(ctx, leaked)
+	fmt.Println("again:", errors.Is(err, apitoken.ErrNotFound))
+	_, err = iss.Verify(ctx, "acct_42", leaked)
+	fmt.Println("verify:", err)
+	_, err = iss.RevokeSecret(ctx, "acme_not-a-secret")
+	fmt.Println("malformed:", errors.Is(err, apitoken.ErrInvalidToken))
+	// Output:
+	// inspect: acct_42 laptop <nil>
+	// revoked: acct_42 laptop <nil>
+	// again: true
+	// verify: apitoken: invalid token
+	// malformed: true
+}
+
+// WellFormed tells a secret of any prefix from a look-alike without a store
+// call; an Issuer's Pattern matches its own prefix only, for a scanner rule.
+func ExampleWellFormed() {
+	iss, err := apitoken.NewIssuer(memstore.New(), apitoken.WithPrefix("acme"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret, _, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acct_42"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	truncated := secret[:len(secret)-1]
+	fmt.Println(apitoken.WellFormed(secret), apitoken.WellFormed(truncated), apitoken.WellFormed("acme_"+strings.Repeat("0", 38)))
+	fmt.Println(iss.Pattern())
+	// Output:
+	// true false false
+	// \bacme_[0-9A-Za-z]{38}\b
+}

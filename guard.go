@@ -3,6 +3,7 @@ package apitoken
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 )
@@ -24,6 +25,14 @@ type Guard struct {
 	// Challenges of the default ErrorHandler, precomputed for the realm.
 	bare, invalidToken, invalidRequest, insufficientScope string
 }
+
+// Format prints the Guard as its type alone, for every verb and flag: it
+// holds an Issuer, with its hash keys and cache.
+func (g *Guard) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "apitoken.Guard{}") }
+
+// LogValue makes log/slog, with any handler, print nothing of the Guard but
+// its type, as Format does.
+func (g *Guard) LogValue() slog.Value { return slog.StringValue("apitoken.Guard{}") }
 
 // defaultGuard answers for RequireScope when no middleware ran.
 var defaultGuard = newGuard(nil, MiddlewareConfig{})

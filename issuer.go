@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +106,27 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		go iss.subscribe(ctx)
 	}
 	return iss, nil
+}
+
+// Format prints the Issuer as its prefix alone, for every verb and flag
+// (%v, %+v, %#v, %s, %q, %x…): it holds hash keys and, with WithCache, the
+// hashes of cached secrets, which must never reach a log.
+func (iss *Issuer) Format(f fmt.State, _ rune) {
+	_, _ = io.WriteString(f, "apitoken.Issuer{prefix: "+strconv.Quote(iss.prefix())+"}")
+}
+
+// LogValue makes log/slog, with any handler, print the Issuer's prefix
+// alone, as Format does.
+func (iss *Issuer) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("prefix", iss.prefix()))
+}
+
+// prefix is the prefix of the Issuer's secrets, for Format and LogValue.
+func (iss *Issuer) prefix() string {
+	if iss == nil {
+		return ""
+	}
+	return strings.TrimSuffix(iss.head, "_")
 }
 
 // logger is where the Issuer reports what goes wrong in the background,

@@ -3,12 +3,16 @@ package apitoken_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -373,6 +377,63 @@ func TestRedaction(t *testing.T) {
 		assert.NotContains(t, out, secret)
 	}
 	assert.Contains(t, fmt.Sprintf("%v", h), "REDACTED")
+}
+
+// TestIssuerPrintsNothingSecret prints an Issuer (and a Guard, which holds
+// one) that has a hash key, a previous key and a filled cache, with every
+// common fmt verb, both slog handlers and encoding/json: no key and no hash
+// of a secret may show, in any encoding.
+func TestIssuerPrintsNothingSecret(t *testing.T) {
+	key := []byte("current-hash-key-ABCDEFGHIJKLMNOP")
+	prevKey := []byte("previous-hash-key-QRSTUVWXYZ012345")
+	iss := newIssuer(t, memstore.New(), apitoken.WithPrefix("acme"), apitoken.WithHashKey(key),
+		apitoken.WithPreviousHashKeys(prevKey), apitoken.WithCache(16, time.Hour))
+	secret, _, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acct_A"})
+	require.NoError(t, err)
+	_, err = iss.Verify(t.Context(), "acct_A", secret) // now cached
+	require.NoError(t, err)
+	guard, err := iss.NewGuard(apitoken.MiddlewareConfig{})
+	require.NoError(t, err)
+
+	// What must never show: the keys and the digests of the secret under
+	// each, as text, hex, decimal and Go-quoted bytes.
+	var forbidden []string
+	for _, k := range [][]byte{key, prevKey} {
+		m := hmac.New(sha256.New, k)
+		m.Write([]byte(secret))
+		for _, b := range [][]byte{k, m.Sum(nil)} {
+			b = b[:8]
+			forbidden = append(forbidden, string(b), hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
+				strings.Trim(fmt.Sprint(b[:4]), "[]"), strings.Trim(strconv.Quote(string(b)), `"`))
+		}
+	}
+	forbidden = append(forbidden, secret)
+
+	for name, v := range map[string]any{"Issuer": iss, "Guard": guard} {
+		t.Run(name, func(t *testing.T) {
+			outputs := map[string]string{}
+			for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+				outputs[verb] = fmt.Sprintf(verb, v)
+			}
+			js, err := json.Marshal(v)
+			require.NoError(t, err)
+			outputs["json.Marshal"] = string(js)
+			for hname, newHandler := range map[string]func(*bytes.Buffer) slog.Handler{
+				"slog text": func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
+				"slog JSON": func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+			} {
+				var b bytes.Buffer
+				slog.New(newHandler(&b)).Info("printing", "v", v, slog.Any("any", v))
+				outputs[hname] = b.String()
+			}
+			for how, out := range outputs {
+				for _, f := range forbidden {
+					assert.NotContains(t, out, f, "%s of the %s shows a key or a hash", how, name)
+				}
+			}
+		})
+	}
+	assert.Equal(t, `apitoken.Issuer{prefix: "acme"}`, fmt.Sprintf("%+v", iss))
 }
 
 // TestConcurrentIssuer runs Issue, Verify, List and Delete in parallel (for

@@ -242,6 +242,7 @@ func TestMiddleware(t *testing.T) {
 		{"ok, lower-case scheme basic", mwRequest{authz: []string{"basic " + b64}}, 200, ""},
 		{"ok, Basic ignores the account header", mwRequest{authz: basic(acctA + ":" + s).authz, account: []string{acctB}}, 200, ""},
 		{"ok, unrelated query", mwRequest{authz: []string{"Bearer " + s}, account: []string{acctA}, query: "?page=2&sort=access_tokens_count"}, 200, ""},
+		{"ok, unrelated percent-encoded query", mwRequest{authz: []string{"Bearer " + s}, account: []string{acctA}, query: "?q=%61ccess&%61ccess_tokens=2&x%zz=1"}, 200, ""},
 
 		// No credentials: a bare challenge.
 		{"nok, no Authorization header", mwRequest{}, 401, chBare},
@@ -280,6 +281,11 @@ func TestMiddleware(t *testing.T) {
 		{"nok, ?ACCESS_TOKEN= in capitals", mwRequest{account: []string{acctA}, query: "?ACCESS_TOKEN=" + s}, 400, chInvalidRequest},
 		{"nok, ?access%5Ftoken= percent-encoded", mwRequest{account: []string{acctA}, query: "?access%5Ftoken=" + s}, 400, chInvalidRequest},
 		{"nok, empty ?access_token", mwRequest{query: "?access_token"}, 400, chInvalidRequest},
+		{"nok, ?acc%65ss_token= with a letter percent-encoded", mwRequest{account: []string{acctA}, query: "?acc%65ss_token=" + s}, 400, chInvalidRequest},
+		{"nok, ?%61ccess_token= with the first letter percent-encoded", mwRequest{account: []string{acctA}, query: "?%61ccess_token=" + s}, 400, chInvalidRequest},
+		{"nok, ?%41CCESS%5FTOKEN= encoded and in capitals", mwRequest{account: []string{acctA}, query: "?page=1&%41CCESS%5FTOKEN=" + s}, 400, chInvalidRequest},
+		{"nok, ?access_token= after a ';'", mwRequest{account: []string{acctA}, query: "?x=1;access_token=" + s}, 400, chInvalidRequest},
+		{"nok, ?access_token= beside a bad escape", mwRequest{account: []string{acctA}, query: "?x%zz=1&%61ccess_token=" + s}, 400, chInvalidRequest},
 
 		// The account header with a Bearer token: 400.
 		{"nok, account header missing", mwRequest{authz: []string{"Bearer " + s}}, 400, chInvalidRequest},

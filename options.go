@@ -72,6 +72,20 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// validPrefix reports whether p is a prefix WithPrefix accepts, without
+// allocating: checkPrefix says why not.
+func validPrefix(p string) bool {
+	if len(p) == 0 || len(p) > maxPrefixLen || p[0] < 'a' || p[0] > 'z' {
+		return false
+	}
+	for i := range len(p) {
+		if c := p[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 func checkPrefix(p string) error {
 	if len(p) == 0 || len(p) > maxPrefixLen {
 		return fmt.Errorf("%w: prefix must be 1 to %d characters, got %d", ErrInvalidInput, maxPrefixLen, len(p))

@@ -178,7 +178,7 @@ func (c *counters) sum() [numOutcomes][2]uint64 {
 func (c *cache) stats() CacheStats {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return CacheStats{Size: len(c.ring), Entries: c.recs.Len(), DroppedFills: c.droppedFills, Evictions: c.evictions}
+	return CacheStats{Size: len(c.ring), Entries: c.recs.Len(), DroppedFills: c.dropped.Load(), Evictions: c.evictions}
 }
 
 // stats returns the last uses' share of Stats.

@@ -70,7 +70,12 @@ const (
 	maxPrefixLen = 32
 	base62       = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-	// DefaultPrefix is the prefix of secrets issued without WithPrefix.
+	// DefaultPrefix is the prefix of secrets issued without WithPrefix. Set
+	// your own: secret scanners and the secret-scanning partner programs
+	// route a leaked secret to its issuer by a prefix unique to it, and
+	// gitleaks' default rules miss most secrets of this one (its
+	// generic-api-key rule drops every match that contains the word
+	// "token"). A rule built from Issuer.Pattern finds them.
 	DefaultPrefix = "apitoken"
 
 	// Pattern is a regular expression (RE2 and PCRE syntax) that matches
@@ -146,6 +151,28 @@ func wellFormed(s, head string) bool {
 		sum = sum*62 + uint64(d)
 	}
 	return sum == uint64(crc32.ChecksumIEEE(bytesOf(s[:len(s)-checksumLen])))
+}
+
+// WellFormed reports whether secret has the shape of a secret this package
+// issues, under any prefix: a valid prefix, '_', 32 base62 characters and a
+// checksum that matches them. It calls no store and allocates nothing: a
+// scanner or a leak report confirms a match with it before anything else.
+// An Issuer accepts only secrets of its own prefix.
+func WellFormed(secret string) bool {
+	n := len(secret) - bodyLen - checksumLen // the length of the prefix and '_'
+	if n < 2 || n > maxPrefixLen+1 || secret[n-1] != '_' || !validPrefix(secret[:n-1]) {
+		return false
+	}
+	return wellFormed(secret, secret[:n])
+}
+
+// Pattern returns the regular expression (RE2 and PCRE syntax) that matches
+// the secrets of this Issuer's prefix, and no other: the one to give a
+// secret scanner (gitleaks, trufflehog, a GitHub custom pattern), narrower
+// than the package's Pattern, which matches every prefix. A match is
+// confirmed with WellFormed.
+func (iss *Issuer) Pattern() string {
+	return `\b` + iss.head + `[0-9A-Za-z]{38}\b`
 }
 
 // bytesOf returns a read-only view of s, so that hashing a secret does not
