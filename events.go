@@ -321,14 +321,6 @@ func (iss *Issuer) emit(ctx context.Context, e Event) {
 	}
 }
 
-// storeFailed reports a failed store call of op, and returns err.
-func (iss *Issuer) storeFailed(ctx context.Context, op Op, accountID, tokenID string, err error) error {
-	if iss.observed() {
-		iss.emit(ctx, Event{Kind: KindStoreFailed, Op: op, AccountID: accountID, TokenID: tokenID, Err: err, At: iss.now()})
-	}
-	return err
-}
-
 // emitBackground reports an event of the Issuer's own work (OpBackground), at
 // the time it happens.
 func (iss *Issuer) emitBackground(ctx context.Context, e Event) {
