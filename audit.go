@@ -20,8 +20,11 @@ func auditHook(logger *slog.Logger) func(context.Context, Event) {
 				slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID))
 		case KindRefused:
 			if e.Op == OpAuthenticate {
-				logger.LogAttrs(ctx, slog.LevelWarn, "apitoken: request refused",
-					slog.String("reason", e.Reason.String()), slog.String("problem", e.Related))
+				attrs := []slog.Attr{slog.String("reason", e.Reason.String())}
+				if e.Related != "" {
+					attrs = append(attrs, slog.String("problem", e.Related))
+				}
+				logger.LogAttrs(ctx, slog.LevelWarn, "apitoken: request refused", attrs...)
 				return
 			}
 			attrs := []slog.Attr{slog.String("account_id", untrusted(e.AccountID)), slog.String("token_id", e.TokenID), slog.String("reason", e.Reason.String())}
@@ -77,6 +80,15 @@ func (iss *Issuer) refusedRequest(ctx context.Context, err error) error {
 		iss.emit(ctx, Event{Kind: KindRefused, Op: OpAuthenticate, Reason: ReasonMalformed, Related: problem, At: iss.now()})
 	}
 	return err
+}
+
+// refusedScheme records a request refused because its Authorization header
+// uses a scheme the extractor does not read. The scheme itself is not
+// written: a client that sends a bare secret would have it logged.
+func (iss *Issuer) refusedScheme(ctx context.Context) {
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindRefused, Op: OpAuthenticate, Reason: ReasonUnsupportedScheme, At: iss.now()})
+	}
 }
 
 // untrusted returns an account id that came with a request as it may be

@@ -63,12 +63,18 @@
 //	Authorization: Basic base64(<account id>:<secret>)
 //
 // and never a token in the query string. [Issuer.NewMiddleware] takes other
-// conventions through an [Extractor] ([FromBearer], [FromBasic],
-// [FromHeader], [Chain]), a realm, an error handler and a logger. Failures
-// follow RFC 6750:
+// conventions through an [Extractor] ([FromBearer], [FromScheme] for
+// "Authorization: token <secret>", [FromBasic], [FromHeader], [Chain]), a
+// realm, an error handler and a logger. Failures follow RFC 6750; every 401
+// of a middleware that reads Basic credentials also carries a second
+// challenge, WWW-Authenticate: Basic realm="api", charset="UTF-8", for
+// clients that send Basic credentials only when asked (curl --anyauth,
+// wget, Python's HTTPBasicAuthHandler):
 //
 //   - no credentials: 401 with WWW-Authenticate: Bearer realm="api" and no
-//     error code;
+//     error code; an Authorization header of a scheme the middleware does
+//     not read ("token", "ApiKey") is answered so too, with a body naming
+//     the accepted forms;
 //   - an invalid, expired or deleted token, or another account's token: 401
 //     with error="invalid_token";
 //   - malformed or ambiguous credentials (a secret without an account, two

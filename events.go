@@ -73,9 +73,9 @@ const (
 	KindVerified
 	// KindRefused: a verification was refused (AccountID, Reason, Cached;
 	// TokenID when the secret matched a token; Related for
-	// ReasonWrongAccount). Also a request that the middleware refused as
-	// malformed before Verify (Reason is ReasonMalformed, Op is
-	// OpAuthenticate).
+	// ReasonWrongAccount). Also a request that the middleware refused
+	// before Verify (Op is OpAuthenticate; Reason is ReasonMalformed, with
+	// the problem in Related, or ReasonUnsupportedScheme).
 	KindRefused
 	// KindRotated: a token was rotated (AccountID, TokenID, Related: the
 	// successor, Grace).
@@ -190,16 +190,23 @@ const (
 	// ReasonAddressNotAllowed: the request came from an address the token
 	// does not allow.
 	ReasonAddressNotAllowed
+	// ReasonUnsupportedScheme: the request's Authorization header uses a
+	// scheme the middleware does not read (a refusal of the middleware,
+	// before Verify: Op is OpAuthenticate).
+	ReasonUnsupportedScheme
 
 	numReasons // keep last
 )
 
-// Reasons returns every Reason, in order: for a metric with one series per
-// reason, say.
+// Reasons returns every Reason that Verify refuses for, in order (all but
+// ReasonUnsupportedScheme, which only the middleware gives): for a metric
+// with one series per reason, say.
 func Reasons() []Reason {
 	r := make([]Reason, 0, numReasons-1)
 	for i := Reason(1); i < numReasons; i++ {
-		r = append(r, i)
+		if i != ReasonUnsupportedScheme {
+			r = append(r, i)
+		}
 	}
 	return r
 }
@@ -211,6 +218,7 @@ var reasonNames = [numReasons]string{
 	ReasonExpired:           "expired",
 	ReasonDisabled:          "disabled",
 	ReasonAddressNotAllowed: "address not allowed",
+	ReasonUnsupportedScheme: "unsupported scheme",
 }
 
 // String returns the reason as the audit log writes it, such as "unknown" or

@@ -196,11 +196,11 @@ func ExampleIssuer_Middleware() {
 	})
 	h := iss.Middleware(whoami)
 
-	// No credentials: 401 and a bare challenge.
+	// No credentials: 401, a bare Bearer challenge and a Basic one.
 	req := httptest.NewRequest("GET", "/api/v1/whoami", nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	fmt.Println(rec.Code, rec.Header().Get("WWW-Authenticate"))
+	fmt.Println(rec.Code, rec.Header().Values("WWW-Authenticate"))
 
 	// A Bearer token with its account id: the handler runs.
 	req = httptest.NewRequest("GET", "/api/v1/whoami", nil)
@@ -225,10 +225,50 @@ func ExampleIssuer_Middleware() {
 	h.ServeHTTP(rec, req)
 	fmt.Println(rec.Code, rec.Header().Get("WWW-Authenticate"))
 	// Output:
-	// 401 Bearer realm="api"
+	// 401 [Bearer realm="api" Basic realm="api", charset="UTF-8"]
 	// 200 hello acct_42
 	// 200 hello acct_42
 	// 401 Bearer realm="api", error="invalid_token"
+}
+
+// FromScheme accepts GitHub's "Authorization: token <secret>" as a synonym
+// of Bearer: one line of configuration. A scheme the middleware does not
+// read is answered with 401 and a body naming the accepted forms.
+func ExampleFromScheme() {
+	iss, err := apitoken.NewIssuer(memstore.New())
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret, _, err := iss.Issue(context.Background(), apitoken.IssueParams{AccountID: "acct_42"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mw, err := iss.NewMiddleware(apitoken.MiddlewareConfig{
+		Extractor: apitoken.Chain(apitoken.FromBearer(""), apitoken.FromScheme("token", ""), apitoken.FromBasic()),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := apitoken.FromContext(r.Context())
+		fmt.Fprintln(w, "hello", tok.AccountID)
+	}))
+
+	for _, scheme := range []string{"token", "Bearer", "ApiKey"} {
+		req := httptest.NewRequest("GET", "/api/v1/whoami", nil)
+		req.Header.Set("Authorization", scheme+" "+secret)
+		req.Header.Set("X-Account-ID", "acct_42")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		fmt.Print(scheme, ": ", rec.Code, " ", rec.Body.String())
+		if rec.Code != http.StatusOK {
+			fmt.Println()
+		}
+	}
+	// Output:
+	// token: 200 hello acct_42
+	// Bearer: 200 hello acct_42
+	// ApiKey: 401 {"type":"about:blank","title":"Unauthorized","status":401,"detail":"The Authorization scheme is not one this API accepts; use Bearer (with X-Account-ID) or token (with X-Account-ID) or Basic."}
 }
 
 // RequireScope goes inside the middleware and refuses a token that lacks a

@@ -70,6 +70,9 @@ type requestError struct {
 	reason string // for the audit log
 	msg    string // "apitoken: invalid request: " + reason
 	body   []byte // the problem+json body of the default ErrorHandler
+	// basicBody, when not nil, replaces body for a Guard that also reads
+	// Basic credentials, to name that form too.
+	basicBody []byte
 }
 
 func newRequestError(reason, detail string) *requestError {
@@ -98,8 +101,6 @@ var (
 		"The Authorization header must be the word Bearer, one space and the token.")
 	errMalformedBasic = newRequestError("malformed Basic credentials",
 		"The Authorization header must be the word Basic, one space and the base64 encoding of the account id, a colon and the token.")
-	errNoAccount = newRequestError("token without account",
-		"The token must come with its account id.")
 	errTwoAccounts = newRequestError("more than one account header",
 		"The request has more than one account id header.")
 	errMalformedAccount = newRequestError("malformed account id",
@@ -114,35 +115,87 @@ var (
 
 // FromBearer reads "Authorization: Bearer <secret>" (RFC 6750) with the
 // account id in accountHeader ("" means "X-Account-ID"), which must be a
-// valid header name. The scheme is matched without regard to case, the
-// secret exactly. It is not found when the Authorization header is absent
-// or names another scheme. It is malformed when the Bearer scheme is not
-// followed by exactly one space and one b64token, when the Authorization
-// header is repeated or longer than 4096 bytes, and when the account header
-// is missing, empty, repeated or not a possible account id.
+// valid header name (NewGuard and NewMiddleware refuse another). The scheme
+// is matched without regard to case, the secret exactly. It is not found
+// when the Authorization header is absent or names another scheme. It is
+// malformed when the Bearer scheme is not followed by exactly one space and
+// one b64token, when the Authorization header is repeated or longer than
+// 4096 bytes, and when the account header is missing, empty, repeated or
+// not a possible account id.
 func FromBearer(accountHeader string) Extractor {
+	return fromScheme("bearer", "Bearer", accountHeader)
+}
+
+// FromScheme reads "Authorization: <scheme> <secret>" with the account id in
+// accountHeader ("" means "X-Account-ID") exactly as FromBearer reads
+// Bearer, for clients that send the token under another scheme name. One
+// line accepts GitHub's "Authorization: token <secret>" beside Bearer and
+// Basic:
+//
+//	Extractor: apitoken.Chain(apitoken.FromBearer(""), apitoken.FromScheme("token", ""), apitoken.FromBasic()),
+//
+// The scheme is matched without regard to case ("token" also reads
+// "Token", as Django REST Framework sends it). It must be an auth-scheme
+// (RFC 9110 §11.1) other than Basic, and accountHeader a valid header name:
+// NewGuard and NewMiddleware refuse others. FromScheme("Bearer", h) is
+// FromBearer(h).
+func FromScheme(scheme, accountHeader string) Extractor {
+	return fromScheme(strings.ToLower(scheme), scheme, accountHeader)
+}
+
+// fromScheme is FromBearer for any scheme; lower is the scheme in lower
+// case, name as the errors write it.
+func fromScheme(lower, name, accountHeader string) Extractor {
+	configErr := checkScheme(name)
 	if accountHeader == "" {
 		accountHeader = defaultAccountHeader
 	}
+	if err := checkHeaderName("account header", accountHeader); err != nil && configErr == nil {
+		configErr = err
+	}
 	accountKey := http.CanonicalHeaderKey(accountHeader)
+	errMalformed := errMalformedBearer
+	if lower != "bearer" {
+		errMalformed = newRequestError("malformed "+name+" credentials",
+			"The Authorization header must be the word "+name+", one space and the token.")
+	}
+	errMissing := newAccountError(accountHeader)
+	form := name + " (with " + accountHeader + ")"
 	return func(r *http.Request) (Credentials, bool, error) {
+		if p, ok := probing(r); ok {
+			p.note(lower, form)
+			if configErr != nil {
+				p.fail(configErr)
+			}
+			return Credentials{}, false, nil
+		}
 		v, ok, err := authorization(r)
-		if !ok || err != nil {
+		if !ok || err != nil || configErr != nil {
 			return Credentials{}, false, err
 		}
-		rest, ok := cutScheme(v, "bearer")
+		rest, ok := cutScheme(v, lower)
 		if !ok {
 			return Credentials{}, false, nil
 		}
 		if len(rest) < 2 || rest[0] != ' ' || !isToken68(rest[1:]) {
-			return Credentials{}, false, errMalformedBearer
+			return Credentials{}, false, errMalformed
 		}
-		account, err := accountFrom(r, accountKey)
+		account, err := accountFrom(r, accountKey, errMissing)
 		if err != nil {
 			return Credentials{}, false, err
 		}
 		return Credentials{AccountID: account, Secret: rest[1:]}, true, nil
 	}
+}
+
+// newAccountError is the error of a token that came without its account
+// header: it names the header, and, for a Guard that also reads Basic, the
+// Basic form that carries both.
+func newAccountError(accountHeader string) *requestError {
+	detail := "The token must come with its account id in the " + accountHeader + " header"
+	e := newRequestError("token without account", detail+".")
+	e.basicBody = problem(http.StatusBadRequest, detail+", or both as Authorization: Basic base64(<account id>:<token>).")
+	return e
 }
 
 // FromBasic reads "Authorization: Basic base64(<account id>:<secret>)" (RFC
@@ -161,6 +214,10 @@ func FromBasic() Extractor {
 var strictBase64 = base64.StdEncoding.Strict()
 
 func extractBasic(r *http.Request) (Credentials, bool, error) {
+	if p, ok := probing(r); ok {
+		p.note("basic", "Basic")
+		return Credentials{}, false, nil
+	}
 	v, ok, err := authorization(r)
 	if !ok || err != nil {
 		return Credentials{}, false, err
@@ -191,7 +248,8 @@ func extractBasic(r *http.Request) (Credentials, bool, error) {
 
 // FromHeader reads the secret from secretHeader ("" means "X-API-Key") and
 // the account id from accountHeader ("" means "X-Account-ID"), for
-// applications with such conventions; both must be valid header names. It is
+// applications with such conventions; both must be valid header names
+// (NewGuard and NewMiddleware refuse others). It is
 // not found when the secret header is absent. It is malformed when the
 // secret header is repeated, empty, longer than 4096 bytes or not a
 // b64token, and when the account header is missing, empty, repeated or not
@@ -203,9 +261,22 @@ func FromHeader(secretHeader, accountHeader string) Extractor {
 	if accountHeader == "" {
 		accountHeader = defaultAccountHeader
 	}
+	configErr := checkHeaderName("secret header", secretHeader)
+	if err := checkHeaderName("account header", accountHeader); err != nil && configErr == nil {
+		configErr = err
+	}
 	secretKey := http.CanonicalHeaderKey(secretHeader)
 	accountKey := http.CanonicalHeaderKey(accountHeader)
+	errMissing := newAccountError(accountHeader)
+	form := "the " + secretHeader + " header (with " + accountHeader + ")"
 	return func(r *http.Request) (Credentials, bool, error) {
+		if p, ok := probing(r); ok {
+			p.note("", form)
+			if configErr != nil {
+				p.fail(configErr)
+			}
+			return Credentials{}, false, nil
+		}
 		vals := r.Header[secretKey]
 		switch {
 		case len(vals) == 0:
@@ -215,7 +286,7 @@ func FromHeader(secretHeader, accountHeader string) Extractor {
 		case len(vals[0]) > maxCredentialLen || !isToken68(vals[0]):
 			return Credentials{}, false, errMalformedSecret
 		}
-		account, err := accountFrom(r, accountKey)
+		account, err := accountFrom(r, accountKey, errMissing)
 		if err != nil {
 			return Credentials{}, false, err
 		}
@@ -295,14 +366,15 @@ func cutScheme(v, scheme string) (rest string, ok bool) {
 	return rest, true
 }
 
-// accountFrom returns the one account id in the header named key.
-func accountFrom(r *http.Request, key string) (string, error) {
+// accountFrom returns the one account id in the header named key, or
+// missing when there is none.
+func accountFrom(r *http.Request, key string, missing *requestError) (string, error) {
 	vals := r.Header[key]
 	switch {
 	case len(vals) > 1:
 		return "", errTwoAccounts
 	case len(vals) == 0 || vals[0] == "":
-		return "", errNoAccount
+		return "", missing
 	case accountIDProblem(vals[0]) != "":
 		return "", errMalformedAccount
 	}

@@ -22,8 +22,17 @@ type Guard struct {
 	optional bool
 	skip     func(*http.Request) bool
 
+	// What the extractor reads, found once by probing it (schemes.go).
+	reads *probe
+
 	// Challenges of the default ErrorHandler, precomputed for the realm.
 	bare, invalidToken, invalidRequest, insufficientScope string
+	// basic is the Basic challenge that every 401 also carries when the
+	// extractor reads Basic credentials, "" otherwise.
+	basic string
+	// bodyUnsupported answers an Authorization scheme the extractor does
+	// not read: it names the accepted ones.
+	bodyUnsupported []byte
 }
 
 // Format prints the Guard as its type alone, for every verb and flag: it
@@ -43,9 +52,16 @@ func newGuard(iss *Issuer, cfg MiddlewareConfig) *Guard {
 		realm = defaultRealm
 	}
 	bare := `Bearer realm="` + realm + `"`
+	extract := cfg.Extractor
+	if extract == nil {
+		extract = defaultExtractor
+	}
+	reads := describe(extract)
 	g := &Guard{
 		iss:               iss,
-		extract:           cfg.Extractor,
+		extract:           extract,
+		reads:             reads,
+		bodyUnsupported:   problem(http.StatusUnauthorized, reads.accepted()),
 		onError:           cfg.ErrorHandler,
 		log:               cfg.Logger,
 		optional:          cfg.Optional,
@@ -55,8 +71,10 @@ func newGuard(iss *Issuer, cfg MiddlewareConfig) *Guard {
 		invalidRequest:    bare + `, error="invalid_request"`,
 		insufficientScope: bare + `, error="insufficient_scope"`,
 	}
-	if g.extract == nil {
-		g.extract = defaultExtractor
+	if reads.reads("basic") {
+		// RFC 7617 §2.1: the charset parameter tells clients to encode the
+		// user-id and password as UTF-8.
+		g.basic = `Basic realm="` + realm + `", charset="UTF-8"`
 	}
 	if g.onError == nil {
 		g.onError = g.writeError
@@ -64,8 +82,10 @@ func newGuard(iss *Issuer, cfg MiddlewareConfig) *Guard {
 	return g
 }
 
-// NewGuard returns the Guard of cfg. A bad realm or a nil Issuer is an error
-// wrapping ErrInvalidInput.
+// NewGuard returns the Guard of cfg. A bad realm, a nil Issuer, or an
+// extractor of this package configured with an invalid header name or
+// scheme (FromBearer("X Account"), FromScheme("basic", "")), also inside
+// Chain, is an error wrapping ErrInvalidInput.
 func (iss *Issuer) NewGuard(cfg MiddlewareConfig) (*Guard, error) {
 	if iss == nil {
 		return nil, fmt.Errorf("%w: Issuer is nil", ErrInvalidInput)
@@ -73,7 +93,11 @@ func (iss *Issuer) NewGuard(cfg MiddlewareConfig) (*Guard, error) {
 	if err := checkRealm(cfg.Realm); err != nil {
 		return nil, err
 	}
-	return newGuard(iss, cfg), nil
+	g := newGuard(iss, cfg)
+	if err := g.reads.err; err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // Middleware calls next for each request whose credentials verify, with the
@@ -86,7 +110,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		tok, err := authenticate(g.iss, g.extract, r)
+		tok, err := authenticate(g.iss, g, r)
 		if err != nil {
 			if g.optional && errors.Is(err, ErrNoCredentials) {
 				next.ServeHTTP(w, r)
@@ -107,7 +131,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 // when the credentials could not be checked (answer that one with 503, as
 // WriteError does). Skip is not consulted.
 func (g *Guard) Authenticate(r *http.Request) (Token, error) {
-	return authenticate(g.iss, g.extract, r)
+	return authenticate(g.iss, g, r)
 }
 
 // WriteError answers a request that Authenticate (or a scope check) refused,

@@ -72,6 +72,7 @@ func TestNewIssuer(t *testing.T) {
 		{name: "ok, prefix of 32 characters", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("a" + strings.Repeat("b_9", 10) + "z")}},
 		{name: "ok, hash key of 32 bytes", store: memstore.New(), opts: []apitoken.Option{apitoken.WithHashKey(bytes.Repeat([]byte{7}, 32))}},
 		{name: "nok, nil store", store: nil, wantErr: "store is nil"},
+		{name: "nok, typed nil store", store: (*memstore.Store)(nil), wantErr: "store is nil"},
 		{name: "nok, nil option", store: memstore.New(), opts: []apitoken.Option{nil}, wantErr: "option is nil"},
 		{name: "nok, empty prefix", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix("")}, wantErr: "prefix must be 1 to 32"},
 		{name: "nok, prefix of 33 characters", store: memstore.New(), opts: []apitoken.Option{apitoken.WithPrefix(strings.Repeat("a", 33))}, wantErr: "prefix must be 1 to 32"},

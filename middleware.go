@@ -109,10 +109,12 @@ func (iss *Issuer) Middleware(next http.Handler) http.Handler {
 // credentials could not be checked (answer that one with 503). A Guard's
 // Authenticate reads other conventions.
 func (iss *Issuer) Authenticate(r *http.Request) (Token, error) {
-	return authenticate(iss, defaultExtractor, r)
+	return authenticate(iss, defaultGuard, r)
 }
 
-func authenticate(iss *Issuer, extract Extractor, r *http.Request) (Token, error) {
+// authenticate reads the credentials of r with g's extractor and verifies
+// them with iss.
+func authenticate(iss *Issuer, g *Guard, r *http.Request) (Token, error) {
 	if iss == nil {
 		return Token{}, errNoIssuer
 	}
@@ -122,11 +124,17 @@ func authenticate(iss *Issuer, extract Extractor, r *http.Request) (Token, error
 	if r.URL != nil && tokenInQuery(r.URL.RawQuery) {
 		return Token{}, iss.refusedRequest(r.Context(), errQueryToken)
 	}
-	c, found, err := extract(r)
+	c, found, err := g.extract(r)
 	if err != nil {
 		return Token{}, iss.refusedRequest(r.Context(), err)
 	}
 	if !found {
+		if g.otherScheme(r) {
+			if !g.optional {
+				iss.refusedScheme(r.Context())
+			}
+			return Token{}, errUnsupportedScheme
+		}
 		return Token{}, ErrNoCredentials
 	}
 	return iss.Verify(r.Context(), c.AccountID, c.Secret)
@@ -160,6 +168,30 @@ func tokenInQuery(raw string) bool {
 		}
 	}
 	return false
+}
+
+// errUnsupportedScheme is a request whose Authorization header uses a scheme
+// the extractor does not read ("token", "ApiKey"…): it carries no
+// credentials of ours, and the answer names the accepted ones.
+var errUnsupportedScheme = fmt.Errorf("%w: unsupported Authorization scheme", ErrNoCredentials)
+
+// otherScheme reports whether r, in which the extractor found nothing,
+// has an Authorization header of a scheme the extractor does not read.
+// Only what the probe knows counts: with a custom extractor alone, nothing.
+func (g *Guard) otherScheme(r *http.Request) bool {
+	if g.reads == nil || !g.reads.known() {
+		return false
+	}
+	v, ok, _ := authorization(r)
+	if !ok {
+		return false
+	}
+	for _, s := range g.reads.schemes {
+		if _, ok := cutScheme(v, s); ok {
+			return false
+		}
+	}
+	return true
 }
 
 // errNoIssuer fails closed (503) a middleware built on a nil Issuer.
@@ -206,10 +238,15 @@ func (g *Guard) writeError(w http.ResponseWriter, _ *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrInvalidToken):
 		status, challenge, body = http.StatusUnauthorized, g.invalidToken, bodyInvalidToken
+	case errors.Is(err, errUnsupportedScheme):
+		status, challenge, body = http.StatusUnauthorized, g.bare, g.bodyUnsupported
 	case errors.Is(err, ErrNoCredentials):
 		status, challenge, body = http.StatusUnauthorized, g.bare, bodyNoCredentials
 	case errors.As(err, &reqErr):
 		status, challenge, body = http.StatusBadRequest, g.invalidRequest, reqErr.body
+		if g.basic != "" && reqErr.basicBody != nil {
+			body = reqErr.basicBody
+		}
 	case errors.Is(err, ErrInvalidRequest):
 		status, challenge, body = http.StatusBadRequest, g.invalidRequest, bodyInvalidRequest
 	case errors.As(err, &scopeErr):
@@ -224,6 +261,13 @@ func (g *Guard) writeError(w http.ResponseWriter, _ *http.Request, err error) {
 	h.Set("Cache-Control", "no-store")
 	if challenge != "" {
 		h.Set("Www-Authenticate", challenge)
+		if status == http.StatusUnauthorized && g.basic != "" {
+			// A second challenge, as a header of its own (RFC 9110
+			// §11.6.1): clients that send Basic credentials only when
+			// challenged (curl --anyauth, wget, Python's
+			// HTTPBasicAuthHandler) look for it there.
+			h.Add("Www-Authenticate", g.basic)
+		}
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

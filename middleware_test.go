@@ -170,7 +170,14 @@ func assertProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, cha
 	t.Helper()
 	assert.Equal(t, status, rec.Code, "status")
 	assert.Equal(t, challenge, rec.Header().Get("WWW-Authenticate"), "challenge")
-	assert.Len(t, rec.Header().Values("WWW-Authenticate"), min(len(challenge), 1), "one challenge at most")
+	// A Bearer challenge at most, and a Basic one after it on a 401 only.
+	if vals := rec.Header().Values("WWW-Authenticate"); len(vals) > 1 {
+		assert.Len(t, vals, 2, "one Bearer and one Basic challenge at most")
+		assert.Equal(t, http.StatusUnauthorized, status, "a Basic challenge on a 401 only")
+		assert.Regexp(t, `^Basic realm="[^"]*", charset="UTF-8"$`, vals[1])
+	} else {
+		assert.Len(t, vals, min(len(challenge), 1), "one challenge at most")
+	}
 	assert.Equal(t, problemContentType, rec.Header().Get("Content-Type"))
 	assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"), "every failure must carry Cache-Control: no-store")
 	body := rec.Body.String()

@@ -116,6 +116,20 @@
 // account (PostgreSQL: an advisory lock; MySQL: GET_LOCK; SQLite: the write
 // lock), so the limit holds across processes.
 //
+// # Faults
+//
+// Last uses are written one UPDATE per token, each a statement on its own,
+// in the order of the tokens' ids: no write holds a row lock while waiting
+// for another, so the last-use writes of several instances cannot deadlock
+// with each other, nor with a Delete, Rotate or DeleteAll. Where the
+// database still reports a deadlock or a serialization failure (PostgreSQL
+// 40P01 and 40001, MySQL 1213 and 1205), a statement or transaction of the
+// Store's own runs again, up to 8 times; in the caller's transaction
+// (WithTx), the error is the caller's to handle. A Store not yet warm
+// prepares each statement once, with the context of the call that needs it
+// first; calls that come meanwhile run the statement unprepared, so that
+// each call ends within its own deadline, also while the database stalls.
+//
 // # Transactions and closing
 //
 // [Store.WithTx] returns a Store that runs its statements in the caller's

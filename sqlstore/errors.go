@@ -14,7 +14,7 @@ func createError(err error) error {
 	if err == nil || errors.Is(err, apitoken.ErrDuplicate) || errors.Is(err, apitoken.ErrLimitReached) {
 		return err
 	}
-	return fmt.Errorf("sqlstore: create: %w", err)
+	return fmt.Errorf("sqlstore: create: %w", schemaHint(err))
 }
 
 // mysqlDuplicateEntry is MySQL's error number for a duplicate key.

@@ -302,7 +302,7 @@ func TestCreateFailure(t *testing.T) {
 	errDown := errors.New("connection refused")
 	errResult := errors.New("driver cannot count rows")
 	dupEntry := &fakeMySQLError{Number: 1062, SQLState: [5]byte{'2', '3', '0', '0', '0'}, Message: "Duplicate entry"}
-	deadlock := &fakeMySQLError{Number: 1213, SQLState: [5]byte{'4', '0', '0', '0', '1'}, Message: "Deadlock found"}
+	noTable := &fakeMySQLError{Number: 1146, SQLState: [5]byte{'4', '2', 'S', '0', '2'}, Message: "Table doesn't exist"}
 	duplicate := func(t *testing.T, err error) {
 		assert.ErrorIs(t, err, apitoken.ErrDuplicate)
 		assert.True(t, strings.HasPrefix(err.Error(), "sqlstore: "), err.Error())
@@ -336,12 +336,12 @@ func TestCreateFailure(t *testing.T) {
 		},
 		{
 			name: "nok, MySQL error of another number is a system error", dialect: MySQL,
-			answer: func(e *sqlmock.ExpectedExec) { e.WillReturnError(deadlock) },
+			answer: func(e *sqlmock.ExpectedExec) { e.WillReturnError(noTable) },
 			check: func(t *testing.T, err error) {
-				requireSystemError(t, err, "create", deadlock)
+				requireSystemError(t, err, "create", noTable)
 				var myErr *fakeMySQLError
 				require.ErrorAs(t, err, &myErr)
-				assert.Equal(t, uint16(1213), myErr.Number)
+				assert.Equal(t, uint16(1146), myErr.Number)
 			},
 		},
 		{

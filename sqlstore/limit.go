@@ -80,7 +80,15 @@ func (s *Store) CreateLimited(ctx context.Context, rec apitoken.Record, max int)
 // driver answers a cancelled context by dropping the connection, and the
 // server would still commit an INSERT running on its own: in a transaction,
 // the dropped connection rolls it back, so a failed Issue leaves no row.
-func (s *Store) insertInTx(ctx context.Context, args []any) (sql.Result, error) {
+func (s *Store) insertInTx(ctx context.Context, args []any) (res sql.Result, err error) {
+	err = retry(ctx, func() (err error) {
+		res, err = s.insertInTxOnce(ctx, args)
+		return err
+	})
+	return res, err
+}
+
+func (s *Store) insertInTxOnce(ctx context.Context, args []any) (sql.Result, error) {
 	stmt, err := s.stmts.create.get(ctx)
 	if err != nil {
 		return nil, err
@@ -89,7 +97,12 @@ func (s *Store) insertInTx(ctx context.Context, args []any) (sql.Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	var res sql.Result
+	if stmt != nil {
+		res, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	} else { // being prepared by another caller
+		res, err = tx.ExecContext(ctx, s.stmts.create.query, args...)
+	}
 	if err != nil {
 		_ = tx.Rollback() // err says what went wrong; the row is not there
 		return nil, err

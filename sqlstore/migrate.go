@@ -15,7 +15,9 @@ import (
 // so set busy_timeout). Each schema version is applied in one transaction
 // where the database allows it (PostgreSQL, SQLite; MySQL commits DDL at
 // once, and the version's statements are safe to run again). It refuses a
-// database whose schema is newer than this package knows.
+// database whose schema is newer than this package knows, and a database of
+// another dialect than the Store's, naming the right one (an error wrapping
+// apitoken.ErrInvalidInput).
 func (s *Store) Migrate(ctx context.Context) (err error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
@@ -37,7 +39,7 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 		err = inImmediateTx(ctx, conn, q, func() error { return s.migrate(ctx, conn) })
 	}
 	if err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
+		return s.mismatch(ctx, "migrate", err)
 	}
 	return nil
 }

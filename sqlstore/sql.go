@@ -19,7 +19,9 @@ const defaultPrefix = "apitoken_"
 // script is a dialect's SQL file, parsed, with the table prefix applied.
 type script struct {
 	queries    map[string]string // "query: name" sections
-	migrations [][]string        // "migration: N" sections: migrations[N-1] holds its statements
+	migrations [][]string        // "migration: N name" sections: migrations[N-1] holds its statements
+	names      []string          // names[N-1] is migration N's name
+	downs      [][]string        // "down: N" sections: downs[N-1] undoes migration N
 }
 
 // loadScript reads the SQL file of dialect d and renames its tables from
@@ -59,9 +61,10 @@ func (sc *script) check(d Dialect) error {
 }
 
 // parseScript splits a SQL file into its sections. A section starts at a
-// line "-- query: name" or "-- migration: N" and runs to the next one; in
-// it, a statement ends with ";" at the end of a line. Lines that are only a
-// comment are left out.
+// line "-- query: name", "-- migration: N name" (schema version N) or
+// "-- down: N" (what undoes version N, for other migration tools, right
+// after it) and runs to the next one; in it, a statement ends with ";" at
+// the end of a line. Lines that are only a comment are left out.
 func parseScript(text string) (*script, error) {
 	s := &script{queries: make(map[string]string)}
 	var (
@@ -85,10 +88,25 @@ func parseScript(text string) (*script, error) {
 				s.queries[name] = stmts[0]
 				return nil
 			}
-			n, err := strconv.Atoi(strings.TrimPrefix(section, "migration: "))
-			if err != nil || n != len(s.migrations)+1 || len(stmts) == 0 {
-				return fmt.Errorf("sqlstore: section %q: want migration %d with statements", section, len(s.migrations)+1)
+			if down, ok := strings.CutPrefix(section, "down: "); ok {
+				n, err := strconv.Atoi(down)
+				if err != nil || n != len(s.migrations) || len(s.downs) != n-1 || len(stmts) == 0 {
+					return fmt.Errorf("sqlstore: section %q: want the statements that undo migration %d, right after it", section, len(s.migrations))
+				}
+				s.downs = append(s.downs, stmts)
+				return nil
 			}
+			number, name, _ := strings.Cut(strings.TrimPrefix(section, "migration: "), " ")
+			n, err := strconv.Atoi(number)
+			switch {
+			case err != nil || n != len(s.migrations)+1 || len(stmts) == 0:
+				return fmt.Errorf("sqlstore: section %q: want migration %d with statements", section, len(s.migrations)+1)
+			case !validMigrationName(name):
+				return fmt.Errorf("sqlstore: section %q: want a name of [a-z0-9_] after the number", section)
+			case len(s.downs) != len(s.migrations):
+				return fmt.Errorf("sqlstore: section %q: migration %d has no down section", section, n-1)
+			}
+			s.names = append(s.names, name)
 			s.migrations = append(s.migrations, stmts)
 			return nil
 		}
@@ -96,7 +114,7 @@ func parseScript(text string) (*script, error) {
 	for line := range strings.Lines(text) {
 		trimmed := strings.TrimSpace(line)
 		if header, ok := strings.CutPrefix(trimmed, "-- "); ok &&
-			(strings.HasPrefix(header, "query: ") || strings.HasPrefix(header, "migration: ")) {
+			(strings.HasPrefix(header, "query: ") || strings.HasPrefix(header, "migration: ") || strings.HasPrefix(header, "down: ")) {
 			if err := finish(); err != nil {
 				return nil, err
 			}
@@ -117,5 +135,22 @@ func parseScript(text string) (*script, error) {
 	if err := finish(); err != nil {
 		return nil, err
 	}
+	if len(s.downs) != len(s.migrations) {
+		return nil, fmt.Errorf("sqlstore: migration %d has no down section", len(s.migrations))
+	}
 	return s, nil
+}
+
+// validMigrationName reports whether name, part of a migration's file
+// name, is a non-empty word of [a-z0-9_].
+func validMigrationName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := range len(name) {
+		if c := name[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

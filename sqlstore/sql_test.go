@@ -123,12 +123,16 @@ SELECT a,
        b -- trailing comment kept
 FROM t;
 
--- migration: 1
+-- migration: 1 first
 CREATE TABLE t (a int);
   -- indented comment
 CREATE INDEX i ON t (a);
--- migration: 2
+-- down: 1
+DROP TABLE t;
+-- migration: 2 second_one
 ALTER TABLE t ADD b int;
+-- down: 2
+ALTER TABLE t DROP b;
 `)
 		require.NoError(t, err)
 		assert.Equal(t, map[string]string{"one": "SELECT a,\n       b -- trailing comment kept\nFROM t"}, sc.queries)
@@ -136,6 +140,8 @@ ALTER TABLE t ADD b int;
 			{"CREATE TABLE t (a int)", "CREATE INDEX i ON t (a)"},
 			{"ALTER TABLE t ADD b int"},
 		}, sc.migrations)
+		assert.Equal(t, []string{"first", "second_one"}, sc.names)
+		assert.Equal(t, [][]string{{"DROP TABLE t"}, {"ALTER TABLE t DROP b"}}, sc.downs)
 	})
 
 	for _, tc := range []struct {
@@ -178,7 +184,7 @@ ALTER TABLE t ADD b int;
 		},
 		{
 			name:    "nok, migration skips a number",
-			text:    "-- migration: 1\nCREATE TABLE t (a int);\n-- migration: 3\nCREATE TABLE u (a int);\n",
+			text:    "-- migration: 1 t\nCREATE TABLE t (a int);\n-- down: 1\nDROP TABLE t;\n-- migration: 3\nCREATE TABLE u (a int);\n",
 			wantErr: `section "migration: 3": want migration 2 with statements`,
 		},
 		{
@@ -188,7 +194,7 @@ ALTER TABLE t ADD b int;
 		},
 		{
 			name:    "nok, migration number repeated",
-			text:    "-- migration: 1\nCREATE TABLE t (a int);\n-- migration: 1\nCREATE TABLE u (a int);\n",
+			text:    "-- migration: 1 t\nCREATE TABLE t (a int);\n-- down: 1\nDROP TABLE t;\n-- migration: 1\nCREATE TABLE u (a int);\n",
 			wantErr: `section "migration: 1": want migration 2 with statements`,
 		},
 		{
@@ -203,8 +209,38 @@ ALTER TABLE t ADD b int;
 		},
 		{
 			name:    "nok, empty last migration",
-			text:    "-- migration: 1\nCREATE TABLE t (a int);\n-- migration: 2\n",
+			text:    "-- migration: 1 t\nCREATE TABLE t (a int);\n-- down: 1\nDROP TABLE t;\n-- migration: 2\n",
 			wantErr: `section "migration: 2": want migration 2 with statements`,
+		},
+		{
+			name:    "nok, migration without a name",
+			text:    "-- migration: 1\nCREATE TABLE t (a int);\n-- down: 1\nDROP TABLE t;\n",
+			wantErr: `section "migration: 1": want a name of [a-z0-9_] after the number`,
+		},
+		{
+			name:    "nok, migration with a name outside [a-z0-9_]",
+			text:    "-- migration: 1 Tokens\nCREATE TABLE t (a int);\n-- down: 1\nDROP TABLE t;\n",
+			wantErr: `section "migration: 1 Tokens": want a name of [a-z0-9_] after the number`,
+		},
+		{
+			name:    "nok, migration without a down section, before another",
+			text:    "-- migration: 1 t\nCREATE TABLE t (a int);\n-- migration: 2 u\nCREATE TABLE u (a int);\n-- down: 2\nDROP TABLE u;\n",
+			wantErr: `section "migration: 2 u": migration 1 has no down section`,
+		},
+		{
+			name:    "nok, last migration without a down section",
+			text:    "-- migration: 1 t\nCREATE TABLE t (a int);\n",
+			wantErr: `migration 1 has no down section`,
+		},
+		{
+			name:    "nok, down section of another migration",
+			text:    "-- migration: 1 t\nCREATE TABLE t (a int);\n-- down: 2\nDROP TABLE t;\n",
+			wantErr: `section "down: 2": want the statements that undo migration 1, right after it`,
+		},
+		{
+			name:    "nok, empty down section",
+			text:    "-- migration: 1 t\nCREATE TABLE t (a int);\n-- down: 1\n-- nothing\n",
+			wantErr: `section "down: 1": want the statements that undo migration 1, right after it`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,7 +30,7 @@ type Store struct {
 
 // statements are the Store's prepared statements.
 type statements struct {
-	create, lookup, list, delete, deleteAccount, deleteExpired, setExpiry, rehash preparedStmt
+	create, lookup, list, delete, deleteAccount, deleteExpired, setExpiry, rehash, setLastUsed preparedStmt
 }
 
 // DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
@@ -79,7 +79,7 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	for name, p := range map[string]*preparedStmt{
 		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete": &st.delete,
 		"delete-account": &st.deleteAccount, "delete-expired": &st.deleteExpired, "set-expiry": &st.setExpiry,
-		"rehash": &st.rehash,
+		"rehash": &st.rehash, "set-last-used": &st.setLastUsed,
 	} {
 		p.db, p.query = db, sc.queries[name]
 	}
@@ -111,7 +111,7 @@ func (s *Store) Close() error {
 	}
 	st := s.stmts
 	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.delete.close(),
-		st.deleteAccount.close(), st.deleteExpired.close(), st.setExpiry.close(), st.rehash.close())
+		st.deleteAccount.close(), st.deleteExpired.close(), st.setExpiry.close(), st.rehash.close(), st.setLastUsed.close())
 }
 
 // Create implements apitoken.Store.
@@ -182,7 +182,7 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 		return apitoken.Record{}, errNotFound
 	}
 	if err != nil {
-		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
+		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", schemaHint(err))
 	}
 	return rec, nil
 }
@@ -231,16 +231,29 @@ func (s *Store) Delete(ctx context.Context, accountID, id string) error {
 }
 
 // exec, queryRow and query run p's statement through the transaction of a
-// Store made by WithTx, or prepared on the database.
+// Store made by WithTx, or prepared on the database (unprepared while
+// another caller prepares it); exec, outside a transaction of the caller's,
+// runs it again if it was the victim of a deadlock (see retry).
 func (s *Store) exec(ctx context.Context, p *preparedStmt, args ...any) (sql.Result, error) {
 	if s.tx != nil {
-		return s.tx.ExecContext(ctx, p.query, args...)
+		res, err := s.tx.ExecContext(ctx, p.query, args...)
+		return res, schemaHint(err)
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
 	}
-	return stmt.ExecContext(ctx, args...)
+	// One statement on its own: the victim of a deadlock runs again.
+	var res sql.Result
+	err = retry(ctx, func() (err error) {
+		if stmt == nil { // being prepared by another caller
+			res, err = s.db.ExecContext(ctx, p.query, args...)
+		} else {
+			res, err = stmt.ExecContext(ctx, args...)
+		}
+		return err
+	})
+	return res, err
 }
 
 func (s *Store) queryRow(ctx context.Context, p *preparedStmt, args ...any) (*sql.Row, error) {
@@ -249,18 +262,25 @@ func (s *Store) queryRow(ctx context.Context, p *preparedStmt, args ...any) (*sq
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
+	}
+	if stmt == nil {
+		return s.db.QueryRowContext(ctx, p.query, args...), nil
 	}
 	return stmt.QueryRowContext(ctx, args...), nil
 }
 
 func (s *Store) query(ctx context.Context, p *preparedStmt, args ...any) (*sql.Rows, error) {
 	if s.tx != nil {
-		return s.tx.QueryContext(ctx, p.query, args...)
+		rows, err := s.tx.QueryContext(ctx, p.query, args...)
+		return rows, schemaHint(err)
 	}
 	stmt, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, schemaHint(err)
+	}
+	if stmt == nil {
+		return s.db.QueryContext(ctx, p.query, args...)
 	}
 	return stmt.QueryContext(ctx, args...)
 }

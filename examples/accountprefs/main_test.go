@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -258,6 +260,16 @@ func TestRunServerDatabases(t *testing.T) {
 		app := start(t, u.String())
 		lifecycle(t, app.url)
 		app.stop(t)
+
+		// The same database as a libpq keyword/value string.
+		pw, _ := u.User.Password()
+		kv := fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable search_path=%s", u.Hostname(), cmp.Or(u.Port(), "5432"), u.User.Username(), strings.TrimPrefix(u.Path, "/"), schema)
+		if pw != "" {
+			kv += " password=" + pw
+		}
+		app = start(t, kv)
+		lifecycle(t, app.url)
+		app.stop(t)
 	})
 	t.Run("ok, MySQL", func(t *testing.T) {
 		dsn := os.Getenv("APITOKEN_MYSQL_DSN")
@@ -274,6 +286,17 @@ func TestRunServerDatabases(t *testing.T) {
 		cfg.DBName = name
 
 		app := start(t, cfg.FormatDSN())
+		lifecycle(t, app.url)
+		app.stop(t)
+
+		// The same database as a mysql:// URL.
+		mu := url.URL{Scheme: "mysql", Host: cfg.Addr, Path: "/" + name, RawQuery: "parseTime=true"}
+		if cfg.Passwd != "" {
+			mu.User = url.UserPassword(cfg.User, cfg.Passwd)
+		} else {
+			mu.User = url.User(cfg.User)
+		}
+		app = start(t, mu.String())
 		lifecycle(t, app.url)
 		app.stop(t)
 	})

@@ -2,11 +2,12 @@
 -- github.com/apitoken-go/apitoken/sqlstore.
 --
 -- Table and index names carry the default prefix "apitoken_"; sqlstore
--- replaces it with the one given to WithTablePrefix. A "migration: N" section
--- is schema version N: Migrate applies the versions the database lacks, in
--- order, and records each in apitoken_schema_version. A "query: name" section
--- is one statement sqlstore runs. Each statement ends with ";" at the end of
--- a line.
+-- replaces it with the one given to WithTablePrefix. A "migration: N name"
+-- section is schema version N: Migrate applies the versions the database
+-- lacks, in order, and records each in apitoken_schema_version; the "down: N"
+-- section after it undoes it, for the files of MigrationFiles. A "query:
+-- name" section is one statement sqlstore runs. Each statement ends with ";"
+-- at the end of a line.
 
 -- query: lock
 -- Migrate holds this named lock, so that two processes migrating at once
@@ -29,7 +30,7 @@ SELECT COALESCE(MAX(version), 0) FROM apitoken_schema_version;
 -- query: set-version
 INSERT INTO apitoken_schema_version (version) VALUES (?);
 
--- migration: 1
+-- migration: 1 tokens
 -- One row per token, clustered on hash: the keyed SHA-256 of the secret
 -- (never the secret). Binary string types compare byte for byte, with no
 -- collation and no padding; scopes are space-separated; times are UTC; a
@@ -48,6 +49,9 @@ CREATE TABLE IF NOT EXISTS apitoken_tokens (
     UNIQUE KEY apitoken_tokens_id (id),
     KEY apitoken_tokens_account (account_id, created_at, id)
 ) ENGINE=InnoDB;
+
+-- down: 1
+DROP TABLE IF EXISTS apitoken_tokens;
 
 -- query: create
 INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at)
@@ -90,11 +94,15 @@ SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = ?;
 
 -- query: lock-account
 -- CreateLimited counts and inserts under this named lock on the account, so
--- that two Issues cannot both see room for one more token.
-SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '.apitoken_tokens.', ?)), 10);
+-- that two Issues cannot both see room for one more token. DATABASE() is
+-- utf8mb3 and the account id may hold 4-byte characters (an emoji, CJK
+-- Extension B): both are converted to utf8mb4, or CONCAT fails with error
+-- 1270 (illegal mix of collations). For every other id the name, and so
+-- the lock, is the one of earlier versions, which may run beside this one.
+SELECT GET_LOCK(SHA1(CONCAT(CONVERT(DATABASE() USING utf8mb4), '.apitoken_tokens.', CONVERT(? USING utf8mb4))), 10);
 
 -- query: unlock-account
-SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '.apitoken_tokens.', ?)));
+SELECT RELEASE_LOCK(SHA1(CONCAT(CONVERT(DATABASE() USING utf8mb4), '.apitoken_tokens.', CONVERT(? USING utf8mb4))));
 
 -- query: set-last-used
 UPDATE apitoken_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);

@@ -1,11 +1,12 @@
 -- PostgreSQL schema and statements of github.com/apitoken-go/apitoken/sqlstore.
 --
 -- Table and index names carry the default prefix "apitoken_"; sqlstore
--- replaces it with the one given to WithTablePrefix. A "migration: N" section
--- is schema version N: Migrate applies the versions the database lacks, in
--- order, and records each in apitoken_schema_version. A "query: name" section
--- is one statement sqlstore runs. Each statement ends with ";" at the end of
--- a line.
+-- replaces it with the one given to WithTablePrefix. A "migration: N name"
+-- section is schema version N: Migrate applies the versions the database
+-- lacks, in order, and records each in apitoken_schema_version; the "down: N"
+-- section after it undoes it, for the files of MigrationFiles. A "query:
+-- name" section is one statement sqlstore runs. Each statement ends with ";"
+-- at the end of a line.
 
 -- query: lock
 -- Migrate runs in one transaction under this lock, so that two processes
@@ -24,7 +25,7 @@ SELECT COALESCE(MAX(version), 0) FROM apitoken_schema_version;
 -- query: set-version
 INSERT INTO apitoken_schema_version (version) VALUES ($1);
 
--- migration: 1
+-- migration: 1 tokens
 -- One row per token. hash is the keyed SHA-256 of the secret (never the
 -- secret); ids compare byte for byte ("C" collation); scopes are
 -- space-separated; a NULL time is a zero time.
@@ -40,6 +41,9 @@ CREATE TABLE IF NOT EXISTS apitoken_tokens (
     last_used_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS apitoken_tokens_account ON apitoken_tokens (account_id, created_at, id);
+
+-- down: 1
+DROP TABLE IF EXISTS apitoken_tokens;
 
 -- query: create
 INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at)

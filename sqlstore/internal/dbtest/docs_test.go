@@ -166,6 +166,10 @@ func schemaStatements(sqlText string) (stmts []string, versions int, err error) 
 			versionTable = versionTable || keep
 			continue
 		}
+		if strings.HasPrefix(trimmed, "-- down: ") {
+			keep = false // for other migration tools; the README shows the schema
+			continue
+		}
 		if strings.HasPrefix(trimmed, "-- migration: ") {
 			keep = true
 			versions++

@@ -382,6 +382,41 @@ func TestAccountIDsByteExact(t *testing.T) {
 	}
 }
 
+// TestLimitAnyUTF8AccountID issues tokens under WithMaxTokensPerAccount
+// for account ids that hold 4-byte UTF-8 characters, which IssueParams
+// allows: MySQL's account lock must take them (it failed with error 1270,
+// an illegal mix of collations), and the limit must still hold per account.
+func TestLimitAnyUTF8AccountID(t *testing.T) {
+	ids := []struct{ name, id string }{
+		{"ok, an emoji", "acct-🙂"},
+		{"ok, CJK Extension B", "𠀀𠮷𡈽"},
+		{"ok, only 4-byte characters, 128 bytes", strings.Repeat("𝄞", 32)},
+		{"ok, 4-byte characters beside 3- and 2-byte ones", "é-日本-🙂-𠮷"},
+		{"ok, a near twin of the CJK one", "𠀀𠮷𡈽x"},
+	}
+	for _, d := range dialects {
+		t.Run(d.String(), func(t *testing.T) {
+			iss := issuerOn(t, newStore(t, d), apitoken.WithMaxTokensPerAccount(2))
+			ctx := t.Context()
+			for _, tt := range ids {
+				t.Run(tt.name, func(t *testing.T) {
+					for range 2 {
+						secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: tt.id})
+						require.NoError(t, err, "an account id of valid UTF-8 must get a token")
+						_, err = iss.Verify(ctx, tt.id, secret)
+						require.NoError(t, err)
+					}
+					_, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: tt.id})
+					require.ErrorIs(t, err, apitoken.ErrLimitReached, "the limit holds for this account")
+					list, err := iss.List(ctx, tt.id)
+					require.NoError(t, err)
+					assert.Len(t, list, 2)
+				})
+			}
+		})
+	}
+}
+
 // TestFailuresAreSystemErrors checks that a store that cannot answer says
 // so: never "not found", "duplicate" or "invalid token", which would turn an
 // outage into a refusal, and never with the secret or the account id in the

@@ -1,0 +1,81 @@
+package sqlstore
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/DATA-DOG/go-sqlmock"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakePgError has what pgx's *pgconn.PgError and lib/pq's *pq.Error have:
+// a SQLSTATE in a Code field and a SQLState method.
+type fakePgError struct{ Code string }
+
+func (e *fakePgError) Error() string    { return "ERROR: " + e.Code }
+func (e *fakePgError) SQLState() string { return e.Code }
+
+// codeOnlyPgError has the SQLSTATE in its Code field only.
+type codeOnlyPgError struct{ Code string }
+
+func (e *codeOnlyPgError) Error() string { return "ERROR: " + e.Code }
+
+func TestRetryable(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"ok, PostgreSQL deadlock", &fakePgError{"40P01"}, true},
+		{"ok, PostgreSQL serialization failure", &fakePgError{"40001"}, true},
+		{"ok, PostgreSQL deadlock in a Code field only", &codeOnlyPgError{"40P01"}, true},
+		{"ok, wrapped", errors.Join(errors.New("exec"), &fakePgError{"40P01"}), true},
+		{"ok, MySQL deadlock", &fakeMySQLError{Number: 1213}, true},
+		{"ok, MySQL lock wait timeout", &fakeMySQLError{Number: 1205}, true},
+		{"nok, PostgreSQL unique violation", &fakePgError{"23505"}, false},
+		{"nok, MySQL duplicate entry", &fakeMySQLError{Number: 1062}, false},
+		{"nok, another error", errors.New("connection refused"), false},
+		{"nok, nil", nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) { assert.Equal(t, tt.want, retryable(tt.err)) })
+	}
+}
+
+// TestDeadlockVictimRunsAgain checks that a statement of the Store's own
+// that the database chose as a deadlock's victim runs again, and that it
+// gives up after retryAttempts with the database's error, a system error.
+func TestDeadlockVictimRunsAgain(t *testing.T) {
+	for _, d := range []Dialect{Postgres, MySQL} {
+		victim := error(&fakePgError{"40P01"})
+		if d == MySQL {
+			victim = &fakeMySQLError{Number: 1213, Message: "Deadlock found"}
+		}
+		t.Run(d.String()+"/ok, Delete runs again", func(t *testing.T) {
+			s, _, mock := newMockStore(t, d)
+			prep := mock.ExpectPrepare(s.script.queries["delete"])
+			prep.ExpectExec().WithArgs("id", "acct").WillReturnError(victim)
+			prep.ExpectExec().WithArgs("id", "acct").WillReturnError(victim)
+			prep.ExpectExec().WithArgs("id", "acct").WillReturnResult(sqlmock.NewResult(0, 1))
+			require.NoError(t, s.Delete(t.Context(), "acct", "id"))
+			require.NoError(t, mock.ExpectationsWereMet())
+		})
+		t.Run(d.String()+"/nok, gives up after retryAttempts", func(t *testing.T) {
+			s, _, mock := newMockStore(t, d)
+			prep := mock.ExpectPrepare(s.script.queries["delete-account"])
+			for range retryAttempts {
+				prep.ExpectExec().WithArgs("acct").WillReturnError(victim)
+			}
+			_, err := s.DeleteAccount(t.Context(), "acct")
+			requireSystemError(t, err, "delete account", victim)
+			require.NoError(t, mock.ExpectationsWereMet())
+		})
+		t.Run(d.String()+"/nok, another error does not run again", func(t *testing.T) {
+			s, _, mock := newMockStore(t, d)
+			errDown := errors.New("connection refused")
+			mock.ExpectPrepare(s.script.queries["delete"]).ExpectExec().WithArgs("id", "acct").WillReturnError(errDown)
+			requireSystemError(t, s.Delete(t.Context(), "acct", "id"), "delete", errDown)
+			require.NoError(t, mock.ExpectationsWereMet())
+		})
+	}
+}
