@@ -48,7 +48,11 @@ type Telemetry struct {
 	verifyDuration metric.Float64Histogram
 	storeFailures  metric.Int64Counter
 	events         metric.Int64Counter
-	verifyAttrs    [3][2]metric.MeasurementOption // [outcome][cached]
+	verifyAttrs    [3][2][]metric.RecordOption // [outcome][cached], built once: no allocation per Verify
+
+	// The span name and start options of each Op, built once.
+	spanNames [maxOp]string
+	startOpts [maxOp][]trace.SpanStartOption
 
 	verifications metric.Int64ObservableCounter
 	hitRatio      metric.Float64ObservableGauge
@@ -161,18 +165,28 @@ func New(opts ...Option) (*Telemetry, error) {
 	}
 	for o, name := range outcomeNames {
 		for cached := range 2 {
-			t.verifyAttrs[o][cached] = metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(name), KeyCached.Bool(cached == 1)))
+			t.verifyAttrs[o][cached] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(name), KeyCached.Bool(cached == 1)))}
 		}
+	}
+	for op := range apitoken.Op(maxOp) {
+		t.spanNames[op] = "apitoken." + op.String()
+		t.startOpts[op] = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(KeyOperation.String(op.String()))}
 	}
 	return t, nil
 }
 
 // Start starts the span of op: the apitoken.Tracer that WithTracer takes.
 func (t *Telemetry) Start(ctx context.Context, op apitoken.Op) context.Context {
-	ctx, _ = t.tracer.Start(ctx, "apitoken."+op.String(), trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(KeyOperation.String(op.String())))
+	if op >= maxOp { // an Op of a later apitoken
+		ctx, _ = t.tracer.Start(ctx, "apitoken."+op.String(), trace.WithAttributes(KeyOperation.String(op.String())))
+		return ctx
+	}
+	ctx, _ = t.tracer.Start(ctx, t.spanNames[op], t.startOpts[op]...)
 	return ctx
 }
+
+// maxOp bounds the Ops whose span names and options are built once.
+const maxOp = 64
 
 // End ends the span of op. A store failure sets an error status; an answer
 // (a refusal, not found, invalid input) does not, as it is no failure of
@@ -207,18 +221,18 @@ func (t *Telemetry) Event(ctx context.Context, e apitoken.Event) {
 	span := trace.SpanFromContext(ctx)
 	switch {
 	case e.Kind == apitoken.KindVerified:
-		t.verifyDuration.Record(ctx, t.now().Sub(e.At).Seconds(), t.verifyAttrs[outcomeVerified][b2i(e.Cached)])
+		t.verifyDuration.Record(ctx, t.now().Sub(e.At).Seconds(), t.verifyAttrs[outcomeVerified][b2i(e.Cached)]...)
 		if span.IsRecording() {
 			span.SetAttributes(KeyOutcome.String("verified"), KeyCached.Bool(e.Cached))
 		}
 	case e.Kind == apitoken.KindRefused && e.Op == apitoken.OpVerify:
-		t.verifyDuration.Record(ctx, t.now().Sub(e.At).Seconds(), t.verifyAttrs[outcomeRefused][b2i(e.Cached)])
+		t.verifyDuration.Record(ctx, t.now().Sub(e.At).Seconds(), t.verifyAttrs[outcomeRefused][b2i(e.Cached)]...)
 		if span.IsRecording() {
 			span.SetAttributes(KeyOutcome.String("refused"), KeyReason.String(label(e.Reason.String())), KeyCached.Bool(e.Cached))
 		}
 	case e.Kind == apitoken.KindStoreFailed:
 		if e.Op == apitoken.OpVerify {
-			t.verifyDuration.Record(ctx, t.now().Sub(e.At).Seconds(), t.verifyAttrs[outcomeStoreFailed][0])
+			t.verifyDuration.Record(ctx, t.now().Sub(e.At).Seconds(), t.verifyAttrs[outcomeStoreFailed][0]...)
 			if span.IsRecording() {
 				span.SetAttributes(KeyOutcome.String("store_failed"))
 			}

@@ -32,8 +32,10 @@ var _ apitoken.Store = (*tracedStore)(nil)
 // Unwrap returns the wrapped store, whose capabilities the Issuer uses.
 func (s *tracedStore) Unwrap() apitoken.Store { return s.next }
 
+var clientKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+
 func (s *tracedStore) start(ctx context.Context, name string) (context.Context, trace.Span) {
-	return s.t.tracer.Start(ctx, "apitoken.store."+name, trace.WithSpanKind(trace.SpanKindClient))
+	return s.t.tracer.Start(ctx, name, clientKind...)
 }
 
 func end(span trace.Span, err error) {
@@ -45,28 +47,28 @@ func end(span trace.Span, err error) {
 }
 
 func (s *tracedStore) Create(ctx context.Context, rec apitoken.Record) error {
-	ctx, span := s.start(ctx, "Create")
+	ctx, span := s.start(ctx, "apitoken.store.Create")
 	err := s.next.Create(ctx, rec)
 	end(span, err)
 	return err
 }
 
 func (s *tracedStore) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
-	ctx, span := s.start(ctx, "Lookup")
+	ctx, span := s.start(ctx, "apitoken.store.Lookup")
 	rec, err := s.next.Lookup(ctx, h)
 	end(span, err)
 	return rec, err
 }
 
 func (s *tracedStore) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
-	ctx, span := s.start(ctx, "List")
+	ctx, span := s.start(ctx, "apitoken.store.List")
 	toks, err := s.next.List(ctx, accountID)
 	end(span, err)
 	return toks, err
 }
 
 func (s *tracedStore) Delete(ctx context.Context, accountID, id string) error {
-	ctx, span := s.start(ctx, "Delete")
+	ctx, span := s.start(ctx, "apitoken.store.Delete")
 	err := s.next.Delete(ctx, accountID, id)
 	end(span, err)
 	return err
