@@ -286,12 +286,15 @@ func (o Op) String() string {
 // the goroutine where it happens: a verification's event is delivered
 // inside Verify, before it returns, and background events from the
 // goroutine of the cache bus or of the last uses. ctx is the context of the
-// call the event comes from (a background context for background work).
+// call the event comes from (with WithTracer, the one its Start returned),
+// or one of the Issuer's own for background work.
 // The hook must be safe for concurrent use and should return quickly: it
 // is on the path of every request, and a slow hook slows every Verify,
 // which is the application's choice to make (hand the event to a channel
 // or a goroutine for slow work such as sending mail). A hook must not call
-// the Issuer's methods for the Issuer's own background events. It may be
+// Close, which waits for the background work the hook may be called from,
+// and should not call the Issuer's other methods, whose own events would
+// come back to it. It may be
 // given more than once: the hooks are called in order, after the audit
 // logger's records (WithAuditLogger), which are written from the same
 // events. Without any hook, an Issuer builds no Event at all.
