@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/apitoken-go/apitoken/internal/busmsg"
 )
 
 // A Bus carries cache invalidations between the Issuers of several
@@ -36,43 +38,17 @@ const (
 	resubscribePause = time.Second
 )
 
-// Invalidation messages: a version, a kind, the account id (at most 128
-// bytes, so its length fits a byte) and, for one token, its id.
+// Invalidation messages, in the format of package busmsg.
 const (
-	msgVersion = 1
-	msgToken   = 't'
-	msgAccount = 'a'
+	msgVersion = busmsg.Version
+	msgToken   = busmsg.Token
+	msgAccount = busmsg.Account
 )
 
-func encodeInvalidation(accountID, id string) []byte {
-	kind := byte(msgToken)
-	if id == "" {
-		kind = msgAccount
-	}
-	msg := make([]byte, 0, 3+len(accountID)+len(id))
-	msg = append(msg, msgVersion, kind, byte(len(accountID)))
-	msg = append(msg, accountID...)
-	return append(msg, id...)
-}
+func encodeInvalidation(accountID, id string) []byte { return busmsg.Encode(accountID, id) }
 
 // decodeInvalidation reads a message; ok is false for one it cannot read.
-func decodeInvalidation(msg []byte) (accountID, id string, ok bool) {
-	if len(msg) < 3 || msg[0] != msgVersion {
-		return "", "", false
-	}
-	n := int(msg[2])
-	if len(msg) < 3+n || n == 0 {
-		return "", "", false
-	}
-	accountID, id = string(msg[3:3+n]), string(msg[3+n:])
-	switch msg[1] {
-	case msgToken:
-		return accountID, id, id != ""
-	case msgAccount:
-		return accountID, "", id == ""
-	}
-	return "", "", false
-}
+func decodeInvalidation(msg []byte) (accountID, id string, ok bool) { return busmsg.Decode(msg) }
 
 // invalidate makes the caches forget the token of the account with that
 // id (every token of the account when id is empty), after a change through

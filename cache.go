@@ -2,6 +2,7 @@ package apitoken
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"math"
 	"sync"
@@ -32,6 +33,7 @@ type cache struct {
 	head int          // the next ring entry to fill
 	gen  uint64       // invalidations so far: the clock that fills are dated by
 	inv  invalidations
+	no   refusals // guarded by mu
 
 	// dropped counts the fills dropped because their token was invalidated
 	// while they were under way.
@@ -66,6 +68,7 @@ func newCache(size int, ttl time.Duration, base time.Time) *cache {
 		ring:    make([]ringEntry, size),
 		flights: make(map[Hash]*flight),
 		inv:     newInvalidations(invalidationWindow),
+		no:      newRefusals(min(size, maxRefusals), min(ttl, maxRefusalTTL)),
 	}
 }
 
@@ -79,16 +82,31 @@ type fetched struct {
 	gen    uint64 // the cache's generation when the lookup began
 }
 
-// fetch returns the record of h: from the cache when it holds h at now,
-// otherwise from lookup, shared with the concurrent lookups of h begun at
-// the same generation. On a nil cache (no WithCache) it calls lookup.
-func (c *cache) fetch(ctx context.Context, h Hash, now time.Time, lookup func(context.Context) (Record, Hash, error)) (fetched, error) {
+// fetch returns the record of h, presented with accountID: from the cache
+// when it holds h at now and the record verifies for accountID, otherwise
+// from lookup, shared with the concurrent lookups of h. On a nil cache (no
+// WithCache) it calls lookup.
+//
+// A refusal costs the same whether the token is live or not: a cached token
+// presented with another account id, or expired, is looked up in the store
+// as an unknown secret is (a hit would answer in a microsecond, a store
+// read in tens), unless the same hash and account id were refused within
+// the refusal TTL, which answers both kinds from memory (ErrNotFound when
+// the cache does not hold h).
+func (c *cache) fetch(ctx context.Context, h Hash, accountID string, now time.Time, lookup func(context.Context) (Record, Hash, error)) (fetched, error) {
 	if c == nil {
 		rec, want, err := lookup(ctx)
 		return fetched{rec: rec, want: want}, err
 	}
-	if rec, ok := c.get(h, now); ok {
+	rec, ok := c.get(h, now)
+	if ok && rec.AccountID == accountID && (rec.ExpiresAt.IsZero() || now.Before(rec.ExpiresAt)) {
 		return fetched{rec: rec, want: h, cached: true}, nil
+	}
+	if c.refusedRecently(h, accountID, now) {
+		if ok {
+			return fetched{rec: rec, want: h, cached: true}, nil
+		}
+		return fetched{want: h, cached: true}, ErrNotFound
 	}
 	f := fetched{gen: c.generation()}
 	var err error
@@ -116,6 +134,27 @@ func (c *cache) get(h Hash, now time.Time) (Record, bool) {
 		return Record{}, false
 	}
 	return Record{Token: Token(r.Token), Hash: r.Hash}, true
+}
+
+// refusedRecently reports whether Verify refused h for accountID, after a
+// store read, within the refusal TTL before now.
+func (c *cache) refusedRecently(h Hash, accountID string, now time.Time) bool {
+	k := refusalKey(h, accountID)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.no.has(k, now.Sub(c.base))
+}
+
+// refuse notes that Verify refused h for accountID at now after asking the
+// store. On a nil cache it does nothing.
+func (c *cache) refuse(h Hash, accountID string, now time.Time) {
+	if c == nil {
+		return
+	}
+	k := refusalKey(h, accountID)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.no.add(k, now.Sub(c.base))
 }
 
 // generation returns the number of invalidations so far; a fill begun at
@@ -272,4 +311,69 @@ func cloneScopes(s []string) []string {
 		return nil
 	}
 	return append([]string(nil), s...)
+}
+
+// Bounds of the refusals a cache remembers: how many (the cache's size, at
+// most this), and for how long (the cache's TTL, at most this). A hash is
+// unknown until an Issue creates it, and Issue hands its secret to no one
+// before the store has it, so a refusal can only be wrong for a store that
+// does not see its own writes at once (a lagging replica): the refusal TTL
+// bounds how long such a token is refused after its first refusal.
+const (
+	maxRefusals   = 1 << 16
+	maxRefusalTTL = time.Second
+)
+
+// refusals remembers, for a short TTL, the pairs of a hash and an account id
+// that Verify refused after asking the store, in a ring like the cache's:
+// the oldest is dropped first, and none holds a pointer. A pair, not the
+// hash alone, so that a live token refused for one account id is not
+// answered faster than an unknown one for the next, and its owner's
+// account id is never refused by it.
+type refusals struct {
+	ttl  time.Duration
+	at   map[[32]byte]uint32 // key → ring position
+	ring []refusedPair
+	head int
+}
+
+type refusedPair struct {
+	key      [32]byte
+	deadline time.Duration // since the cache's base
+	used     bool
+}
+
+func newRefusals(size int, ttl time.Duration) refusals {
+	return refusals{ttl: ttl, at: make(map[[32]byte]uint32), ring: make([]refusedPair, size)}
+}
+
+// refusalKey is the SHA-256 of h and accountID: fixed size, and no pair
+// collides with another.
+func refusalKey(h Hash, accountID string) [32]byte {
+	var buf [len(Hash{}) + maxTextLen]byte // Verify bounds accountID
+	n := copy(buf[:], h[:])
+	n += copy(buf[n:], accountID)
+	return sha256.Sum256(buf[:n])
+}
+
+// has reports whether k was refused less than the TTL before now.
+func (r *refusals) has(k [32]byte, now time.Duration) bool {
+	i, ok := r.at[k]
+	return ok && now < r.ring[i].deadline
+}
+
+// add remembers k from now for the TTL, dropping the oldest refusal when
+// the ring is full.
+func (r *refusals) add(k [32]byte, now time.Duration) {
+	if i, ok := r.at[k]; ok {
+		r.ring[i].deadline = now + r.ttl // refused again: kept from now
+		return
+	}
+	i := r.head
+	if e := r.ring[i]; e.used {
+		delete(r.at, e.key)
+	}
+	r.ring[i] = refusedPair{key: k, deadline: now + r.ttl, used: true}
+	r.at[k] = uint32(i)
+	r.head = (i + 1) % len(r.ring)
 }

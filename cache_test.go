@@ -515,7 +515,11 @@ func TestCacheChecksExpiryOnEveryHit(t *testing.T) {
 		env.at(at)
 		_, cost, err := n.verify(t, "acme", secret)
 		require.ErrorIs(t, err, apitoken.ErrInvalidToken, "at t0+%v the token has expired, though its entry has not", at)
-		require.Zero(t, cost, "the expiry is checked on the hit, without the store")
+		require.Equal(t, int64(1), cost, "the expiry is checked on the hit, and the refusal costs a store read, as an unknown secret's does")
+		env.at(at + 500*time.Millisecond)
+		_, cost, err = n.verify(t, "acme", secret)
+		require.ErrorIs(t, err, apitoken.ErrInvalidToken)
+		require.Zero(t, cost, "the same refusal within the refusal TTL is answered from memory")
 	}
 }
 
@@ -720,44 +724,66 @@ func TestCacheConcurrentMisses(t *testing.T) {
 		assert.Equal(t, int64(1), n.store.lookups.Load(), "concurrent misses for one secret make one store call")
 	})
 
-	t.Run("only successes are cached: each sequential refusal asks the store", func(t *testing.T) {
+	t.Run("a refusal is remembered for its account id for the refusal TTL only", func(t *testing.T) {
 		env := newCacheEnv(t)
 		n := env.node(t, false)
 		unknown := strangerSecret(t)
 		expSecret, _ := n.issue(t, apitoken.IssueParams{AccountID: "acme", ExpiresAt: cacheT0.Add(time.Second)})
-		env.at(time.Second)
 		for _, tc := range []struct{ name, account, secret string }{
 			{"unknown", "acme", unknown},
 			{"expired", "acme", expSecret},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				for i := range 3 {
-					_, cost, err := n.verify(t, tc.account, tc.secret)
+				env.at(time.Second)
+				steps := []struct {
+					at      time.Duration
+					account string
+					cost    int64
+					why     string
+				}{
+					{time.Second, tc.account, 1, "the first refusal asks the store"},
+					{time.Second, tc.account, 0, "the same one again is answered from memory"},
+					{2*time.Second - time.Nanosecond, tc.account, 0, "until the refusal TTL ends"},
+					{2 * time.Second, tc.account, 1, "then the store is asked again"},
+					{2 * time.Second, "globex", 1, "another account id is refused after a store read of its own"},
+				}
+				for _, st := range steps {
+					env.at(st.at)
+					_, cost, err := n.verify(t, st.account, tc.secret)
 					require.ErrorIs(t, err, apitoken.ErrInvalidToken)
-					require.Equal(t, int64(1), cost, "refusal %d must ask the store: a refusal is not cached", i)
+					require.Equal(t, st.cost, cost, st.why)
 				}
 			})
 		}
 	})
 
-	// A token used with another account is refused whether cached or not;
-	// the refusal does not fill the cache (only verified tokens are kept, as
-	// documented) and does not evict the owner's entry.
+	// A token used with another account is refused whether cached or not,
+	// at the cost of an unknown secret: a store read the first time, none
+	// while the refusal is remembered. The refusal does not fill the cache
+	// (only verified tokens are kept) and does not evict the owner's entry,
+	// nor refuse the owner.
 	t.Run("wrong account", func(t *testing.T) {
 		env := newCacheEnv(t)
 		n := env.node(t, false)
 		secret, tok := n.issue(t, apitoken.IssueParams{AccountID: "acme"})
-		for i := range 2 {
-			_, cost, err := n.verify(t, "globex", secret)
-			require.ErrorIs(t, err, apitoken.ErrInvalidToken)
-			require.Equal(t, int64(1), cost, "wrong-account attempt %d: not cached, so the store is asked", i)
+		unknown := strangerSecret(t)
+		probe := func(account string, want int64, why string) {
+			t.Helper()
+			for _, s := range []string{secret, unknown} {
+				_, cost, err := n.verify(t, account, s)
+				require.ErrorIs(t, err, apitoken.ErrInvalidToken)
+				require.Equal(t, want, cost, "%s (the live token and an unknown one alike)", why)
+			}
 		}
-		n.requireMiss(t, tok, secret, "the refusals did not fill the cache")
+		probe("globex", 1, "not cached: the store is asked")
+		probe("globex", 0, "the refusal is remembered")
+		n.requireMiss(t, tok, secret, "the refusals did not fill the cache, nor refuse the owner")
 		n.requireHit(t, tok, secret, "the owner's Verify did")
-		_, cost, err := n.verify(t, "globex", secret)
-		require.ErrorIs(t, err, apitoken.ErrInvalidToken, "a hit checks the account")
-		require.Zero(t, cost, "from the cache")
-		n.requireHit(t, tok, secret, "the refusal did not evict the owner's entry")
+		probe("globex", 0, "a cached token with a remembered refusal: from memory, as the unknown one")
+		probe("initech", 1, "a cached token with another account id costs a store read, as an unknown secret does")
+		env.at(2 * time.Second)
+		n.requireHit(t, tok, secret, "the refusals did not evict the owner's entry")
+		probe("globex", 1, "past the refusal TTL, a cached token's refusal asks the store again")
 	})
 }
 

@@ -84,7 +84,9 @@ func TestEvents(t *testing.T) {
 		return apitoken.Event{Kind: apitoken.KindRefused, Op: apitoken.OpVerify, Reason: r, AccountID: account, At: now}
 	}
 	wrongAccount := refused("other", apitoken.ReasonWrongAccount)
-	wrongAccount.TokenID, wrongAccount.Related, wrongAccount.Cached = tok.ID, "acme", true
+	wrongAccount.TokenID, wrongAccount.Related = tok.ID, "acme"
+	wrongAgain := wrongAccount
+	wrongAgain.Cached = true
 	for _, tt := range []struct {
 		name            string
 		account, secret string
@@ -93,7 +95,8 @@ func TestEvents(t *testing.T) {
 		{"malformed secret", "acme", "not-a-token", refused("acme", apitoken.ReasonMalformed)},
 		{"empty account", "", secret, refused("", apitoken.ReasonMalformed)},
 		{"unknown token", "acme", stranger, refused("acme", apitoken.ReasonUnknown)},
-		{"another account's token, from the cache, with the token's own account", "other", secret, wrongAccount},
+		{"another account's token, with the token's own account, asks the store", "other", secret, wrongAccount},
+		{"the same again: the cache remembers the refusal", "other", secret, wrongAgain},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := iss.Verify(ctx, tt.account, tt.secret)

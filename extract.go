@@ -50,7 +50,13 @@ func (c Credentials) MarshalJSON() ([]byte, error) {
 // ambiguous form. The error text never contains input. The middleware
 // answers any other error with 503, as it does a store failure.
 //
-// An Extractor must not retain the request nor modify it.
+// An Extractor must not retain the request nor modify it. NewGuard (and so
+// NewMiddleware and Middleware) calls it once with a request that carries
+// no credentials, through which the extractors of this package (also
+// inside Chain) tell the Guard what they read: the Guard then offers a
+// Basic challenge when Basic is read, names the accepted forms when a
+// request uses another Authorization scheme, and refuses an extractor
+// configured with an invalid header name or scheme.
 type Extractor func(r *http.Request) (c Credentials, found bool, err error)
 
 // Limits and defaults of the extractors.

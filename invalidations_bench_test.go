@@ -62,7 +62,7 @@ func BenchmarkCacheUnderDeletes(b *testing.B) {
 				for pb.Next() {
 					rec := recs[rand.IntN(tokens)]
 					now := time.Now()
-					f, err := c.fetch(ctx, rec.Hash, now, func(context.Context) (Record, Hash, error) {
+					f, err := c.fetch(ctx, rec.Hash, rec.AccountID, now, func(context.Context) (Record, Hash, error) {
 						time.Sleep(lookup)
 						return rec, rec.Hash, nil
 					})

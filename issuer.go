@@ -148,7 +148,7 @@ const (
 	// shortened it: progress, so the bound is only a safety net.
 	expiryRetries = 64
 	maxYear       = 9999
-	undoTimeout   = 10 * time.Second // for Rotate to delete a successor it cannot keep
+	undoTimeout   = 10 * time.Second // for Issue and Rotate to undo or check what a failed call may have stored
 )
 
 // Issue creates a token for p.AccountID and returns its secret with its
@@ -157,6 +157,15 @@ const (
 // an error wrapping ErrInvalidInput that names the field; an account at the
 // limit of WithMaxTokensPerAccount gets one wrapping ErrLimitReached; any
 // other error comes from the store. After any error, no token was issued.
+//
+// A store error may come after the store kept the record all the same (a
+// commit whose reply was lost in a failover): no one holds that record's
+// secret, so Issue deletes it again, with a context of its own (bounded by
+// 10 seconds) that outlives ctx. Should that delete fail too, the error
+// says so and a warning names the token id in WithLogger's log: such a
+// token can never verify, but it is listed and counts against
+// WithMaxTokensPerAccount until it is deleted. The caller sees an error
+// and should try again once the store answers.
 func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok Token, err error) {
 	ctx = iss.begin(ctx, OpIssue)
 	defer iss.end(ctx, OpIssue, p.AccountID, "", &err)
@@ -212,10 +221,29 @@ func (iss *Issuer) issue(ctx context.Context, p IssueParams, max int) (secret st
 			return "", Token{}, fmt.Errorf("%w: the account holds the most tokens allowed (%d)", ErrLimitReached, max)
 		}
 		if !errors.Is(err, ErrDuplicate) {
-			return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
+			return "", Token{}, iss.undoCreate(ctx, tok, fmt.Errorf("apitoken: store: %w", err))
 		}
 	}
 	return "", Token{}, fmt.Errorf("apitoken: store reported a duplicate %d times: %w", issueRetries, ErrDuplicate)
+}
+
+// undoCreate deletes the record of tok after its Create failed with err,
+// which may have come after the store kept it, and returns err, joined with
+// the delete's error if the record may remain. The delete outlives ctx. In
+// a transaction (InTx), the caller's rollback undoes it instead.
+func (iss *Issuer) undoCreate(ctx context.Context, tok Token, err error) error {
+	if iss.tx != nil || errors.Is(err, ErrInvalidInput) {
+		return err // refused before anything was written, or the caller's transaction decides
+	}
+	undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	undo := iss.store.Delete(undoCtx, tok.AccountID, tok.ID)
+	if undo == nil || errors.Is(undo, ErrNotFound) {
+		return err // removed, or never stored
+	}
+	iss.logger().LogAttrs(ctx, slog.LevelWarn, "apitoken: a token that failed to issue may remain in the store",
+		slog.String("account_id", tok.AccountID), slog.String("token_id", tok.ID), slog.Any("err", undo))
+	return errors.Join(err, fmt.Errorf("apitoken: the token may have been stored, and could not be deleted (id %s): %w", tok.ID, undo))
 }
 
 // List returns the tokens of an account, oldest first (ties by ID). It never
@@ -279,9 +307,20 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) (err e
 // and returns an error wrapping errors.ErrUnsupported.
 //
 // An unknown or expired id, or the id of another account's token, is an
-// error wrapping ErrNotFound and changes nothing. If the store fails after
-// the successor was created, Rotate deletes the successor again and returns
-// the error.
+// error wrapping ErrNotFound and changes nothing.
+//
+// No failure leaves the account with fewer working tokens than before the
+// call. The successor is created first (a failure there is undone as in
+// Issue, and the old token is untouched). If changing the old token then
+// fails, the change may have reached the store all the same (a commit
+// whose reply was lost): Rotate reads the old token back, with a context of
+// its own that outlives ctx. If the change took effect, Rotate succeeds and
+// returns the successor; if it did not, Rotate deletes the successor and
+// returns the error, and the old token works as before. Only if the store
+// cannot be read for 10 seconds does Rotate not know: it then deletes the
+// successor and returns an error that says so; list the account's tokens
+// once the store answers, and rotate again or issue a token if the old one
+// is gone or shortened.
 func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace time.Duration) (secret string, tok Token, err error) {
 	ctx = iss.begin(ctx, OpRotate)
 	defer iss.end(ctx, OpRotate, accountID, tokenID, &err)
@@ -310,13 +349,23 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 	if err != nil {
 		return "", Token{}, err
 	}
+	until := now.Add(grace).Truncate(time.Microsecond)
 	if grace == 0 {
 		err = iss.store.Delete(ctx, accountID, old.ID)
 	} else {
-		err = iss.shortenExpiry(ctx, old, now.Add(grace).Truncate(time.Microsecond))
+		err = iss.shortenExpiry(ctx, old, until)
 	}
 	// Also after an error: the change may have reached the store anyway.
 	iss.invalidate(ctx, accountID, old.ID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		// A failure may hide a success: read the old token back.
+		switch applied, checkErr := iss.rotated(ctx, old, grace, until); {
+		case applied:
+			err = nil
+		case checkErr != nil:
+			err = errors.Join(err, fmt.Errorf("apitoken: whether the old token was changed is unknown: %w", checkErr))
+		}
+	}
 	if err != nil {
 		// Leave things as they were: the successor goes, the old token stays,
 		// also when the caller's context has ended.
@@ -334,6 +383,33 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		iss.emit(ctx, Event{Kind: KindRotated, Op: OpRotate, AccountID: accountID, TokenID: old.ID, Related: tok.ID, Grace: grace, At: now})
 	}
 	return secret, tok, nil
+}
+
+// rotated reports whether the change Rotate made to old (deleted with a
+// grace of 0, its expiry brought forward to until otherwise) is in the
+// store, after the call that made it failed. It reads the token back with a
+// context of its own, bounded by undoTimeout, trying again while the store
+// fails; it returns the last error if it never could.
+func (iss *Issuer) rotated(ctx context.Context, old Token, grace time.Duration, until time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	pause := 10 * time.Millisecond
+	for {
+		toks, err := iss.store.List(ctx, old.AccountID)
+		if err == nil {
+			i := slices.IndexFunc(toks, func(t Token) bool { return t.ID == old.ID })
+			if grace == 0 {
+				return i < 0, nil
+			}
+			return i >= 0 && !toks[i].ExpiresAt.IsZero() && !toks[i].ExpiresAt.After(until), nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
 }
 
 // liveToken returns the token of the account with that id, or

@@ -284,7 +284,7 @@ func TestIssueRetriesDuplicates(t *testing.T) {
 		assert.NotErrorIs(t, err, apitoken.ErrInvalidInput)
 		assert.Empty(t, secret)
 		assert.Zero(t, tok)
-		assert.EqualValues(t, 1, store.calls.Load())
+		assert.EqualValues(t, 2, store.calls.Load(), "one Create, not retried, and one Delete of what it may have stored")
 	})
 }
 
@@ -861,4 +861,157 @@ func TestRotateUnderContention(t *testing.T) {
 	toks, err := iss.List(t.Context(), "acme")
 	require.NoError(t, err)
 	require.Equal(t, now.Add(time.Hour), toks[0].ExpiresAt, "the grace holds")
+}
+
+// errLostReply is what a store returns when the database committed but its
+// reply never arrived (a failover, a proxy restart).
+var errLostReply = errors.New("connection reset by peer")
+
+// TestIssueLeavesNoGhostAfterALostReply fails Create after the store kept
+// the record: Issue must return an error and remove the record, which no one
+// holds the secret of, also when the caller's context has ended.
+func TestIssueLeavesNoGhostAfterALostReply(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		commit    bool // the store keeps the record before failing
+		cancel    bool // the caller's context ends with the failure
+		failUndo  bool // the delete that undoes it fails too
+		wantGhost bool
+	}{
+		{name: "ok, committed, reply lost: the record is deleted again", commit: true},
+		{name: "ok, committed, and the caller's context ended: deleted all the same", commit: true, cancel: true},
+		{name: "ok, not committed: nothing to delete", commit: false},
+		{name: "nok, committed and the undo fails: the error says the token may remain", commit: true, failUndo: true, wantGhost: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			st := newSpy()
+			st.onCreate = func(ctx context.Context, rec apitoken.Record, next func(context.Context, apitoken.Record) error) error {
+				if tt.commit {
+					require.NoError(t, next(ctx, rec))
+				}
+				if tt.cancel {
+					cancel()
+				}
+				return errLostReply
+			}
+			st.onDelete = func(ctx context.Context, accountID, id string, next func(context.Context, string, string) error) error {
+				if tt.failUndo {
+					return errLostReply
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				return next(ctx, accountID, id)
+			}
+			var logs bytes.Buffer
+			iss := newIssuer(t, st, apitoken.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+			secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.ErrorIs(t, err, errLostReply)
+			assert.Empty(t, secret)
+			assert.Zero(t, tok)
+			toks, err := st.Store.List(t.Context(), "acme")
+			require.NoError(t, err)
+			if !tt.wantGhost {
+				assert.Empty(t, toks, "a failed Issue must leave no token behind")
+				assert.Empty(t, logs.String())
+				return
+			}
+			require.Len(t, toks, 1)
+			_, _, err = iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			assert.ErrorContains(t, err, "may have been stored")
+			assert.Contains(t, logs.String(), toks[0].ID, "the warning names the token to delete")
+		})
+	}
+}
+
+// TestRotateAfterALostReply fails the change of the old token (its delete,
+// or its new expiry) after or before the store applied it: whatever
+// happened, the account must not end with fewer working tokens, and the
+// caller must learn which way it went.
+func TestRotateAfterALostReply(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		grace       time.Duration
+		apply       bool // the store applies the change before failing
+		listFails   bool // and cannot be read afterwards
+		wantRotated bool
+	}{
+		{name: "ok, grace 0, deleted, reply lost: rotated", grace: 0, apply: true, wantRotated: true},
+		{name: "ok, grace 1h, shortened, reply lost: rotated", grace: time.Hour, apply: true, wantRotated: true},
+		{name: "nok, grace 0, not deleted: the old token stays, the successor goes", grace: 0},
+		{name: "nok, grace 1h, not shortened: the old token stays, the successor goes", grace: time.Hour},
+		{name: "nok, grace 1h, shortened, and the store cannot be read: unknown", grace: time.Hour, apply: true, listFails: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newSpy()
+			var broken atomic.Bool // List fails once the change failed
+			st.onDelete = func(ctx context.Context, accountID, id string, next func(context.Context, string, string) error) error {
+				if tt.grace == 0 && !broken.Load() {
+					broken.Store(true)
+					if tt.apply {
+						require.NoError(t, next(ctx, accountID, id))
+					}
+					return errLostReply
+				}
+				return next(ctx, accountID, id)
+			}
+			st.onSetExpiry = func(ctx context.Context, accountID, id string, from, to time.Time, next func(context.Context, string, string, time.Time, time.Time) error) error {
+				broken.Store(true)
+				if tt.apply {
+					require.NoError(t, next(ctx, accountID, id, from, to))
+				}
+				return errLostReply
+			}
+			store := apitoken.Store(st)
+			if tt.listFails {
+				store = &failingList{spyStore: st, fail: &broken}
+			}
+			iss := newIssuer(t, store)
+			ctx := t.Context()
+			oldSecret, old, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+
+			secret, tok, err := iss.Rotate(ctx, "acme", old.ID, tt.grace)
+			broken.Store(false)
+			toks, listErr := st.Store.List(ctx, "acme")
+			require.NoError(t, listErr)
+			_, oldErr := iss.Verify(ctx, "acme", oldSecret)
+			if tt.wantRotated {
+				require.NoError(t, err, "the change took effect: Rotate succeeded")
+				_, err := iss.Verify(ctx, "acme", secret)
+				require.NoError(t, err, "the successor works")
+				assert.Contains(t, toks, tok)
+				if tt.grace == 0 {
+					assert.Equal(t, apitoken.ErrInvalidToken, oldErr)
+				} else {
+					assert.NoError(t, oldErr, "the old token works for its grace")
+				}
+				return
+			}
+			require.ErrorIs(t, err, errLostReply)
+			assert.Empty(t, secret)
+			if tt.listFails {
+				assert.ErrorContains(t, err, "unknown")
+				return
+			}
+			assert.NoError(t, oldErr, "the old token works as before")
+			require.Len(t, toks, 1, "the successor was deleted")
+			assert.Equal(t, old, toks[0])
+		})
+	}
+}
+
+// failingList is a spyStore whose List fails while fail is set.
+type failingList struct {
+	*spyStore
+	fail *atomic.Bool
+}
+
+func (s *failingList) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
+	if s.fail.Load() {
+		return nil, errLostReply
+	}
+	return s.spyStore.List(ctx, accountID)
 }

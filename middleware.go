@@ -28,9 +28,13 @@ type MiddlewareConfig struct {
 	// ErrInvalidRequest, ErrInvalidToken, ErrInsufficientScope (from
 	// RequireScope), or any other error for a failure to check the
 	// credentials (the store failed, the request's context ended). Nil means
-	// the default: an RFC 6750 challenge and a short application/problem+json
-	// body that never echoes the request, with Cache-Control: no-store;
-	// 401, 400, 401, 403 and 503 respectively.
+	// the default: an RFC 6750 challenge (on a 401, followed by a Basic one
+	// when the Extractor reads Basic credentials) and a short
+	// application/problem+json body that never echoes the request, with
+	// Cache-Control: no-store; 401, 400, 401, 403 and 503 respectively. A
+	// request whose Authorization header uses a scheme the Extractor does
+	// not read gets an error wrapping ErrNoCredentials, answered with 401
+	// and a body naming the accepted forms.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 
 	// Logger receives failures to check credentials, at Error level
@@ -94,9 +98,10 @@ func checkRealm(realm string) error {
 //
 // and calls next with the verified Token in the request context, where
 // FromContext finds it. Otherwise it answers without calling next: 401 when
-// there are no credentials or the token is invalid, expired, deleted or of
-// another account; 400 when the credentials are malformed or ambiguous, or
-// a token is in the URL query (never accepted); 503 when the store fails.
+// there are no credentials (or only of another scheme) or the token is
+// invalid, expired, deleted or of another account, challenging for Bearer
+// and Basic; 400 when the credentials are malformed or ambiguous, or a
+// token is in the URL query (never accepted); 503 when the store fails.
 // NewMiddleware configures it.
 func (iss *Issuer) Middleware(next http.Handler) http.Handler {
 	return newGuard(iss, MiddlewareConfig{}).Middleware(next)

@@ -58,7 +58,16 @@ var realClients = []realClient{
 	{"python3 requests auth=(account, secret)", "python3", func(url, a, s string) []string {
 		return []string{"-c", pyRequests, url, a, s}
 	}, false},
+	{"httpie -a (Basic)", "http", func(url, a, s string) []string {
+		return []string{"--ignore-stdin", "--check-status", "-b", "-a", a + ":" + s, "GET", url}
+	}, false},
+	{"httpie -A bearer with the account header", "http", func(url, a, s string) []string {
+		return []string{"--ignore-stdin", "--check-status", "-b", "-A", "bearer", "-a", s, "GET", url, "X-Account-ID:" + a}
+	}, false},
 }
+
+// installHint says how to install a client's program on Debian.
+var installHint = map[string]string{"curl": "curl", "wget": "wget", "python3": "python3", "http": "httpie"}
 
 // TestRealClients drives clients nobody here wrote (curl, wget, Python's
 // urllib and requests) against the default middleware on a loopback
@@ -86,7 +95,7 @@ func TestRealClients(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			prog, err := exec.LookPath(c.program)
 			if err != nil {
-				t.Skipf("%s is not installed: apt-get install -y %s", c.program, c.program)
+				t.Skipf("%s is not installed: apt-get install -y %s", c.program, installHint[c.program])
 			}
 			if c.name == "python3 requests auth=(account, secret)" {
 				if err := exec.Command(prog, "-c", "import requests").Run(); err != nil {
@@ -104,6 +113,39 @@ func TestRealClients(t *testing.T) {
 				assert.Error(t, err, "without a Basic challenge %s should not send credentials: %s", c.name, out)
 				assert.NotContains(t, string(out), tok.ID)
 			}
+		})
+	}
+
+	// Clients that forget the account header, or use another scheme,
+	// learn the fix from the answer.
+	const (
+		noAccount   = "The token must come with its account id in the X-Account-ID header, or both as Authorization: Basic base64(<account id>:<token>)."
+		otherScheme = "The Authorization scheme is not one this API accepts; use Bearer (with X-Account-ID) or Basic."
+	)
+	for _, c := range []struct {
+		name, program string
+		args          []string
+		status        int
+		detail        string
+	}{
+		{"curl --oauth2-bearer without the account header", "curl", []string{"-sS", "--oauth2-bearer", secret, srv.URL + "/"}, 400, noAccount},
+		{"httpie -A bearer without the account header", "http", []string{"--ignore-stdin", "-b", "-A", "bearer", "-a", secret, "GET", srv.URL + "/"}, 400, noAccount},
+		{"curl with Authorization: token", "curl", []string{"-sS", "-H", "Authorization: token " + secret, "-H", "X-Account-ID: " + tok.AccountID, srv.URL + "/"}, 401, otherScheme},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			prog, err := exec.LookPath(c.program)
+			if err != nil {
+				t.Skipf("%s is not installed: apt-get install -y %s", c.program, installHint[c.program])
+			}
+			out, err := exec.CommandContext(t.Context(), prog, c.args...).CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			var p struct {
+				Status int
+				Detail string
+			}
+			require.NoError(t, json.Unmarshal(out, &p), "%s", out)
+			assert.Equal(t, c.status, p.Status)
+			assert.Equal(t, c.detail, p.Detail)
 		})
 	}
 

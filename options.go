@@ -212,8 +212,15 @@ func WithPreviousHashKeys(keys ...[]byte) Option {
 // take effect at once.
 //
 // A hit never lengthens an entry's life, and the token's expiry is checked
-// on every hit. Only tokens that verified are kept; an unknown secret always
-// asks the store, and concurrent misses for one secret make one store call.
+// on every hit. Only tokens that verified are kept, and concurrent misses
+// for one secret make one store call. A refusal costs the same whether the
+// token is live or not: a cached token presented with another account id,
+// or expired, is looked up in the store as an unknown secret is, and each
+// refusal that asked the store is remembered for that secret and account id
+// for ttl or one second, whichever is shorter (at most size of them, and
+// 65,536), so that the same one again costs no store read. A store that
+// does not see its own writes at once (a lagging replica) may thus have a
+// new token refused for up to that second after its first refusal.
 // When the store fails, the cached tokens keep verifying until their ttl
 // ends, and the others get the store's error (503 from the middleware);
 // when it is back, everything works again. LastUsedAt, as Verify returns

@@ -22,6 +22,7 @@ type spyStore struct {
 	failWith   error        // returned by every call of the four methods when set
 	mu         sync.Mutex
 
+	onCreate        func(ctx context.Context, rec apitoken.Record, next func(context.Context, apitoken.Record) error) error
 	onLookup        func(ctx context.Context, h apitoken.Hash, next func(context.Context, apitoken.Hash) (apitoken.Record, error)) (apitoken.Record, error)
 	onDelete        func(ctx context.Context, accountID, id string, next func(context.Context, string, string) error) error
 	onDeleteAccount func(ctx context.Context, accountID string, next func(context.Context, string) (int, error)) (int, error)
@@ -44,6 +45,9 @@ func (s *spyStore) Create(ctx context.Context, rec apitoken.Record) error {
 	s.mu.Unlock()
 	if s.failWith != nil {
 		return s.failWith
+	}
+	if s.onCreate != nil {
+		return s.onCreate(ctx, rec, s.Store.Create)
 	}
 	return s.Store.Create(ctx, rec)
 }

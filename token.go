@@ -69,7 +69,12 @@ const (
 	checksumLen  = 6
 	maxPrefixLen = 32
 	base62       = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 
+// A secret is <prefix>_<32 base62 characters><6 base62 characters>: a
+// prefix of 1 to 32 characters of [a-z0-9_] starting with a letter, about
+// 190 random bits, and a checksum.
+const (
 	// DefaultPrefix is the prefix of secrets issued without WithPrefix. Set
 	// your own: secret scanners and the secret-scanning partner programs
 	// route a leaked secret to its issuer by a prefix unique to it, and

@@ -42,25 +42,35 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string) (Token,
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
-	f, err := iss.cache.fetch(ctx, h, now, func(ctx context.Context) (Record, Hash, error) {
+	f, err := iss.cache.fetch(ctx, h, accountID, now, func(ctx context.Context) (Record, Hash, error) {
 		return iss.lookup(ctx, secret, h)
 	})
 	rec := f.rec
+	// Each refusal after a store read is remembered by the cache for a
+	// moment, so that the same one again costs no store read, whether the
+	// token is live or not.
+	refuse := func(e Event) error {
+		if !f.cached {
+			iss.cache.refuse(h, accountID, now)
+		}
+		e.AccountID, e.Cached, e.At = accountID, f.cached, now
+		return iss.refused(ctx, h[0], e)
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, iss.refused(ctx, h[0], Event{Reason: ReasonUnknown, AccountID: accountID, At: now})
+			return Token{}, refuse(Event{Reason: ReasonUnknown})
 		}
 		return Token{}, iss.verifyFailed(ctx, h[0], accountID, now, fmt.Errorf("apitoken: store: %w", err))
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
 	if rec.Hash != f.want {
-		return Token{}, iss.refused(ctx, h[0], Event{Reason: ReasonUnknown, AccountID: accountID, Cached: f.cached, At: now})
+		return Token{}, refuse(Event{Reason: ReasonUnknown})
 	}
 	if rec.AccountID != accountID {
-		return Token{}, iss.refused(ctx, h[0], Event{Reason: ReasonWrongAccount, AccountID: accountID, TokenID: rec.ID, Related: rec.AccountID, Cached: f.cached, At: now})
+		return Token{}, refuse(Event{Reason: ReasonWrongAccount, TokenID: rec.ID, Related: rec.AccountID})
 	}
 	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-		return Token{}, iss.refused(ctx, h[0], Event{Reason: ReasonExpired, AccountID: accountID, TokenID: rec.ID, Cached: f.cached, At: now})
+		return Token{}, refuse(Event{Reason: ReasonExpired, TokenID: rec.ID})
 	}
 	if f.want != h {
 		if !f.shared {

@@ -94,7 +94,8 @@ func TestCollector(t *testing.T) {
 		_, err = iss.Verify(ctx, "acme", secret) // a miss, then a hit
 		require.NoError(t, err)
 	}
-	_, _ = iss.Verify(ctx, "globex", secret) // from the cache
+	_, _ = iss.Verify(ctx, "globex", secret) // asks the store
+	_, _ = iss.Verify(ctx, "globex", secret) // the cache remembers the refusal
 	_, _ = iss.Verify(ctx, "acme", "nope")
 	store.down.Store(true)
 	_, err = iss.Verify(ctx, "acme", other)
@@ -114,7 +115,7 @@ apitoken_verifications_total{outcome="malformed"} 1
 apitoken_verifications_total{outcome="store_failed"} 1
 apitoken_verifications_total{outcome="unknown"} 0
 apitoken_verifications_total{outcome="verified"} 2
-apitoken_verifications_total{outcome="wrong_account"} 1
+apitoken_verifications_total{outcome="wrong_account"} 2
 # HELP apitoken_cache_entries Tokens held by the cache.
 # TYPE apitoken_cache_entries gauge
 apitoken_cache_entries 1
@@ -126,7 +127,7 @@ apitoken_cache_max_entries 100
 apitoken_cache_hits_total 2
 # HELP apitoken_cache_misses_total Verifications that asked the store.
 # TYPE apitoken_cache_misses_total counter
-apitoken_cache_misses_total 2
+apitoken_cache_misses_total 3
 # HELP apitoken_cache_evictions_total Entries pushed out of a full cache before their TTL.
 # TYPE apitoken_cache_evictions_total counter
 apitoken_cache_evictions_total 0
@@ -185,7 +186,7 @@ apitoken_last_uses_failed_total 0
 		outcome, cached string
 		n               int
 	}{
-		{"refused", "false", 1}, {"refused", "true", 1}, {"store_failed", "false", 1}, {"store_failed", "true", 0},
+		{"refused", "false", 2}, {"refused", "true", 1}, {"store_failed", "false", 1}, {"store_failed", "true", 0},
 		{"verified", "false", 1}, {"verified", "true", 1},
 	} {
 		for _, le := range []string{"1e-06", "4e-06", "1.6e-05", "6.4e-05", "0.000256", "0.001024", "0.004096", "0.016384", "0.065536", "0.262144", "1.048576", "+Inf"} {
@@ -214,7 +215,7 @@ func sum(n int) string {
 	if n == 0 {
 		return "0"
 	}
-	return "3e-06"
+	return itoa(3*n) + "e-06"
 }
 
 func TestCollectorBeforeWatch(t *testing.T) {

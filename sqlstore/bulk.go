@@ -8,16 +8,21 @@ import (
 	"github.com/apitoken-go/apitoken"
 )
 
-// DeleteAccount implements apitoken.AccountDeleter.
+// DeleteAccount implements apitoken.AccountDeleter. The account's
+// revocation is logged in the same transaction (see Bus).
 func (s *Store) DeleteAccount(ctx context.Context, accountID string) (int, error) {
 	if !storable(accountID) {
 		return 0, nil
 	}
-	res, err := s.exec(ctx, &s.stmts.deleteAccount, accountID)
+	var n int
+	err := s.revoking(ctx, func(db execer) (_ []revocation, err error) {
+		n, err = execCount(ctx, db, s.script.queries["delete-account"], accountID)
+		return revokedIf(n, accountID, ""), err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: delete account: %w", err)
 	}
-	return rowsAffected("delete account", res)
+	return n, nil
 }
 
 // DeleteExpired implements apitoken.ExpiredDeleter. The database scans the

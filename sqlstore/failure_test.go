@@ -525,7 +525,13 @@ func TestDeleteFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, mock := newMockStore(t, Postgres)
-			tc.answer(mock.ExpectPrepare(s.script.queries["delete"]).ExpectExec().WithArgs("tok-1", "acct-1"))
+			mock.ExpectBegin()
+			tc.answer(mock.ExpectExec(s.script.queries["delete"]).WithArgs("tok-1", "acct-1"))
+			if strings.HasPrefix(tc.name, "ok") {
+				mock.ExpectCommit() // nothing deleted: nothing to log
+			} else {
+				mock.ExpectRollback()
+			}
 
 			err := s.Delete(t.Context(), "acct-1", "tok-1")
 			require.Error(t, err)
@@ -997,10 +1003,11 @@ func TestBulkDeleteFailure(t *testing.T) {
 	ops := []struct {
 		op, query string
 		arg       any
+		revokes   bool // logs a revocation
 		call      func(s *Store) (int, error)
 	}{
-		{"delete account", "delete-account", "acct-1", func(s *Store) (int, error) { return s.DeleteAccount(t.Context(), "acct-1") }},
-		{"delete expired", "delete-expired", before, func(s *Store) (int, error) { return s.DeleteExpired(t.Context(), before) }},
+		{"delete account", "delete-account", "acct-1", true, func(s *Store) (int, error) { return s.DeleteAccount(t.Context(), "acct-1") }},
+		{"delete expired", "delete-expired", before, false, func(s *Store) (int, error) { return s.DeleteExpired(t.Context(), before) }},
 	}
 	for _, op := range ops {
 		for _, tc := range []struct {
@@ -1035,7 +1042,19 @@ func TestBulkDeleteFailure(t *testing.T) {
 		} {
 			t.Run(op.op+"/"+tc.name, func(t *testing.T) {
 				s, _, mock := newMockStore(t, Postgres)
-				tc.answer(mock.ExpectPrepare(s.script.queries[op.query]).ExpectExec().WithArgs(op.arg))
+				if op.revokes {
+					// In a transaction with its revocation, when rows went.
+					mock.ExpectBegin()
+					tc.answer(mock.ExpectExec(s.script.queries[op.query]).WithArgs(op.arg))
+					if tc.name == "ok, the rows deleted are counted" {
+						mock.ExpectExec(s.script.queries["revoke"]).WithArgs("acct-1", "", sqlmock.AnyArg()).WillReturnResult(sqlmock.NewResult(1, 1))
+						mock.ExpectCommit()
+					} else {
+						mock.ExpectRollback()
+					}
+				} else {
+					tc.answer(mock.ExpectPrepare(s.script.queries[op.query]).ExpectExec().WithArgs(op.arg))
+				}
 
 				n, err := op.call(s)
 				tc.check(t, n, err)
@@ -1064,34 +1083,42 @@ func TestSetExpiryFailure(t *testing.T) {
 	}{
 		{
 			name: "nok, exec error is a system error", dialect: Postgres,
-			expect: func(_ sqlmock.Sqlmock, _ *script, e *sqlmock.ExpectedExec) { e.WillReturnError(errDown) },
-			check:  func(t *testing.T, err error) { requireSystemError(t, err, "set expiry", errDown) },
+			expect: func(m sqlmock.Sqlmock, _ *script, e *sqlmock.ExpectedExec) {
+				e.WillReturnError(errDown)
+				m.ExpectRollback()
+			},
+			check: func(t *testing.T, err error) { requireSystemError(t, err, "set expiry", errDown) },
 		},
 		{
 			name: "nok, no row changed in PostgreSQL: ErrNotFound", dialect: Postgres,
-			expect: func(_ sqlmock.Sqlmock, _ *script, e *sqlmock.ExpectedExec) {
+			expect: func(m sqlmock.Sqlmock, _ *script, e *sqlmock.ExpectedExec) {
 				e.WillReturnResult(sqlmock.NewResult(0, 0))
+				m.ExpectCommit() // nothing to log
 			},
 			check: func(t *testing.T, err error) { require.ErrorIs(t, err, apitoken.ErrNotFound) },
 		},
 		{
 			name: "nok, no row changed in MySQL: ErrNotFound, as the new expiry always differs", dialect: MySQL,
-			expect: func(_ sqlmock.Sqlmock, _ *script, e *sqlmock.ExpectedExec) {
+			expect: func(m sqlmock.Sqlmock, _ *script, e *sqlmock.ExpectedExec) {
 				e.WillReturnResult(sqlmock.NewResult(0, 0))
+				m.ExpectCommit() // nothing to log
 			},
 			check: func(t *testing.T, err error) { require.ErrorIs(t, err, apitoken.ErrNotFound) },
 		},
 		{
 			name: "ok, one row changed in MySQL", dialect: MySQL,
-			expect: func(_ sqlmock.Sqlmock, _ *script, e *sqlmock.ExpectedExec) {
+			expect: func(m sqlmock.Sqlmock, sc *script, e *sqlmock.ExpectedExec) {
 				e.WillReturnResult(sqlmock.NewResult(0, 1))
+				m.ExpectExec(sc.queries["revoke"]).WithArgs("acct-1", "tok-1", sqlmock.AnyArg()).WillReturnResult(sqlmock.NewResult(1, 1))
+				m.ExpectCommit()
 			},
 			check: func(t *testing.T, err error) { require.NoError(t, err) },
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, mock := newMockStore(t, tc.dialect)
-			exec := mock.ExpectPrepare(s.script.queries["set-expiry"]).ExpectExec().WithArgs(s.timeArg(at), "tok-1", "acct-1", nil)
+			mock.ExpectBegin()
+			exec := mock.ExpectExec(s.script.queries["set-expiry"]).WithArgs(s.timeArg(at), "tok-1", "acct-1", nil)
 			tc.expect(mock, s.script, exec)
 
 			tc.check(t, s.SetExpiry(t.Context(), "acct-1", "tok-1", time.Time{}, at))

@@ -51,20 +51,27 @@ func TestDeadlockVictimRunsAgain(t *testing.T) {
 		if d == MySQL {
 			victim = &fakeMySQLError{Number: 1213, Message: "Deadlock found"}
 		}
+		// Each attempt is a transaction of its own, with the revocation.
 		t.Run(d.String()+"/ok, Delete runs again", func(t *testing.T) {
 			s, _, mock := newMockStore(t, d)
-			prep := mock.ExpectPrepare(s.script.queries["delete"])
-			prep.ExpectExec().WithArgs("id", "acct").WillReturnError(victim)
-			prep.ExpectExec().WithArgs("id", "acct").WillReturnError(victim)
-			prep.ExpectExec().WithArgs("id", "acct").WillReturnResult(sqlmock.NewResult(0, 1))
+			for range 2 {
+				mock.ExpectBegin()
+				mock.ExpectExec(s.script.queries["delete"]).WithArgs("id", "acct").WillReturnError(victim)
+				mock.ExpectRollback()
+			}
+			mock.ExpectBegin()
+			mock.ExpectExec(s.script.queries["delete"]).WithArgs("id", "acct").WillReturnResult(sqlmock.NewResult(0, 1))
+			mock.ExpectExec(s.script.queries["revoke"]).WithArgs("acct", "id", sqlmock.AnyArg()).WillReturnResult(sqlmock.NewResult(1, 1))
+			mock.ExpectCommit()
 			require.NoError(t, s.Delete(t.Context(), "acct", "id"))
 			require.NoError(t, mock.ExpectationsWereMet())
 		})
 		t.Run(d.String()+"/nok, gives up after retryAttempts", func(t *testing.T) {
 			s, _, mock := newMockStore(t, d)
-			prep := mock.ExpectPrepare(s.script.queries["delete-account"])
 			for range retryAttempts {
-				prep.ExpectExec().WithArgs("acct").WillReturnError(victim)
+				mock.ExpectBegin()
+				mock.ExpectExec(s.script.queries["delete-account"]).WithArgs("acct").WillReturnError(victim)
+				mock.ExpectRollback()
 			}
 			_, err := s.DeleteAccount(t.Context(), "acct")
 			requireSystemError(t, err, "delete account", victim)
@@ -73,7 +80,9 @@ func TestDeadlockVictimRunsAgain(t *testing.T) {
 		t.Run(d.String()+"/nok, another error does not run again", func(t *testing.T) {
 			s, _, mock := newMockStore(t, d)
 			errDown := errors.New("connection refused")
-			mock.ExpectPrepare(s.script.queries["delete"]).ExpectExec().WithArgs("id", "acct").WillReturnError(errDown)
+			mock.ExpectBegin()
+			mock.ExpectExec(s.script.queries["delete"]).WithArgs("id", "acct").WillReturnError(errDown)
+			mock.ExpectRollback()
 			requireSystemError(t, s.Delete(t.Context(), "acct", "id"), "delete", errDown)
 			require.NoError(t, mock.ExpectationsWereMet())
 		})

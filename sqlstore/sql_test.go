@@ -20,7 +20,8 @@ var allDialects = []Dialect{Postgres, MySQL, SQLite}
 // the ones the Store and Migrate run, and no stray ones (a misspelt section
 // name would leave a query empty at run time).
 func wantQueries(d Dialect) []string {
-	q := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account", "set-last-used", "rehash"}
+	q := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account", "set-last-used", "rehash",
+		"revoke", "revocations-after", "revocations-in", "revocations-since", "revocations-last", "revocations-prune"} // the revocation log
 	switch d {
 	case Postgres:
 		q = append(q, "lock-account", "isolation") // CreateLimited's lock, and its check of the caller's transaction

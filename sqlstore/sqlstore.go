@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apitoken-go/apitoken"
@@ -28,9 +29,12 @@ type Store struct {
 	tx      DBTX        // set in a Store made by WithTx
 }
 
-// statements are the Store's prepared statements.
+// statements are the Store's prepared statements. The writes that revoke
+// tokens run in a transaction with the revocation log's insert (see
+// revoking), as text: they are not among them.
 type statements struct {
-	create, lookup, list, delete, deleteAccount, deleteExpired, setExpiry, rehash, setLastUsed preparedStmt
+	create, lookup, list, deleteExpired, setLastUsed preparedStmt
+	closed                                           atomic.Bool // set by Close
 }
 
 // DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
@@ -77,9 +81,8 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	}
 	st := &statements{}
 	for name, p := range map[string]*preparedStmt{
-		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete": &st.delete,
-		"delete-account": &st.deleteAccount, "delete-expired": &st.deleteExpired, "set-expiry": &st.setExpiry,
-		"rehash": &st.rehash, "set-last-used": &st.setLastUsed,
+		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete-expired": &st.deleteExpired,
+		"set-last-used": &st.setLastUsed,
 	} {
 		p.db, p.query = db, sc.queries[name]
 	}
@@ -110,8 +113,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	st := s.stmts
-	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.delete.close(),
-		st.deleteAccount.close(), st.deleteExpired.close(), st.setExpiry.close(), st.rehash.close(), st.setLastUsed.close())
+	st.closed.Store(true)
+	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.deleteExpired.close(), st.setLastUsed.close())
 }
 
 // Create implements apitoken.Store.
@@ -211,23 +214,34 @@ func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, e
 	return toks, nil
 }
 
-// Delete implements apitoken.Store.
+// Delete implements apitoken.Store. The token's revocation is logged in
+// the same transaction (see Bus).
 func (s *Store) Delete(ctx context.Context, accountID, id string) error {
 	if !storable(accountID) || !storable(id) {
 		return errNotFound
 	}
-	res, err := s.exec(ctx, &s.stmts.delete, id, accountID)
+	var n int
+	err := s.revoking(ctx, func(db execer) (_ []revocation, err error) {
+		n, err = execCount(ctx, db, s.script.queries["delete"], id, accountID)
+		return revokedIf(n, accountID, id), err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlstore: delete: %w", err)
-	}
-	n, err := rowsAffected("delete", res)
-	if err != nil {
-		return err
 	}
 	if n == 0 {
 		return errNotFound
 	}
 	return nil
+}
+
+// execCount runs query through db and returns how many rows it changed.
+func execCount(ctx context.Context, db execer, query string, args ...any) (int, error) {
+	res, err := db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // exec, queryRow and query run p's statement through the transaction of a

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"container/list"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -25,6 +27,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/sqlstore"
 )
 
 // demoAccount is the one account of the demo. A real app takes the account
@@ -65,6 +68,9 @@ type app struct {
 	secure bool   // served over HTTPS: the session cookie is Secure
 	nonces nonces
 	pages  map[string]*template.Template
+	// ready reports whether the token store can serve, for /healthz
+	// (sqlstore's Store.Ready); nil means always.
+	ready func(context.Context) error
 }
 
 // newApp returns the app over iss, logging requests to log. baseURL is
@@ -130,6 +136,11 @@ func (a *app) routes() http.Handler {
 	pages.HandleFunc("POST /account/tokens", a.member(a.generate))
 	pages.HandleFunc("POST /account/tokens/{id}/delete", a.member(a.deleteToken))
 	static, _ := fs.Sub(files, "static")
+	pages.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/x-icon")
+		http.ServeFileFS(w, r, static, "favicon.ico")
+	})
+	pages.HandleFunc("GET /healthz", a.healthz)
 	pages.HandleFunc("GET /static/{file}", func(w http.ResponseWriter, r *http.Request) {
 		// Files only: a folder would be listed.
 		if f, err := fs.Stat(static, r.PathValue("file")); err != nil || f.IsDir() {
@@ -449,10 +460,44 @@ var hintRE = regexp.MustCompile(`^[0-9a-f]{6}$`)
 
 func (a *app) prefs(w http.ResponseWriter, r *http.Request, member string) {
 	p := prefsPage{}
-	if h := r.URL.Query().Get("deleted"); hintRE.MatchString(h) {
-		p.Flash = "Token …" + h + " was deleted. It no longer works."
+	if h, name, ok := a.deletedFlash(r.URL.Query().Get("deleted")); ok {
+		if name != "" {
+			p.Flash = "Token “" + name + "” (…" + h + ") was deleted. It no longer works."
+		} else {
+			p.Flash = "Token …" + h + " was deleted. It no longer works."
+		}
 	}
 	a.renderPrefs(w, r, http.StatusOK, member, p)
+}
+
+// deletedParam is the ?deleted= value of the page shown after a delete:
+// the token's hint, and its name signed with the session key, so that a
+// link from elsewhere cannot make the page announce a deletion of its
+// choosing.
+func (a *app) deletedParam(h, name string) string {
+	if name == "" {
+		return h
+	}
+	payload := h + "." + base64.RawURLEncoding.EncodeToString([]byte(name))
+	return payload + "." + a.sign("deleted."+payload)
+}
+
+// deletedFlash reads a deletedParam value: the hint, and the name if it was
+// signed.
+func (a *app) deletedFlash(v string) (h, name string, ok bool) {
+	if hintRE.MatchString(v) {
+		return v, "", true
+	}
+	h, rest, _ := strings.Cut(v, ".")
+	enc, sig, _ := strings.Cut(rest, ".")
+	if !hintRE.MatchString(h) || !hmac.Equal([]byte(sig), []byte(a.sign("deleted."+h+"."+enc))) {
+		return "", "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return "", "", false
+	}
+	return h, string(b), true
 }
 
 // renderPrefs fills in the account's tokens and a fresh form nonce, and
@@ -569,6 +614,16 @@ func (a *app) expiry(f tokenForm) (time.Time, string) {
 
 func (a *app) deleteToken(w http.ResponseWriter, r *http.Request, _ string) {
 	id := r.PathValue("id")
+	// The name, for the message after the delete; without the list the
+	// message names the hint alone.
+	var name string
+	if toks, err := a.iss.List(r.Context(), demoAccount); err == nil {
+		for _, t := range toks {
+			if t.ID == id {
+				name = t.Name
+			}
+		}
+	}
 	err := a.iss.Delete(r.Context(), demoAccount, id)
 	switch {
 	case errors.Is(err, apitoken.ErrNotFound), errors.Is(err, apitoken.ErrInvalidInput):
@@ -580,7 +635,31 @@ func (a *app) deleteToken(w http.ResponseWriter, r *http.Request, _ string) {
 		return
 	}
 	a.log.Info("token deleted", "account", demoAccount, "token_id", id)
-	http.Redirect(w, r, prefsPath+"?deleted="+hint(id), http.StatusSeeOther)
+	http.Redirect(w, r, prefsPath+"?deleted="+url.QueryEscape(a.deletedParam(hint(id), name)), http.StatusSeeOther)
+}
+
+// healthz answers 200 when the token store can serve, and 503 otherwise,
+// telling a deployment mistake (the schema is missing or outdated: run the
+// migration) from an outage, for a load balancer or an orchestrator's
+// readiness probe.
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var err error
+	if a.ready != nil {
+		err = a.ready(r.Context())
+	}
+	switch {
+	case err == nil:
+		_, _ = io.WriteString(w, "ok\n")
+	case errors.Is(err, sqlstore.ErrSchema):
+		a.log.Error("not ready: the token schema is missing or outdated: run Store.Migrate", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not ready: the token tables are missing or outdated; run the migration (sqlstore Store.Migrate)\n")
+	default:
+		a.log.Error("not ready: the token store is unavailable", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not ready: the token store is unavailable\n")
+	}
 }
 
 // ---- Rendering ------------------------------------------------------------

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -710,16 +711,33 @@ func TestDelete(t *testing.T) {
 		resp, _ := e.do(t, c, "POST", "/account/tokens/"+got.TokenID+"/delete", url.Values{}, nil)
 		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 		loc := resp.Header.Get("Location")
-		assert.Equal(t, prefsPath+"?deleted="+hint(got.TokenID), loc)
+		assert.True(t, strings.HasPrefix(loc, prefsPath+"?deleted="+hint(got.TokenID)+"."), loc)
 
 		status, _ = e.whoami(t, secret)
 		assert.Equal(t, http.StatusUnauthorized, status, "a deleted token still works")
 		status, _ = e.whoami(t, keep)
 		assert.Equal(t, http.StatusOK, status, "deleting one token broke another")
 		_, body := e.do(t, c, "GET", loc, nil, nil)
-		assert.Contains(t, body, "Token …"+hint(got.TokenID)+" was deleted.")
+		assert.Contains(t, body, "Token “to delete” (…"+hint(got.TokenID)+") was deleted.", "the message names the token")
 		assert.NotContains(t, body, got.TokenID)
 		assert.Contains(t, body, "to keep")
+
+		// The name is signed: a link from elsewhere cannot choose it.
+		forged := strings.Replace(loc, "dG8gZGVsZXRl", "SGFja2Vk", 1)
+		require.NotEqual(t, loc, forged)
+		_, body = e.do(t, c, "GET", forged, nil, nil)
+		assert.NotContains(t, body, "was deleted")
+	})
+
+	t.Run("ok, an unnamed token's message names its hint", func(t *testing.T) {
+		secret := e.newToken(t, c, "")
+		_, got := e.whoami(t, secret)
+		resp, _ := e.do(t, c, "POST", "/account/tokens/"+got.TokenID+"/delete", url.Values{}, nil)
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		loc := resp.Header.Get("Location")
+		assert.Equal(t, prefsPath+"?deleted="+hint(got.TokenID), loc)
+		_, body := e.do(t, c, "GET", loc, nil, nil)
+		assert.Contains(t, body, "Token …"+hint(got.TokenID)+" was deleted.")
 	})
 
 	otherSecret, other, err := e.app.iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acct_other", Name: "not yours"})
@@ -1083,4 +1101,64 @@ func TestDBConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFavicon checks that /favicon.ico, which browsers ask for on every
+// page, is an icon and not a 404, and that every page links it.
+func TestFavicon(t *testing.T) {
+	e := newEnv(t)
+	c := e.signedIn(t, "alice")
+	resp, body := e.do(t, c, "GET", "/favicon.ico", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "image/x-icon", resp.Header.Get("Content-Type"))
+	assert.True(t, strings.HasPrefix(body, "\x00\x00\x01\x00"), "not an ICO file")
+	for _, path := range []string{prefsPath, "/no-such-page"} {
+		_, page := e.do(t, c, "GET", path, nil, nil)
+		assert.Contains(t, page, `<link rel="icon" href="/favicon.ico"`, path)
+	}
+	resp, err := http.Get(e.srv.URL + "/") // the sign-in page
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `<link rel="icon" href="/favicon.ico"`, "sign-in page")
+}
+
+// TestHealthz checks that /healthz tells a ready store from a missing
+// schema (a forgotten migration) and from an outage.
+func TestHealthz(t *testing.T) {
+	e := newEnv(t)
+	get := func() (int, string) {
+		t.Helper()
+		resp, err := http.Get(e.srv.URL + "/healthz")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+
+	ready, closeReady, err := openStore(t.Context(), filepath.Join(t.TempDir(), "ready.db"))
+	require.NoError(t, err)
+	t.Cleanup(closeReady)
+	e.app.ready = ready.Ready
+	status, body := get()
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, "ok\n", body)
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "unmigrated.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	unmigrated, err := sqlstore.New(db, sqlstore.SQLite)
+	require.NoError(t, err)
+	e.app.ready = unmigrated.Ready
+	status, body = get()
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Contains(t, body, "run the migration")
+
+	require.NoError(t, db.Close())
+	status, body = get()
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Equal(t, "not ready: the token store is unavailable\n", body)
+	assert.Contains(t, e.logs.String(), "run Store.Migrate")
 }

@@ -2,19 +2,25 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -83,6 +89,8 @@ func TestBrowser(t *testing.T) {
 	defer cancel()
 	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
 	defer cancelTimeout()
+	missing := watchFailures(t, ctx)
+	defer func() { assert.Empty(t, missing(), "responses of 400 and more the pages asked for") }()
 
 	shots := t.TempDir()
 	save := func(name string, png []byte) {
@@ -155,10 +163,13 @@ func TestBrowser(t *testing.T) {
 	))
 	assert.Contains(t, eval(`document.querySelector(".signout").innerText`), "alice")
 
-	// Times are shown in the viewer's zone: app.js rewrote the UTC text.
+	// Times are shown in the viewer's zone, named: app.js rewrote the UTC
+	// text.
 	first := eval(`document.querySelector("table.tokens time").textContent`)
 	assert.NotContains(t, first, "UTC", "app.js did not convert the time to local time")
+	assert.Regexp(t, `(GMT\+1|GMT\+2|CET|CEST)$`, first, "the local time does not name its zone")
 	assert.Contains(t, eval(`document.querySelector("table.tokens time").title`), "UTC")
+	assertAxeClean(t, ctx, "the preferences page at 1100 px")
 
 	// Generate a token with a name and an expiry, by a double click while
 	// the store is slow: the second click must not post the form again,
@@ -192,14 +203,16 @@ func TestBrowser(t *testing.T) {
 	assert.True(t, truthy(`document.getElementById("new-token-dialog").contains(document.activeElement)`), "focus is not in the dialog")
 
 	// Copy buttons put the token and the account id on the clipboard.
-	for _, c := range []struct{ button, want string }{
-		{`button[data-copy="new-token"]`, secret},
-		{`button[data-copy="new-account"]`, demoAccount},
+	assertAxeClean(t, ctx, "the new-token dialog at 1100 px")
+	for _, c := range []struct{ button, want, status string }{
+		{`button[data-copy="new-token"]`, secret, "Token copied to the clipboard."},
+		{`button[data-copy="new-account"]`, demoAccount, "Account ID copied to the clipboard."},
 	} {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(c.button))))
 		_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector(".copy-status").textContent.includes("copied")`,
 			chromedp.WithPollingTimeout(5*time.Second)))
 		require.NoError(t, err, "no confirmation after %s", c.button)
+		assert.Equal(t, c.status, eval(`document.querySelector(".copy-status").textContent`))
 		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
 		require.NoError(t, err)
 		assert.Equal(t, c.want, got, "clipboard after %s", c.button)
@@ -346,4 +359,154 @@ func seedTokens(t *testing.T, e *env) {
 	}
 	require.Len(t, e.tokens(t, demoAccount), 2)
 	require.False(t, strings.Contains(e.logs.String(), "apitoken_"), "seeding logged a secret")
+}
+
+// axeSHA256 is the checksum of testdata/axe/axe.min.js (axe-core 4.14.1,
+// see testdata/axe/README.md).
+const axeSHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"
+
+// assertAxeClean runs axe-core on the page and fails for each violation,
+// naming its rule and the elements.
+func assertAxeClean(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("testdata", "axe", "axe.min.js"))
+	require.NoError(t, err)
+	sum := sha256.Sum256(src)
+	require.Equal(t, axeSHA256, hex.EncodeToString(sum[:]), "testdata/axe/axe.min.js is not the copy its README names")
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](string(src)+";0"))
+	require.NoError(t, err, "injecting axe-core")
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`axe.run(document).then(r => JSON.stringify(r.violations.map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.target.join(" "))}))))`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err, "running axe-core")
+	var violations []struct {
+		ID, Help string
+		Nodes    []string
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &violations))
+	for _, v := range violations {
+		t.Errorf("axe on %s: %s (%s): %v", what, v.ID, v.Help, v.Nodes)
+	}
+}
+
+// watchFailures records the URL of every response of status 400 or more
+// the browser receives; the function returns them so far.
+func watchFailures(t *testing.T, ctx context.Context) func() []string {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		bad []string
+	)
+	require.NoError(t, chromedp.Listen(ctx, func(ev any) {
+		if r, ok := ev.(*network.EventResponseReceived); ok && r.Response.Status >= 400 {
+			// The app answers some requests with 4xx on purpose
+			// (a used form, the API without a token); only those of
+			// files count here.
+			if u := r.Response.URL; strings.Contains(u, "/static/") || strings.HasSuffix(u, ".ico") {
+				mu.Lock()
+				bad = append(bad, fmt.Sprintf("%d %s", r.Response.Status, u))
+				mu.Unlock()
+			}
+		}
+	}))
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(bad)
+	}
+}
+
+// TestBrowserPhone opens the demo at 390 px, a phone's width: the page does
+// not scroll sideways, every token's Last used and Delete are on the
+// screen, the new-token dialog is whole on the screen, and axe-core finds
+// nothing, on the list and on the dialog.
+func TestBrowserPhone(t *testing.T) {
+	exe := chromium(t)
+	e := newEnv(t)
+	seedTokens(t, e)
+	_, _, err := e.app.iss.Issue(t.Context(), apitoken.IssueParams{AccountID: demoAccount, MemberID: "carol",
+		Name: "Nightly backup of the production database to object storage", ExpiresAt: time.Now().AddDate(0, 0, 90)})
+	require.NoError(t, err)
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("hide-scrollbars", true),
+	)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTimeout()
+	missing := watchFailures(t, ctx)
+
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		require.NoError(t, err, js)
+		return v
+	}
+	shots := t.TempDir()
+	save := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(shots, name), png, 0o644))
+		if dir := os.Getenv(screenshotDirEnv); dir != "" {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), png, 0o644))
+		}
+	}
+	// offScreen lists the elements of selector whose box is not within the
+	// width of the screen, and the page's own overflow.
+	offScreen := func(selector string) string {
+		t.Helper()
+		return eval(`(() => {
+			const w = window.innerWidth, out = [];
+			if (document.documentElement.scrollWidth > w) out.push("the page is " + document.documentElement.scrollWidth + " px wide for " + w);
+			if (window.scrollX !== 0 || (window.visualViewport && window.visualViewport.pageLeft !== 0)) out.push("the page is scrolled sideways");
+			for (const el of document.querySelectorAll(` + strconv.Quote(selector) + `)) {
+				const r = el.getBoundingClientRect();
+				if (r.width === 0 || r.left < 0 || r.right > w + 0.5 || r.top < 0 && el.closest("dialog")) out.push((el.id || el.className || el.tagName) + " at " + Math.round(r.left) + ".." + Math.round(r.right));
+			}
+			return out.join("; ");
+		})()`)
+	}
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulateMobile, chromedp.EmulateTouch),
+		chromedp.Navigate(e.srv.URL+"/"),
+		chromedp.SendKeys(chromedp.ID("member"), "alice\n"),
+		chromedp.WaitVisible(chromedp.ID("api-token-heading")),
+	))
+	// A page wider than the screen makes a phone's browser zoom out: the
+	// layout viewport grows past 390 px.
+	assert.Equal(t, "390", eval(`String(window.innerWidth)`), "the page is wider than the 390 px screen: the browser zoomed out")
+	assert.Empty(t, offScreen(`table.tokens td.actions button, table.tokens td[data-label="Last used"], table.tokens td[data-label="Name"], pre, .generate button`),
+		"off the screen at 390 px")
+	assertAxeClean(t, ctx, "the preferences page at 390 px")
+	save("accountprefs-phone.png")
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("generate-button")),
+		chromedp.WaitVisible(chromedp.ID("new-token-dialog")),
+	))
+	secret := eval(`document.getElementById("new-token").textContent`)
+	require.Regexp(t, patternRE, secret)
+	e.mu.Lock()
+	e.secrets = append(e.secrets, secret)
+	e.mu.Unlock()
+	assert.Empty(t, offScreen(`#new-token-dialog, #new-token-title, #new-token, #new-account, #new-token-dialog button`),
+		"the dialog is not whole on the screen at 390 px")
+	assertAxeClean(t, ctx, "the new-token dialog at 390 px")
+	save("accountprefs-phone-dialog.png")
+	assert.Empty(t, missing(), "responses of 400 and more the pages asked for")
+	t.Logf("screenshots in %s", shots)
 }

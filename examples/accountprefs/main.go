@@ -104,6 +104,7 @@ func run(ctx context.Context, addr, db, baseURL string, stdout io.Writer) (err e
 	if err != nil {
 		return err
 	}
+	a.ready = store.Ready
 	fmt.Fprintf(stdout, "Account Preferences on http://%s/ (base URL %s; tokens in %s); press Ctrl+C to stop.\n", ln.Addr(), baseURL, describeDB(db))
 
 	srv := &http.Server{

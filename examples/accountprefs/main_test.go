@@ -270,7 +270,7 @@ func TestRunServerDatabases(t *testing.T) {
 	t.Run("ok, PostgreSQL", func(t *testing.T) {
 		dsn := os.Getenv("APITOKEN_PG_DSN")
 		if dsn == "" {
-			t.Skip("set APITOKEN_PG_DSN to run on PostgreSQL")
+			t.Skip("set APITOKEN_PG_DSN to a PostgreSQL URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run on PostgreSQL")
 		}
 		schema := "accountprefs_" + randomHex(t)
 		admin := openAdmin(t, "pgx", dsn)
@@ -300,7 +300,7 @@ func TestRunServerDatabases(t *testing.T) {
 	t.Run("ok, MySQL", func(t *testing.T) {
 		dsn := os.Getenv("APITOKEN_MYSQL_DSN")
 		if dsn == "" {
-			t.Skip("set APITOKEN_MYSQL_DSN to run on MySQL or MariaDB")
+			t.Skip("set APITOKEN_MYSQL_DSN to a go-sql-driver/mysql DSN (e.g. root@tcp(127.0.0.1:3306)/test?parseTime=true) to run on MySQL or MariaDB")
 		}
 		name := "accountprefs_" + randomHex(t)
 		admin := openAdmin(t, "mysql", dsn)

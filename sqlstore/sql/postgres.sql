@@ -45,6 +45,24 @@ CREATE INDEX IF NOT EXISTS apitoken_tokens_account ON apitoken_tokens (account_i
 -- down: 1
 DROP TABLE IF EXISTS apitoken_tokens;
 
+-- migration: 2 revocations
+-- The revocation log: one row per change that makes a token (or, with an
+-- empty token_id, every token of an account) stop verifying as caches hold
+-- it: a delete, an expiry brought forward, a re-hash. The store writes it in
+-- the transaction of the change, so that it is seen exactly when the change
+-- commits, and never after a rollback; sqlstore's Bus reads it by id and
+-- prunes it by revoked_at. Ids and a time, never a secret nor a hash.
+CREATE TABLE IF NOT EXISTS apitoken_revocations (
+    id         bigserial   PRIMARY KEY,
+    account_id text        COLLATE "C" NOT NULL,
+    token_id   text        COLLATE "C" NOT NULL,
+    revoked_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS apitoken_revocations_revoked_at ON apitoken_revocations (revoked_at);
+
+-- down: 2
+DROP TABLE IF EXISTS apitoken_revocations;
+
 -- query: create
 INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -90,3 +108,27 @@ UPDATE apitoken_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS 
 
 -- query: rehash
 UPDATE apitoken_tokens SET hash = $1 WHERE id = $2 AND account_id = $3 AND hash = $4;
+
+-- query: revoke
+INSERT INTO apitoken_revocations (account_id, token_id, revoked_at) VALUES ($1, $2, $3);
+
+-- query: revocations-after
+-- The Bus's poll: the revocations after the last id it read, in order, at
+-- most 1000 at a time.
+SELECT id, account_id, token_id FROM apitoken_revocations WHERE id > $1 ORDER BY id LIMIT 1000;
+
+-- query: revocations-in
+-- The Bus's look back: the revocations among 100 ids it has not seen yet,
+-- below the last one it read (the transactions that took them may commit
+-- late, or never).
+SELECT id, account_id, token_id FROM apitoken_revocations WHERE id IN ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70, $71, $72, $73, $74, $75, $76, $77, $78, $79, $80, $81, $82, $83, $84, $85, $86, $87, $88, $89, $90, $91, $92, $93, $94, $95, $96, $97, $98, $99, $100);
+
+-- query: revocations-since
+-- The ids of the revocations written from a time on, when the Bus starts.
+SELECT id FROM apitoken_revocations WHERE revoked_at >= $1 ORDER BY id;
+
+-- query: revocations-last
+SELECT COALESCE(MAX(id), 0) FROM apitoken_revocations;
+
+-- query: revocations-prune
+DELETE FROM apitoken_revocations WHERE revoked_at < $1;

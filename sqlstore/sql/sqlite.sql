@@ -52,6 +52,26 @@ CREATE INDEX IF NOT EXISTS apitoken_tokens_account ON apitoken_tokens (account_i
 -- down: 1
 DROP TABLE IF EXISTS apitoken_tokens;
 
+-- migration: 2 revocations
+-- The revocation log: one row per change that makes a token (or, with an
+-- empty token_id, every token of an account) stop verifying as caches hold
+-- it: a delete, an expiry brought forward, a re-hash. The store writes it in
+-- the transaction of the change, so that it is seen exactly when the change
+-- commits, and never after a rollback; sqlstore's Bus reads it by id and
+-- prunes it by revoked_at (AUTOINCREMENT: an id is never used twice, also
+-- once the newest rows are pruned). Ids and a time, never a secret nor a
+-- hash.
+CREATE TABLE IF NOT EXISTS apitoken_revocations (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT    NOT NULL,
+    token_id   TEXT    NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS apitoken_revocations_revoked_at ON apitoken_revocations (revoked_at);
+
+-- down: 2
+DROP TABLE IF EXISTS apitoken_revocations;
+
 -- query: create
 INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -89,3 +109,27 @@ UPDATE apitoken_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NU
 
 -- query: rehash
 UPDATE apitoken_tokens SET hash = ? WHERE id = ? AND account_id = ? AND hash = ?;
+
+-- query: revoke
+INSERT INTO apitoken_revocations (account_id, token_id, revoked_at) VALUES (?, ?, ?);
+
+-- query: revocations-after
+-- The Bus's poll: the revocations after the last id it read, in order, at
+-- most 1000 at a time.
+SELECT id, account_id, token_id FROM apitoken_revocations WHERE id > ? ORDER BY id LIMIT 1000;
+
+-- query: revocations-in
+-- The Bus's look back: the revocations among 100 ids it has not seen yet,
+-- below the last one it read (the transactions that took them may commit
+-- late, or never).
+SELECT id, account_id, token_id FROM apitoken_revocations WHERE id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- query: revocations-since
+-- The ids of the revocations written from a time on, when the Bus starts.
+SELECT id FROM apitoken_revocations WHERE revoked_at >= ? ORDER BY id;
+
+-- query: revocations-last
+SELECT COALESCE(MAX(id), 0) FROM apitoken_revocations;
+
+-- query: revocations-prune
+DELETE FROM apitoken_revocations WHERE revoked_at < ?;

@@ -3,12 +3,16 @@
 // only makes the page nicer and purges the secret when the dialog closes.
 "use strict";
 
-// Show times in the viewer's local time zone; the server renders UTC.
+// Show times in the viewer's local time zone, with the zone's name (the
+// expiry date is chosen in UTC: the zone tells them apart); the server
+// renders UTC, which stays in the title.
 for (const el of document.querySelectorAll("time[datetime]")) {
   const d = new Date(el.getAttribute("datetime"));
   if (!Number.isNaN(d.getTime())) {
     el.title = el.textContent;
-    el.textContent = d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    el.textContent = d.toLocaleString(undefined, {
+      year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZoneName: "short",
+    });
   }
 }
 
@@ -55,7 +59,8 @@ for (const button of document.querySelectorAll("button[data-copy]")) {
     const status = document.querySelector(".copy-status");
     try {
       await navigator.clipboard.writeText(source.textContent);
-      status.textContent = button.getAttribute("aria-label").replace("Copy ", "") + " copied to the clipboard.";
+      const what = button.getAttribute("aria-label").replace("Copy ", "");
+      status.textContent = what.charAt(0).toUpperCase() + what.slice(1) + " copied to the clipboard.";
     } catch {
       const range = document.createRange();
       range.selectNodeContents(source);

@@ -24,6 +24,12 @@ const (
 	mysqlDSNVar = "APITOKEN_MYSQL_DSN" // e.g. root@tcp(127.0.0.1:3306)/test?parseTime=true
 )
 
+// dsnForms says, for a skipped test, what each variable holds.
+var dsnForms = map[string]string{
+	pgDSNVar:    "a PostgreSQL URL, e.g. " + "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+	mysqlDSNVar: "a go-sql-driver/mysql DSN with parseTime=true, e.g. " + "root@tcp(127.0.0.1:3306)/test?parseTime=true",
+}
+
 // dialects are the databases every test runs against.
 var dialects = []sqlstore.Dialect{sqlstore.SQLite, sqlstore.Postgres, sqlstore.MySQL}
 
@@ -123,7 +129,7 @@ func serverDSN(tb testing.TB, variable string) string {
 	tb.Helper()
 	dsn := os.Getenv(variable)
 	if dsn == "" {
-		tb.Skipf("%s is not set: set it to a database's DSN to run this test against that server", variable)
+		tb.Skipf("%s is not set: set it to %s to run this test against that server", variable, dsnForms[variable])
 	}
 	return dsn
 }

@@ -43,6 +43,7 @@ func TestREADMESchema(t *testing.T) {
 			// unchanged; the first case is the real file.
 			tableStart := "CREATE TABLE IF NOT EXISTS apitoken_tokens (\n"
 			versionStart := "CREATE TABLE IF NOT EXISTS apitoken_schema_version (\n"
+			next := strings.Count(sqlText, "\n-- migration: ") + 1 // the number of a new migration
 			tests := []struct {
 				name      string
 				edit      func(string) string
@@ -70,11 +71,11 @@ func TestREADMESchema(t *testing.T) {
 				{
 					name: "nok, a new migration",
 					edit: func(s string) string {
-						return s + "\n-- migration: 2\n-- A note per token.\nALTER TABLE apitoken_tokens ADD COLUMN note TEXT;\n"
+						return s + fmt.Sprintf("\n-- migration: %d notes\n-- A note per token.\nALTER TABLE apitoken_tokens ADD COLUMN note TEXT;\n", next)
 					},
 					wantMiss: []string{
 						"ALTER TABLE apitoken_tokens ADD COLUMN note TEXT;",
-						"INSERT INTO apitoken_schema_version (version) VALUES (2);",
+						fmt.Sprintf("INSERT INTO apitoken_schema_version (version) VALUES (%d);", next),
 					},
 				},
 				{

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver: pure Go, no cgo
 
@@ -109,7 +110,7 @@ func Example_tablePrefix() {
 		log.Fatal(err)
 	}
 
-	rows, err := db.QueryContext(ctx, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+	rows, err := db.QueryContext(ctx, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -128,6 +129,7 @@ func Example_tablePrefix() {
 	_, err = sqlstore.New(db, sqlstore.SQLite, sqlstore.WithTablePrefix("acme-tokens; DROP TABLE"))
 	fmt.Println("odd prefix refused:", errors.Is(err, apitoken.ErrInvalidInput))
 	// Output:
+	// table: acme_revocations
 	// table: acme_schema_version
 	// table: acme_tokens
 	// odd prefix refused: true
@@ -216,4 +218,63 @@ func Example_withTx() {
 	// Output:
 	// after commit: 1 token, 1 log entry
 	// after rollback: 1 token, 1 log entry
+}
+
+// Two instances of an app on one database, each with a cache that keeps
+// tokens for an hour and a sqlstore Bus over the store's revocation log: a
+// token deleted through one instance is refused by the other after one
+// poll, on any dialect, with no server beyond the database.
+func Example_bus() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "sqlstore-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	dsn := "file:" + filepath.Join(dir, "tokens.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+
+	// instance is what each process of the app runs at start-up.
+	instance := func() *apitoken.Issuer {
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			log.Fatal(err)
+		}
+		store, err := sqlstore.New(db, sqlstore.SQLite)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := store.Migrate(ctx); err != nil {
+			log.Fatal(err)
+		}
+		bus, err := sqlstore.NewBus(store, sqlstore.WithPollInterval(50*time.Millisecond))
+		if err != nil {
+			log.Fatal(err)
+		}
+		iss, err := apitoken.NewIssuer(store, apitoken.WithCache(10_000, time.Hour), apitoken.WithCacheBus(bus))
+		if err != nil {
+			log.Fatal(err)
+		}
+		// At shutdown, in this order: iss.Close(), bus.Close(),
+		// store.Close(), db.Close().
+		return iss
+	}
+	a, b := instance(), instance()
+	defer a.Close()
+	defer b.Close()
+
+	secret, tok, err := a.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = b.Verify(ctx, "acct_42", secret) // B caches it
+	fmt.Println("B verifies:", err == nil)
+	if err := a.Delete(ctx, "acct_42", tok.ID); err != nil {
+		log.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // a poll interval, and then some
+	_, err = b.Verify(ctx, "acct_42", secret)
+	fmt.Println("B refuses after the delete on A:", errors.Is(err, apitoken.ErrInvalidToken))
+	// Output:
+	// B verifies: true
+	// B refuses after the delete on A: true
 }
