@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"time"
 )
 
 // auditHook returns the event hook that writes the audit records of
@@ -52,17 +53,20 @@ func auditHook(logger *slog.Logger) func(context.Context, Event) {
 	}
 }
 
-// refused counts and reports a refused verification, e with its Reason
-// and what Verify knew, and returns ErrInvalidToken. stripe is the first
-// byte of the secret's hash, 0 before it was computed.
-func (iss *Issuer) refused(ctx context.Context, stripe byte, e Event) error {
-	iss.stats.count(stripe, e.Reason, e.Cached)
+// refused counts and reports a refused verification, and returns
+// ErrInvalidToken. stripe is the first byte of the secret's hash (0 before
+// it was computed); tokenID is empty when no token matched the secret;
+// tokenAccountID is the token's own account when the secret was used with
+// another one (it has leaked, or is being tried), empty otherwise; at is
+// Verify's clock reading, zero before it took one. The Event is built only
+// for a hook: without one, a refusal costs its count.
+func (iss *Issuer) refused(ctx context.Context, stripe byte, r Reason, cached bool, accountID, tokenID, tokenAccountID string, at time.Time) error {
+	iss.stats.count(stripe, r, cached)
 	if iss.observed() {
-		e.Kind, e.Op = KindRefused, OpVerify
-		if e.At.IsZero() { // refused before Verify read the clock
-			e.At = iss.now()
+		if at.IsZero() {
+			at = iss.now()
 		}
-		iss.emit(ctx, e)
+		iss.emit(ctx, Event{Kind: KindRefused, Op: OpVerify, Reason: r, Cached: cached, AccountID: accountID, TokenID: tokenID, Related: tokenAccountID, At: at})
 	}
 	return ErrInvalidToken
 }
