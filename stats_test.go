@@ -55,29 +55,38 @@ func TestStatsVerifications(t *testing.T) {
 }
 
 // TestStatsCountersUnderContention checks that the striped counters lose
-// no count when every core verifies at once.
+// no count when every core verifies at once, many tokens (so many stripes)
+// and one token (one stripe) alike.
 func TestStatsCountersUnderContention(t *testing.T) {
 	ctx := t.Context()
-	iss := newIssuer(t, memstore.New(), apitoken.WithCache(10, time.Hour))
-	secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
-	require.NoError(t, err)
-	const workers, each = 8, 500
+	iss := newIssuer(t, memstore.New(), apitoken.WithCache(100, time.Hour), apitoken.WithLastUseInterval(0))
+	var secrets []string
+	for range 64 {
+		secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err)
+		secrets = append(secrets, secret)
+	}
+	const workers, each = 8, 512
 	var wg sync.WaitGroup
-	for range workers {
+	for w := range workers {
 		wg.Go(func() {
-			for range each {
-				_, err := iss.Verify(ctx, "acme", secret)
+			for i := range each {
+				s := secrets[(w+i)%len(secrets)]
+				if w%2 == 0 {
+					s = secrets[0]
+				}
+				_, err := iss.Verify(ctx, "acme", s)
 				assert.NoError(t, err)
-				_, _ = iss.Verify(ctx, "other", secret)
+				_, _ = iss.Verify(ctx, "acme", "nope")
 			}
 		})
 	}
 	wg.Wait()
 	s := iss.Stats()
 	assert.Equal(t, uint64(workers*each), s.Verifications.Verified)
-	assert.Equal(t, uint64(workers*each), s.Verifications.RefusedFor(apitoken.ReasonWrongAccount))
-	assert.Equal(t, uint64(2*workers*each), s.Cache.Hits+s.Cache.Misses)
-	assert.LessOrEqual(t, s.Cache.Misses, uint64(workers), "one miss per worker at most, before the first fill")
+	assert.Equal(t, uint64(workers*each), s.Verifications.RefusedFor(apitoken.ReasonMalformed))
+	assert.Equal(t, uint64(workers*each), s.Cache.Hits+s.Cache.Misses, "a malformed secret is neither")
+	assert.LessOrEqual(t, s.Cache.Misses, uint64(64+workers), "about one miss per token, before its first fill")
 }
 
 func TestStatsCache(t *testing.T) {
