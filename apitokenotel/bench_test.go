@@ -61,7 +61,7 @@ func BenchmarkVerify(b *testing.B) {
 		{"traced-unsampled", unsampled.Store(store), []apitoken.Option{apitoken.WithEvents(unsampled.Event), apitoken.WithTracer(unsampled)}},
 		{"traced-sampled", sampled.Store(store), []apitoken.Option{apitoken.WithEvents(sampled.Event), apitoken.WithTracer(sampled)}},
 	} {
-		iss, err := apitoken.NewIssuer(c.store, c.opts...)
+		iss, err := apitoken.NewIssuer(c.store, append([]apitoken.Option{apitoken.WithLastUseInterval(0)}, c.opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}
