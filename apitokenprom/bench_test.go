@@ -14,7 +14,7 @@ import (
 
 // BenchmarkVerify measures Verify of a valid token among 1,000 with the
 // Collector's hook (case=prom) beside the plain Verify (case=plain), on
-// one store, in one run: compare the ratio. A scrape of the registry runs
+// one store, in one run, without last uses: compare the ratio. A scrape of the registry runs
 // every 10,000 verifications, so that the Stats snapshot is in the figure
 // too, as a scrape every few seconds would be.
 func BenchmarkVerify(b *testing.B) {
