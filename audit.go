@@ -15,10 +15,11 @@ func auditHook(logger *slog.Logger) func(context.Context, Event) {
 		switch e.Kind {
 		case KindIssued:
 			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token issued",
-				slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID), slog.String("member_id", e.MemberID))
+				slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID), slog.String("member_id", e.MemberID),
+				slog.String("hint", e.Hint))
 		case KindVerified:
 			logger.LogAttrs(ctx, slog.LevelDebug, "apitoken: token verified",
-				slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID))
+				slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID), slog.String("hint", e.Hint))
 		case KindRefused:
 			if e.Op == OpAuthenticate {
 				attrs := []slog.Attr{slog.String("reason", e.Reason.String())}
@@ -28,14 +29,16 @@ func auditHook(logger *slog.Logger) func(context.Context, Event) {
 				logger.LogAttrs(ctx, slog.LevelWarn, "apitoken: request refused", attrs...)
 				return
 			}
-			attrs := []slog.Attr{slog.String("account_id", untrusted(e.AccountID)), slog.String("token_id", e.TokenID), slog.String("reason", e.Reason.String())}
+			attrs := []slog.Attr{slog.String("account_id", untrusted(e.AccountID)), slog.String("token_id", e.TokenID),
+				slog.String("hint", e.Hint), slog.String("reason", e.Reason.String())}
 			if e.Reason == ReasonWrongAccount {
 				attrs = append(attrs, slog.String("token_account_id", e.Related))
 			}
 			logger.LogAttrs(ctx, slog.LevelWarn, "apitoken: token refused", attrs...)
 		case KindRotated:
 			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token rotated", slog.String("account_id", e.AccountID),
-				slog.String("token_id", e.TokenID), slog.String("successor_id", e.Related), slog.Duration("grace", e.Grace))
+				slog.String("token_id", e.TokenID), slog.String("hint", e.Hint),
+				slog.String("successor_id", e.Related), slog.String("successor_hint", e.RelatedHint), slog.Duration("grace", e.Grace))
 		case KindDeleted:
 			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token deleted", slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID))
 		case KindRevoked:
@@ -45,6 +48,15 @@ func auditHook(logger *slog.Logger) func(context.Context, Event) {
 			if e.Count > 0 {
 				logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: account tokens deleted", slog.String("account_id", e.AccountID), slog.Int("count", e.Count))
 			}
+		case KindDisabled:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token disabled", slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID))
+		case KindEnabled:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: token enabled", slog.String("account_id", e.AccountID), slog.String("token_id", e.TokenID))
+		case KindDeletedMember:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: member tokens deleted", slog.String("account_id", e.AccountID),
+				slog.String("member_id", e.MemberID), slog.Int("count", e.Count))
+		case KindPrunedUnused:
+			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: unused tokens pruned", slog.Time("unused_since", e.Before), slog.Int("count", e.Count))
 		case KindPruned:
 			logger.LogAttrs(ctx, slog.LevelInfo, "apitoken: expired tokens pruned", slog.Time("before", e.Before), slog.Int("count", e.Count))
 		case KindRehashed:
@@ -56,17 +68,18 @@ func auditHook(logger *slog.Logger) func(context.Context, Event) {
 // refused counts and reports a refused verification, and returns
 // ErrInvalidToken. stripe is the first byte of the secret's hash (0 before
 // it was computed); tokenID is empty when no token matched the secret;
-// tokenAccountID is the token's own account when the secret was used with
-// another one (it has leaked, or is being tried), empty otherwise; at is
-// Verify's clock reading, zero before it took one. The Event is built only
-// for a hook: without one, a refusal costs its count.
-func (iss *Issuer) refused(ctx context.Context, stripe byte, r Reason, cached bool, accountID, tokenID, tokenAccountID string, at time.Time) error {
+// hint is the token's Hint, tokenAccountID the token's own account when the
+// secret was used with another one (it has leaked, or is being tried),
+// empty otherwise; at is Verify's clock reading, zero before it took one.
+// The Event is built only for a hook: without one, a refusal costs its
+// count.
+func (iss *Issuer) refused(ctx context.Context, stripe byte, r Reason, cached bool, accountID, tokenID, hint, tokenAccountID string, at time.Time) error {
 	iss.stats.count(stripe, r, cached)
 	if iss.observed() {
 		if at.IsZero() {
 			at = iss.now()
 		}
-		iss.emit(ctx, Event{Kind: KindRefused, Op: OpVerify, Reason: r, Cached: cached, AccountID: accountID, TokenID: tokenID, Related: tokenAccountID, At: at})
+		iss.emit(ctx, Event{Kind: KindRefused, Op: OpVerify, Reason: r, Cached: cached, AccountID: accountID, TokenID: tokenID, Hint: hint, Related: tokenAccountID, At: at})
 	}
 	return ErrInvalidToken
 }
@@ -93,6 +106,13 @@ func (iss *Issuer) refusedScheme(ctx context.Context) {
 	if iss.observed() {
 		iss.emit(ctx, Event{Kind: KindRefused, Op: OpAuthenticate, Reason: ReasonUnsupportedScheme, At: iss.now()})
 	}
+}
+
+// statusReasons is the Reason of each Status that refuses.
+var statusReasons = [...]Reason{
+	StatusExpired:  ReasonExpired,
+	StatusTooOld:   ReasonTooOld,
+	StatusDisabled: ReasonDisabled,
 }
 
 // untrusted returns an account id that came with a request as it may be

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,22 +53,22 @@ func TestAuditLogger(t *testing.T) {
 	secrets = append(secrets, stranger)
 
 	secret, tok := issue(apitoken.IssueParams{AccountID: "acme", MemberID: "m1"})
-	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: token issued", "account_id": "acme", "token_id": tok.ID, "member_id": "m1"}},
+	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: token issued", "account_id": "acme", "token_id": tok.ID, "member_id": "m1", "hint": tok.Hint}},
 		auditRecords(t, &buf))
 
 	_, err = iss.Verify(ctx, "acme", secret)
 	require.NoError(t, err)
-	assert.Equal(t, []map[string]any{{"level": "DEBUG", "msg": "apitoken: token verified", "account_id": "acme", "token_id": tok.ID}},
+	assert.Equal(t, []map[string]any{{"level": "DEBUG", "msg": "apitoken: token verified", "account_id": "acme", "token_id": tok.ID, "hint": tok.Hint}},
 		auditRecords(t, &buf))
 
 	expiring, expTok := issue(apitoken.IssueParams{AccountID: "acme", ExpiresAt: clk.Now().Add(time.Minute)})
 	auditRecords(t, &buf)
 	evil := "acme\nlevel=ERROR msg=\"forged\"\x00"
-	refused := func(account, tokenID, reason string) map[string]any {
-		return map[string]any{"level": "WARN", "msg": "apitoken: token refused", "account_id": account, "token_id": tokenID, "reason": reason}
+	refused := func(account, tokenID, hint, reason string) map[string]any {
+		return map[string]any{"level": "WARN", "msg": "apitoken: token refused", "account_id": account, "token_id": tokenID, "hint": hint, "reason": reason}
 	}
 	wrongAccount := func(account string) map[string]any {
-		rec := refused(account, tok.ID, "wrong account")
+		rec := refused(account, tok.ID, tok.Hint, "wrong account")
 		rec["token_account_id"] = "acme"
 		return rec
 	}
@@ -76,12 +77,12 @@ func TestAuditLogger(t *testing.T) {
 		account, secret string
 		want            map[string]any
 	}{
-		{"malformed secret", "acme", "not-a-token", refused("acme", "", "malformed")},
-		{"empty account", "", secret, refused(`""`, "", "malformed")},
-		{"unknown token", "acme", stranger, refused("acme", "", "unknown")},
+		{"malformed secret", "acme", "not-a-token", refused("acme", "", "", "malformed")},
+		{"empty account", "", secret, refused(`""`, "", "", "malformed")},
+		{"unknown token", "acme", stranger, refused("acme", "", "", "unknown")},
 		{"another account's token, with the token's own account", "other", secret, wrongAccount("other")},
 		{"an account id with a line break and a NUL is quoted", evil, secret, wrongAccount(strconv.QuoteToASCII(evil))},
-		{"an oversized account id is cut", strings.Repeat("é", 100), secret, refused(strconv.QuoteToASCII(strings.Repeat("é", 64)), "", "malformed")},
+		{"an oversized account id is cut", strings.Repeat("é", 100), secret, refused(strconv.QuoteToASCII(strings.Repeat("é", 64)), "", "", "malformed")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := iss.Verify(ctx, tt.account, tt.secret)
@@ -92,12 +93,28 @@ func TestAuditLogger(t *testing.T) {
 	clk.Add(time.Minute)
 	_, err = iss.Verify(ctx, "acme", expiring)
 	require.Equal(t, apitoken.ErrInvalidToken, err)
-	assert.Equal(t, []map[string]any{refused("acme", expTok.ID, "expired")}, auditRecords(t, &buf))
+	assert.Equal(t, []map[string]any{refused("acme", expTok.ID, expTok.Hint, "expired")}, auditRecords(t, &buf))
+
+	require.NoError(t, iss.Disable(ctx, "acme", tok.ID))
+	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: token disabled", "account_id": "acme", "token_id": tok.ID}},
+		auditRecords(t, &buf))
+	_, err = iss.Verify(ctx, "acme", secret)
+	require.Equal(t, apitoken.ErrInvalidToken, err)
+	assert.Equal(t, []map[string]any{refused("acme", tok.ID, tok.Hint, "disabled")}, auditRecords(t, &buf))
+	require.NoError(t, iss.Enable(ctx, "acme", tok.ID))
+	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: token enabled", "account_id": "acme", "token_id": tok.ID}},
+		auditRecords(t, &buf))
+
+	bound, boundTok := issue(apitoken.IssueParams{AccountID: "acme", AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	auditRecords(t, &buf)
+	_, err = iss.Verify(apitoken.WithClientAddr(ctx, netip.MustParseAddr("198.51.100.1")), "acme", bound)
+	require.Equal(t, apitoken.ErrInvalidToken, err)
+	assert.Equal(t, []map[string]any{refused("acme", boundTok.ID, boundTok.Hint, "address not allowed")}, auditRecords(t, &buf))
 
 	_, rotated, err := iss.Rotate(ctx, "acme", tok.ID, 0)
 	require.NoError(t, err)
 	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: token rotated", "account_id": "acme",
-		"token_id": tok.ID, "successor_id": rotated.ID, "grace": float64(0)}}, auditRecords(t, &buf))
+		"token_id": tok.ID, "hint": tok.Hint, "successor_id": rotated.ID, "successor_hint": rotated.Hint, "grace": float64(0)}}, auditRecords(t, &buf))
 
 	require.NoError(t, iss.Delete(ctx, "acme", rotated.ID))
 	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: token deleted", "account_id": "acme", "token_id": rotated.ID}},
@@ -109,12 +126,20 @@ func TestAuditLogger(t *testing.T) {
 	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: expired tokens pruned", "before": clk.Now().Format(time.RFC3339), "count": float64(1)}},
 		auditRecords(t, &buf))
 
+	issue(apitoken.IssueParams{AccountID: "acme", MemberID: "leaver"})
+	auditRecords(t, &buf)
+	n, err = iss.DeleteMember(ctx, "acme", "leaver")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: member tokens deleted", "account_id": "acme", "member_id": "leaver", "count": float64(1)}},
+		auditRecords(t, &buf))
+
 	issue(apitoken.IssueParams{AccountID: "acme"})
 	auditRecords(t, &buf)
 	n, err = iss.DeleteAll(ctx, "acme")
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
-	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: account tokens deleted", "account_id": "acme", "count": float64(1)}},
+	require.Equal(t, 2, n, "this one and the address-bound one")
+	assert.Equal(t, []map[string]any{{"level": "INFO", "msg": "apitoken: account tokens deleted", "account_id": "acme", "count": float64(2)}},
 		auditRecords(t, &buf))
 
 	t.Run("no record holds a secret", func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"time"
 )
@@ -43,15 +44,18 @@ type ExpiryUpdater interface {
 	SetExpiry(ctx context.Context, accountID, id string, from, to time.Time) error
 }
 
-// LastUse is when the token with ID last verified.
+// LastUse is when the token with ID last verified, and from which client
+// address (the zero Addr when unknown).
 type LastUse struct {
 	ID string
 	At time.Time
+	IP netip.Addr
 }
 
 // LastUseRecorder is a capability a Store may add: RecordLastUse sets the
-// LastUsedAt of each token of uses to its At (UTC, to the microsecond) when
-// that is later than the one stored, and skips ids it does not hold. The
+// LastUsedAt of each token of uses to its At (UTC, to the microsecond), and
+// its LastUsedIP to its IP (the zero Addr included), when At is later than
+// the LastUsedAt stored, and skips ids it does not hold. The
 // Issuer calls it in the background, at most once per token per interval
 // (WithLastUseInterval), with a batch of the tokens used meanwhile.
 type LastUseRecorder interface {
@@ -75,6 +79,47 @@ type LimitedCreator interface {
 // token to the current hash key on its first use after a key change.
 type Rehasher interface {
 	Rehash(ctx context.Context, accountID, id string, from, to Hash) error
+}
+
+// Disabler is a capability a Store may add: SetDisabled sets the Disabled
+// of the token with that id, in that account (compared byte for byte), to
+// disabled, and returns an error wrapping ErrNotFound, changing nothing,
+// when the account has no token with that id. Setting the value the token
+// already has is not an error. Issuer.Disable and Issuer.Enable need it.
+type Disabler interface {
+	SetDisabled(ctx context.Context, accountID, id string, disabled bool) error
+}
+
+// MemberDeleter is a capability a Store may add: DeleteMember removes every
+// token of the account whose MemberID is memberID (both compared byte for
+// byte), in one call, and returns how many it removed (0, and no error, when
+// there are none). Issuer.DeleteMember uses it; without it, DeleteMember
+// lists the account's tokens and deletes the member's one by one.
+type MemberDeleter interface {
+	DeleteMember(ctx context.Context, accountID, memberID string) (int, error)
+}
+
+// UnusedDeleter is a capability a Store may add: DeleteUnused removes up to
+// limit tokens, of every account, not used since since: those whose
+// LastUsedAt is set and before since, and those never used (LastUsedAt
+// zero) whose CreatedAt is before since. It returns how many it removed;
+// fewer than limit means that none is left. Each call should be short (a
+// SQL store deletes through an index, in one small transaction), so that it
+// never holds up Issue or Verify for long. Issuer.PruneUnused needs it, and
+// calls it until it removes fewer than limit.
+type UnusedDeleter interface {
+	DeleteUnused(ctx context.Context, since time.Time, limit int) (int, error)
+}
+
+// ExpiringLister is a capability a Store may add: ListExpiring returns up
+// to limit tokens, of every account, whose ExpiresAt is set and before
+// before, and that come after (after, afterID) in the order of ExpiresAt,
+// then ID (byte for byte): an ExpiresAt later than after, or equal to it
+// with an ID greater than afterID. It returns them in that order, soonest
+// first. Issuer.Expiring needs it, and pages through with it: each page
+// starts after the last token of the one before.
+type ExpiringLister interface {
+	ListExpiring(ctx context.Context, after time.Time, afterID string, before time.Time, limit int) ([]Token, error)
 }
 
 // A store that wraps another (to trace or meter it) exposes the one it wraps
@@ -125,6 +170,10 @@ type capabilities struct {
 	createLimited LimitedCreator
 	recordLastUse LastUseRecorder
 	rehash        Rehasher
+	setDisabled   Disabler
+	deleteMember  MemberDeleter
+	deleteUnused  UnusedDeleter
+	listExpiring  ExpiringLister
 }
 
 func findCapabilities(s Store) capabilities {
@@ -135,6 +184,10 @@ func findCapabilities(s Store) capabilities {
 	c.createLimited, _ = Capability[LimitedCreator](s)
 	c.recordLastUse, _ = Capability[LastUseRecorder](s)
 	c.rehash, _ = Capability[Rehasher](s)
+	c.setDisabled, _ = Capability[Disabler](s)
+	c.deleteMember, _ = Capability[MemberDeleter](s)
+	c.deleteUnused, _ = Capability[UnusedDeleter](s)
+	c.listExpiring, _ = Capability[ExpiringLister](s)
 	return c
 }
 

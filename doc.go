@@ -22,6 +22,10 @@
 //     token. Every refusal is [ErrInvalidToken], with the same text, so no
 //     caller can learn whether a token exists; a store failure is a
 //     different error.
+//   - [Issuer.RevokeSecret] deletes the token a leaked secret names,
+//     whatever its account, and [Issuer.Inspect] shows it: no account id is
+//     needed. Package secretscan serves the signed leak reports of GitHub,
+//     GitLab and deps.dev with it.
 //   - [Issuer.Middleware] authenticates HTTP requests and puts the verified
 //     token in the request context, where [FromContext] finds it.
 //     [RequireScope] then checks the token's scopes.
@@ -38,7 +42,8 @@
 // crypto/rand. The last six are the CRC32 (IEEE) of everything before them:
 // a mistyped, truncated or foreign secret is refused before any store call.
 // [Pattern] is the regular expression that matches every secret this package
-// issues; give it to secret scanners.
+// issues, [Issuer.Pattern] the one of an Issuer's own prefix: give it to
+// secret scanners. [WellFormed] checks a secret's shape and checksum.
 //
 // # Storage
 //

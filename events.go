@@ -34,6 +34,10 @@ type Event struct {
 	// MemberID is the member of the token issued (KindIssued), or the
 	// member whose tokens were deleted (KindDeletedMember).
 	MemberID string
+	// Hint is the token's Hint, where the event names a token that has one
+	// (KindIssued, KindVerified, KindRefused, KindRotated): what its owner
+	// recognises it by.
+	Hint string
 	// Related is the successor of a rotated token (KindRotated), or the
 	// token's own account when a secret was used with another account
 	// (KindRefused with ReasonWrongAccount: it has leaked, or is being
@@ -41,6 +45,8 @@ type Event struct {
 	// the middleware refused as malformed (KindRefused with Op
 	// OpAuthenticate), or the reason of a revocation (KindRevoked).
 	Related string
+	// RelatedHint is the Hint of the successor of KindRotated.
+	RelatedHint string
 
 	// At is when the operation began, on the Issuer's clock (WithClock).
 	// For a verification it is the one reading Verify takes, so that with
@@ -185,6 +191,8 @@ const (
 	ReasonWrongAccount
 	// ReasonExpired: the token has expired.
 	ReasonExpired
+	// ReasonTooOld: the token is older than WithMaxLifetime allows.
+	ReasonTooOld
 	// ReasonDisabled: the token is disabled.
 	ReasonDisabled
 	// ReasonAddressNotAllowed: the request came from an address the token
@@ -216,6 +224,7 @@ var reasonNames = [numReasons]string{
 	ReasonUnknown:           "unknown",
 	ReasonWrongAccount:      "wrong account",
 	ReasonExpired:           "expired",
+	ReasonTooOld:            "older than max lifetime",
 	ReasonDisabled:          "disabled",
 	ReasonAddressNotAllowed: "address not allowed",
 	ReasonUnsupportedScheme: "unsupported scheme",

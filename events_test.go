@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -66,13 +67,14 @@ func TestEvents(t *testing.T) {
 
 	secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", MemberID: "m1"})
 	require.NoError(t, err)
-	assert.Equal(t, []apitoken.Event{{Kind: apitoken.KindIssued, Op: apitoken.OpIssue, AccountID: "acme", TokenID: tok.ID, MemberID: "m1", At: now}}, log.take())
+	require.Len(t, tok.Hint, 4)
+	assert.Equal(t, []apitoken.Event{{Kind: apitoken.KindIssued, Op: apitoken.OpIssue, AccountID: "acme", TokenID: tok.ID, MemberID: "m1", Hint: tok.Hint, At: now}}, log.take())
 
 	_, err = iss.Verify(ctx, "acme", secret)
 	require.NoError(t, err)
 	_, err = iss.Verify(ctx, "acme", secret)
 	require.NoError(t, err)
-	verified := apitoken.Event{Kind: apitoken.KindVerified, Op: apitoken.OpVerify, AccountID: "acme", TokenID: tok.ID, At: now}
+	verified := apitoken.Event{Kind: apitoken.KindVerified, Op: apitoken.OpVerify, AccountID: "acme", TokenID: tok.ID, Hint: tok.Hint, At: now}
 	cached := verified
 	cached.Cached = true
 	assert.Equal(t, []apitoken.Event{verified, cached}, log.take(), "the first asked the store, the second the cache")
@@ -84,7 +86,7 @@ func TestEvents(t *testing.T) {
 		return apitoken.Event{Kind: apitoken.KindRefused, Op: apitoken.OpVerify, Reason: r, AccountID: account, At: now}
 	}
 	wrongAccount := refused("other", apitoken.ReasonWrongAccount)
-	wrongAccount.TokenID, wrongAccount.Related = tok.ID, "acme"
+	wrongAccount.TokenID, wrongAccount.Hint, wrongAccount.Related = tok.ID, tok.Hint, "acme"
 	wrongAgain := wrongAccount
 	wrongAgain.Cached = true
 	for _, tt := range []struct {
@@ -108,12 +110,13 @@ func TestEvents(t *testing.T) {
 	_, err = iss.Verify(ctx, "acme", expiring)
 	require.Equal(t, apitoken.ErrInvalidToken, err)
 	expired := refused("acme", apitoken.ReasonExpired)
-	expired.TokenID, expired.At = expTok.ID, clk.Now()
+	expired.TokenID, expired.Hint, expired.At = expTok.ID, expTok.Hint, clk.Now()
 	assert.Equal(t, []apitoken.Event{expired}, log.take())
 
 	_, successor, err := iss.Rotate(ctx, "acme", tok.ID, 0)
 	require.NoError(t, err)
-	assert.Equal(t, []apitoken.Event{{Kind: apitoken.KindRotated, Op: apitoken.OpRotate, AccountID: "acme", TokenID: tok.ID, Related: successor.ID, At: clk.Now()}},
+	assert.Equal(t, []apitoken.Event{{Kind: apitoken.KindRotated, Op: apitoken.OpRotate, AccountID: "acme", TokenID: tok.ID, Hint: tok.Hint,
+		Related: successor.ID, RelatedHint: successor.Hint, At: clk.Now()}},
 		log.take(), "one event: the successor's issue is the rotation's")
 
 	require.NoError(t, iss.Delete(ctx, "acme", successor.ID))
@@ -374,9 +377,74 @@ func TestEventNames(t *testing.T) {
 	assert.Equal(t, "Kind(0)", apitoken.Kind(0).String())
 	assert.Equal(t, "RevokeSecret", apitoken.OpRevoke.String())
 	assert.Equal(t, []apitoken.Reason{apitoken.ReasonMalformed, apitoken.ReasonUnknown, apitoken.ReasonWrongAccount,
-		apitoken.ReasonExpired, apitoken.ReasonDisabled, apitoken.ReasonAddressNotAllowed}, apitoken.Reasons())
+		apitoken.ReasonExpired, apitoken.ReasonTooOld, apitoken.ReasonDisabled, apitoken.ReasonAddressNotAllowed}, apitoken.Reasons())
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+func TestEventsOfGovernance(t *testing.T) {
+	ctx := t.Context()
+	var log eventLog
+	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	iss := newIssuer(t, memstore.New(), apitoken.WithEvents(log.hook), apitoken.WithClock(clk.Now), apitoken.WithLastUseInterval(time.Minute))
+	secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", MemberID: "m1"})
+	require.NoError(t, err)
+	_, _, err = iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", MemberID: "m2"})
+	require.NoError(t, err)
+	log.take()
+
+	require.NoError(t, iss.Disable(ctx, "acme", tok.ID))
+	_, err = iss.Verify(ctx, "acme", secret)
+	require.Equal(t, apitoken.ErrInvalidToken, err)
+	require.NoError(t, iss.Enable(ctx, "acme", tok.ID))
+	now := clk.Now()
+	assert.Equal(t, []apitoken.Event{
+		{Kind: apitoken.KindDisabled, Op: apitoken.OpDisable, AccountID: "acme", TokenID: tok.ID, At: now},
+		{Kind: apitoken.KindRefused, Op: apitoken.OpVerify, Reason: apitoken.ReasonDisabled, AccountID: "acme", TokenID: tok.ID, Hint: tok.Hint, At: now},
+		{Kind: apitoken.KindEnabled, Op: apitoken.OpEnable, AccountID: "acme", TokenID: tok.ID, At: now},
+	}, log.take())
+
+	n, err := iss.DeleteMember(ctx, "acme", "m1")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	assert.Equal(t, []apitoken.Event{{Kind: apitoken.KindDeletedMember, Op: apitoken.OpDeleteMember, AccountID: "acme", MemberID: "m1", Count: 1, At: now}}, log.take())
+
+	clk.Add(time.Hour)
+	n, err = iss.PruneUnused(ctx, clk.Now().Add(-time.Minute*2))
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "m2's token, never used")
+	assert.Equal(t, []apitoken.Event{{Kind: apitoken.KindPrunedUnused, Op: apitoken.OpPruneUnused, Before: clk.Now().Add(-2 * time.Minute), Count: 1, At: clk.Now()}}, log.take())
+
+	t.Run("an address not allowed", func(t *testing.T) {
+		var log eventLog
+		iss := newIssuer(t, memstore.New(), apitoken.WithEvents(log.hook), apitoken.WithClock(clk.Now), apitoken.WithLastUseInterval(0))
+		secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+		require.NoError(t, err)
+		log.take()
+		req := httptest.NewRequest("GET", "/", nil)
+		req.RemoteAddr = "192.0.2.1:1234"
+		req.Header.Set("Authorization", "Bearer "+secret)
+		req.Header.Set("X-Account-Id", "acme")
+		rec := httptest.NewRecorder()
+		iss.Middleware(http.NotFoundHandler()).ServeHTTP(rec, req)
+		require.Equal(t, http.StatusUnauthorized, rec.Code)
+		assert.Equal(t, []apitoken.Event{{Kind: apitoken.KindRefused, Op: apitoken.OpVerify, Reason: apitoken.ReasonAddressNotAllowed,
+			AccountID: "acme", TokenID: tok.ID, Hint: tok.Hint, At: clk.Now()}}, log.take())
+	})
+
+	t.Run("a token older than the max lifetime", func(t *testing.T) {
+		var log eventLog
+		mem := memstore.New()
+		secret, tok, err := newIssuer(t, mem, apitoken.WithClock(clk.Now)).Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err)
+		clk.Add(2 * time.Hour)
+		strict := newIssuer(t, mem, apitoken.WithEvents(log.hook), apitoken.WithClock(clk.Now), apitoken.WithMaxLifetime(time.Hour))
+		_, err = strict.Verify(ctx, "acme", secret)
+		require.Equal(t, apitoken.ErrInvalidToken, err)
+		assert.Equal(t, []apitoken.Event{{Kind: apitoken.KindRefused, Op: apitoken.OpVerify, Reason: apitoken.ReasonTooOld,
+			AccountID: "acme", TokenID: tok.ID, Hint: tok.Hint, At: clk.Now()}}, log.take())
+		assert.Equal(t, uint64(1), strict.Stats().Verifications.RefusedFor(apitoken.ReasonTooOld))
+	})
+}

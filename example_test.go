@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -566,4 +568,30 @@ func ExampleWellFormed() {
 	// Output:
 	// true false false
 	// \bacme_[0-9A-Za-z]{38}\b
+}
+
+// An Issuer holds hash keys and, with a cache, the hashes of secrets: it
+// prints as its prefix alone, whatever the verb or the logger.
+func ExampleIssuer_Format() {
+	iss, err := apitoken.NewIssuer(memstore.New(), apitoken.WithPrefix("acme"),
+		apitoken.WithHashKey([]byte("an application key of 32 bytes or more")), apitoken.WithCache(100, time.Minute))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer iss.Close()
+	fmt.Printf("%v\n%+v\n%s\n", iss, iss, iss)
+	noTime := func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: noTime})).Info("started", "issuer", iss)
+	slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: noTime})).Info("started", "issuer", iss)
+	// Output:
+	// apitoken.Issuer{prefix: "acme"}
+	// apitoken.Issuer{prefix: "acme"}
+	// apitoken.Issuer{prefix: "acme"}
+	// level=INFO msg=started issuer.prefix=acme
+	// {"level":"INFO","msg":"started","issuer":{"prefix":"acme"}}
 }

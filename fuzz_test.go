@@ -212,3 +212,32 @@ func FuzzMiddleware(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWellFormed: WellFormed never panics and agrees with the published
+// rule, written out apart: the package's Pattern over the whole string and
+// the CRC32 of everything before the last six characters.
+func FuzzWellFormed(f *testing.F) {
+	_, _, secret, _ := fuzzFixture(f)
+	for _, in := range securityInputs(secret) {
+		f.Add(in)
+	}
+	f.Add(secret)
+	f.Add("a_" + secret[len(secret)-38:])
+	f.Add("my_app_" + secret[len(secret)-38:])
+	f.Fuzz(func(t *testing.T, s string) {
+		want := fullPattern.MatchString(s)
+		if want {
+			body, sum := s[:len(s)-6], s[len(s)-6:]
+			c := crc32.ChecksumIEEE([]byte(body))
+			digits := make([]byte, 6)
+			for i := 5; i >= 0; i-- {
+				digits[i] = fuzzBase62[c%62]
+				c /= 62
+			}
+			want = sum == string(digits)
+		}
+		if got := apitoken.WellFormed(s); got != want {
+			t.Fatalf("WellFormed = %v for a %d-byte input, want %v", got, len(s), want)
+		}
+	})
+}

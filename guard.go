@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 )
 
 // A Guard authenticates HTTP requests for one MiddlewareConfig: it is what
@@ -21,6 +22,7 @@ type Guard struct {
 	log      *slog.Logger
 	optional bool
 	skip     func(*http.Request) bool
+	addr     func(*http.Request) (netip.Addr, bool)
 
 	// What the extractor reads, found once by probing it (schemes.go).
 	reads *probe
@@ -66,6 +68,7 @@ func newGuard(iss *Issuer, cfg MiddlewareConfig) *Guard {
 		log:               cfg.Logger,
 		optional:          cfg.Optional,
 		skip:              cfg.Skip,
+		addr:              cfg.ClientAddr,
 		bare:              bare,
 		invalidToken:      bare + `, error="invalid_token"`,
 		invalidRequest:    bare + `, error="invalid_request"`,
@@ -75,6 +78,9 @@ func newGuard(iss *Issuer, cfg MiddlewareConfig) *Guard {
 		// RFC 7617 §2.1: the charset parameter tells clients to encode the
 		// user-id and password as UTF-8.
 		g.basic = `Basic realm="` + realm + `", charset="UTF-8"`
+	}
+	if g.addr == nil {
+		g.addr = remoteAddr
 	}
 	if g.onError == nil {
 		g.onError = g.writeError

@@ -46,6 +46,8 @@ type settings struct {
 	events    []func(context.Context, Event) // the audit logger's and WithEvents' hooks
 	tracer    Tracer                         // nil without WithTracer
 	stats     *counters                      // Verify's, shared with InTx's Issuers
+
+	defaultLifetime, maxLifetime time.Duration // 0: none
 }
 
 // NewIssuer returns an Issuer over store. Options set the secret prefix, an
@@ -72,6 +74,9 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 	if c.bus != nil && c.cacheSize == 0 {
 		return nil, fmt.Errorf("%w: WithCacheBus needs WithCache", ErrInvalidInput)
 	}
+	if c.maxLifetime > 0 && c.defaultLifetime > c.maxLifetime {
+		return nil, fmt.Errorf("%w: the default lifetime (%v) is above the max lifetime (%v)", ErrInvalidInput, c.defaultLifetime, c.maxLifetime)
+	}
 	iss := &Issuer{
 		store: store,
 		caps:  caps,
@@ -84,6 +89,9 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 			events:    c.hooks(),
 			tracer:    c.tracer,
 			stats:     newCounters(),
+
+			defaultLifetime: c.defaultLifetime,
+			maxLifetime:     c.maxLifetime,
 		},
 		keys: newHasher(c.hashKey, c.previous),
 		bus:  c.bus,
@@ -140,10 +148,13 @@ func (iss *Issuer) logger() *slog.Logger {
 
 // Limits of IssueParams, documented there.
 const (
-	maxTextLen   = 128
-	maxScopes    = 32
-	maxScopeLen  = 64
-	issueRetries = 3
+	maxTextLen  = 128
+	maxScopes   = 32
+	maxScopeLen = 64
+	// maxAllowedIPs bounds IssueParams.AllowedIPs: a token's allowlist is
+	// checked on each of its requests.
+	maxAllowedIPs = 32
+	issueRetries  = 3
 	// Each lost compare-and-set of the expiry means that another Rotate
 	// shortened it: progress, so the bound is only a safety net.
 	expiryRetries = 64
@@ -169,9 +180,12 @@ const (
 func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok Token, err error) {
 	ctx = iss.begin(ctx, OpIssue)
 	defer iss.end(ctx, OpIssue, p.AccountID, "", &err)
+	if p.ExpiresAt.IsZero() && iss.defaultLifetime > 0 {
+		p.ExpiresAt = iss.clock().Add(iss.defaultLifetime)
+	}
 	secret, tok, err = iss.issue(ctx, p, iss.maxTokens)
 	if err == nil && iss.observed() {
-		iss.emit(ctx, Event{Kind: KindIssued, Op: OpIssue, AccountID: tok.AccountID, TokenID: tok.ID, MemberID: tok.MemberID, At: tok.CreatedAt})
+		iss.emit(ctx, Event{Kind: KindIssued, Op: OpIssue, AccountID: tok.AccountID, TokenID: tok.ID, MemberID: tok.MemberID, Hint: tok.Hint, At: tok.CreatedAt})
 	}
 	return secret, tok, err
 }
@@ -188,16 +202,23 @@ func (iss *Issuer) issue(ctx context.Context, p IssueParams, max int) (secret st
 	if err := checkParams(p, now); err != nil {
 		return "", Token{}, err
 	}
+	if err := iss.checkLifetime(p.ExpiresAt, now); err != nil {
+		return "", Token{}, err
+	}
 	tok = Token{
-		AccountID: p.AccountID,
-		MemberID:  p.MemberID,
-		Name:      p.Name,
-		Scopes:    slices.Clip(slices.Clone(p.Scopes)),
-		CreatedAt: now,
-		ExpiresAt: p.ExpiresAt,
+		AccountID:  p.AccountID,
+		MemberID:   p.MemberID,
+		Name:       p.Name,
+		Scopes:     slices.Clip(slices.Clone(p.Scopes)),
+		CreatedAt:  now,
+		ExpiresAt:  p.ExpiresAt,
+		AllowedIPs: slices.Clip(slices.Clone(p.AllowedIPs)),
 	}
 	if len(tok.Scopes) == 0 {
 		tok.Scopes = nil
+	}
+	if len(tok.AllowedIPs) == 0 {
+		tok.AllowedIPs = nil
 	}
 	// A duplicate id or hash is astronomically unlikely, but if the store
 	// reports one, draw again rather than fail or overwrite.
@@ -208,6 +229,7 @@ func (iss *Issuer) issue(ctx context.Context, p IssueParams, max int) (secret st
 		}
 		tok.ID = id.String()
 		secret = newSecret(iss.head)
+		tok.Hint = hintOf(secret)
 		rec := Record{Token: tok, Hash: iss.keys.hash(secret)}
 		if max > 0 {
 			err = iss.caps.createLimited.CreateLimited(ctx, rec, max)
@@ -341,10 +363,17 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 	if err != nil {
 		return "", Token{}, err
 	}
+	if old.Disabled {
+		return "", Token{}, errRotateDisabled
+	}
+	expires := old.ExpiresAt
+	if max := iss.maxLifetime; max > 0 && (expires.IsZero() || expires.After(now.Add(max))) {
+		expires = now.Add(max)
+	}
 	// Not counted against the limit: the successor replaces old.
 	secret, tok, err = iss.issue(ctx, IssueParams{
 		AccountID: old.AccountID, MemberID: old.MemberID, Name: old.Name,
-		Scopes: old.Scopes, ExpiresAt: old.ExpiresAt,
+		Scopes: old.Scopes, ExpiresAt: expires, AllowedIPs: old.AllowedIPs,
 	}, 0)
 	if err != nil {
 		return "", Token{}, err
@@ -357,8 +386,9 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 	}
 	// Also after an error: the change may have reached the store anyway.
 	iss.invalidate(ctx, accountID, old.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		// A failure may hide a success: read the old token back.
+	if err != nil && !errors.Is(err, ErrNotFound) && iss.tx == nil {
+		// A failure may hide a success: read the old token back. (In the
+		// caller's transaction, its commit or rollback decides.)
 		switch applied, checkErr := iss.rotated(ctx, old, grace, until); {
 		case applied:
 			err = nil
@@ -380,7 +410,8 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	if iss.observed() {
-		iss.emit(ctx, Event{Kind: KindRotated, Op: OpRotate, AccountID: accountID, TokenID: old.ID, Related: tok.ID, Grace: grace, At: now})
+		iss.emit(ctx, Event{Kind: KindRotated, Op: OpRotate, AccountID: accountID, TokenID: old.ID, Hint: old.Hint,
+			Related: tok.ID, RelatedHint: tok.Hint, Grace: grace, At: now})
 	}
 	return secret, tok, nil
 }
@@ -413,14 +444,18 @@ func (iss *Issuer) rotated(ctx context.Context, old Token, grace time.Duration, 
 }
 
 // liveToken returns the token of the account with that id, or
-// errNoLiveToken when there is none or it has expired.
+// errNoLiveToken when there is none, it has expired or it is older than
+// the max lifetime. A disabled token is returned: the caller decides.
 func (iss *Issuer) liveToken(ctx context.Context, accountID, tokenID string, now time.Time) (Token, error) {
 	toks, err := iss.store.List(ctx, accountID)
 	if err != nil {
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
 	i := slices.IndexFunc(toks, func(t Token) bool { return t.ID == tokenID })
-	if i < 0 || !toks[i].ExpiresAt.IsZero() && !now.Before(toks[i].ExpiresAt) {
+	if i < 0 {
+		return Token{}, errNoLiveToken
+	}
+	if st := iss.status(&toks[i], now); st == StatusExpired || st == StatusTooOld {
 		return Token{}, errNoLiveToken
 	}
 	return toks[i], nil
@@ -448,6 +483,10 @@ func (iss *Issuer) shortenExpiry(ctx context.Context, old Token, until time.Time
 
 // errNoLiveToken is Rotate's answer for a token it cannot rotate.
 var errNoLiveToken = fmt.Errorf("%w: no live token with that id", ErrNotFound)
+
+// errRotateDisabled is Rotate's answer for a disabled token: rotating it
+// would give a working successor to a token its owner paused.
+var errRotateDisabled = fmt.Errorf("%w: the token is disabled: Enable it before rotating it", ErrInvalidInput)
 
 // Close stops the subscription to the cache bus (WithCacheBus), writes the
 // last uses still pending to the store and makes the Issuer unusable: every

@@ -639,7 +639,7 @@ func TestRotate(t *testing.T) {
 		assert.NotEqual(t, old.ID, tok.ID)
 		assert.Equal(t, clk.Now(), tok.CreatedAt)
 		want := old
-		want.ID, want.CreatedAt = tok.ID, tok.CreatedAt
+		want.ID, want.CreatedAt, want.Hint = tok.ID, tok.CreatedAt, secret[len(secret)-4:]
 		assert.Equal(t, want, tok, "the successor keeps the member, name, scopes and expiry")
 		_, err = iss.Verify(t.Context(), "acme", oldSecret)
 		assert.Equal(t, apitoken.ErrInvalidToken, err)

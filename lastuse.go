@@ -3,6 +3,7 @@ package apitoken
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -31,10 +32,11 @@ type lastUses struct {
 	done     sync.WaitGroup // the flushing goroutine
 }
 
-// use notes that the token id verified at now. It takes the write lock only
-// when the token's last use is due to be written: once per token per
-// interval.
-func (l *lastUses) use(id string, now time.Time) {
+// use notes that the token id verified at now, from the client address
+// that addr returns: called only when the use is due to be written, so
+// that the address is found once per token per interval. It takes the
+// write lock only then.
+func (l *lastUses) use(id string, now time.Time, addr func() netip.Addr) {
 	l.mu.RLock()
 	due := !l.closed && now.Sub(l.recorded[id]) >= l.interval
 	l.mu.RUnlock()
@@ -47,7 +49,7 @@ func (l *lastUses) use(id string, now time.Time) {
 		return // another request got here first
 	}
 	l.recorded[id] = now
-	l.pending = append(l.pending, LastUse{ID: id, At: now})
+	l.pending = append(l.pending, LastUse{ID: id, At: now, IP: addr()})
 	if !l.flushing {
 		l.flushing = true
 		l.done.Add(1)

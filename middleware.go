@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -65,6 +66,32 @@ type MiddlewareConfig struct {
 	// what a client cannot use to reach protected content. Nil (the
 	// default) skips nothing.
 	Skip func(r *http.Request) bool
+
+	// ClientAddr returns the address a request comes from, which a token
+	// with AllowedIPs must be in, and which is recorded as its LastUsedIP;
+	// false when it is unknown (a token with AllowedIPs is then refused).
+	// It is called only for tokens that need it: those with AllowedIPs, and
+	// a last use due to be written. Nil means the connection's peer, from
+	// RemoteAddr (or else the address WithClientAddr put in the request's
+	// context).
+	//
+	// Behind a reverse proxy or load balancer, RemoteAddr is the proxy's:
+	// set ClientAddr to read the client's address from what your proxy
+	// adds. X-Forwarded-For and Forwarded are written by the client unless
+	// your proxy replaces them, and a client that reaches the app directly
+	// can send any value: trust them only from your proxies' addresses, and
+	// take the last entry your proxy appended, never the first:
+	//
+	//	ClientAddr: func(r *http.Request) (netip.Addr, bool) {
+	//		peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	//		if err != nil || !proxies.Contains(peer.Addr()) {
+	//			return peer.Addr(), err == nil // not through the proxy
+	//		}
+	//		hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	//		a, err := netip.ParseAddr(strings.TrimSpace(hops[len(hops)-1]))
+	//		return a, err == nil
+	//	},
+	ClientAddr func(r *http.Request) (netip.Addr, bool)
 }
 
 // NewMiddleware returns a middleware that authenticates each request as
@@ -118,7 +145,7 @@ func (iss *Issuer) Authenticate(r *http.Request) (Token, error) {
 }
 
 // authenticate reads the credentials of r with g's extractor and verifies
-// them with iss.
+// them with iss, finding the client address with g's ClientAddr.
 func authenticate(iss *Issuer, g *Guard, r *http.Request) (Token, error) {
 	if iss == nil {
 		return Token{}, errNoIssuer
@@ -142,7 +169,7 @@ func authenticate(iss *Issuer, g *Guard, r *http.Request) (Token, error) {
 		}
 		return Token{}, ErrNoCredentials
 	}
-	return iss.Verify(r.Context(), c.AccountID, c.Secret)
+	return iss.verify(r.Context(), c.AccountID, c.Secret, clientAddr{r: r, fn: g.addr})
 }
 
 // tokenInQuery reports whether the query has an access_token parameter,

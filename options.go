@@ -26,6 +26,8 @@ type config struct {
 	logger     *slog.Logger // nil: slog.Default()
 	events     []func(context.Context, Event)
 	tracer     Tracer
+
+	defaultLifetime, maxLifetime time.Duration // 0: none
 }
 
 // minHashKeyLen is the shortest application key WithHashKey accepts: as many
@@ -126,8 +128,9 @@ func WithMaxTokensPerAccount(n int) Option {
 // account", with the token's own account, or "expired") and every one that
 // succeeded (at Debug, as there is one per request). Requests that the
 // middleware refuses as malformed (400), before Verify, are recorded at Warn
-// with the reason "malformed" and the problem in the package's own words.
-// Records carry the account id and the token id, never a secret nor its
+// with the reason "malformed" and the problem in the package's own words,
+// and those it refuses for an Authorization scheme its extractor does not
+// read (401) with the reason "unsupported scheme". Records carry the account id and the token id, never a secret nor its
 // hash; an account id that came with a request and is not a valid one is
 // written cut to 128 bytes and quoted.
 func WithAuditLogger(logger *slog.Logger) Option {
@@ -260,6 +263,44 @@ func WithCacheBus(bus Bus) Option {
 			return fmt.Errorf("%w: cache bus is nil", ErrInvalidInput)
 		}
 		c.bus = bus
+		return nil
+	}
+}
+
+// WithDefaultLifetime gives a token issued without ExpiresAt an expiry of
+// now plus d (d above 0), so that tokens do not live forever unless asked
+// to. It does not apply to Rotate, whose successor keeps its predecessor's
+// expiry. With WithMaxLifetime, d must be at most that maximum, or
+// NewIssuer returns an error wrapping ErrInvalidInput.
+func WithDefaultLifetime(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: default lifetime is %v, want more than 0", ErrInvalidInput, d)
+		}
+		c.defaultLifetime = d
+		return nil
+	}
+}
+
+// WithMaxLifetime caps the life of every token at d (above 0), the way
+// GitHub and GitLab cap theirs at a year:
+//
+//   - Issue refuses, with an error wrapping ErrInvalidInput, an ExpiresAt
+//     more than d from now, and a zero one unless WithDefaultLifetime fills
+//     it (a token that never expires exceeds every maximum);
+//   - Rotate gives the successor its predecessor's expiry, brought forward to
+//     now+d when that is later or never;
+//   - Verify refuses a token created d or longer ago, whatever its
+//     ExpiresAt: tokens issued before the maximum was lowered stop verifying
+//     once they are older than the new maximum. They are not deleted: they
+//     stay listed, Status reports StatusTooOld, and Prune does not remove
+//     them (delete them, or let them expire).
+func WithMaxLifetime(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: max lifetime is %v, want more than 0", ErrInvalidInput, d)
+		}
+		c.maxLifetime = d
 		return nil
 	}
 }

@@ -2,6 +2,7 @@ package apitoken
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,27 @@ func checkParams(p IssueParams, now time.Time) error {
 	if p.ExpiresAt.Year() > maxYear {
 		// Beyond what SQL date types hold (MySQL's DATETIME ends there).
 		return fmt.Errorf("%w: ExpiresAt is after the year %d", ErrInvalidInput, maxYear)
+	}
+	return checkAllowedIPs(p.AllowedIPs)
+}
+
+// checkAllowedIPs refuses an allowlist that is too long, or holds a prefix
+// that is invalid, not in its canonical form, or repeated.
+func checkAllowedIPs(prefixes []netip.Prefix) error {
+	if len(prefixes) > maxAllowedIPs {
+		return fmt.Errorf("%w: AllowedIPs has %d prefixes, want at most %d", ErrInvalidInput, len(prefixes), maxAllowedIPs)
+	}
+	for i, pf := range prefixes {
+		switch {
+		case !pf.IsValid():
+			return fmt.Errorf("%w: AllowedIPs[%d] is not a valid prefix (write it as netip.ParsePrefix reads it: 192.0.2.0/24, 2001:db8::/32)", ErrInvalidInput, i)
+		case pf.Addr().Is4In6():
+			return fmt.Errorf("%w: AllowedIPs[%d] is an IPv4-mapped IPv6 prefix: write it as an IPv4 prefix (client addresses are compared as IPv4)", ErrInvalidInput, i)
+		case pf != pf.Masked():
+			return fmt.Errorf("%w: AllowedIPs[%d] has bits set beyond its length: write it as %s", ErrInvalidInput, i, pf.Masked())
+		case slices.Contains(prefixes[:i], pf):
+			return fmt.Errorf("%w: AllowedIPs[%d] repeats an earlier prefix", ErrInvalidInput, i)
+		}
 	}
 	return nil
 }
@@ -112,9 +134,18 @@ func validScope(s string) bool {
 // Scopes are at most 32 distinct RFC 6749 scope tokens of at most 64 bytes
 // each (printable ASCII without space, '"' or '\'). ExpiresAt, when not zero,
 // must be in the future and at most in the year 9999; it is stored truncated
-// to the microsecond.
+// to the microsecond. With WithDefaultLifetime, a zero ExpiresAt means now
+// plus that lifetime; with WithMaxLifetime, ExpiresAt must be set (by the
+// caller or the default) and at most that far ahead.
+//
+// AllowedIPs, when not empty, are the only client addresses the token
+// verifies from (see WithClientAddr and MiddlewareConfig.ClientAddr for
+// where the address comes from): at most 32 distinct prefixes in canonical
+// form (no bits set beyond the prefix length, as Prefix.Masked gives; IPv4
+// as IPv4, not mapped into IPv6). A single address is a /32 or /128.
 type IssueParams struct {
 	AccountID, MemberID, Name string
 	Scopes                    []string
 	ExpiresAt                 time.Time
+	AllowedIPs                []netip.Prefix
 }

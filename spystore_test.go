@@ -29,6 +29,10 @@ type spyStore struct {
 	onDeleteExpired func(ctx context.Context, before time.Time, next func(context.Context, time.Time) (int, error)) (int, error)
 	onSetExpiry     func(ctx context.Context, accountID, id string, from, to time.Time, next func(context.Context, string, string, time.Time, time.Time) error) error
 	onRecordLastUse func(ctx context.Context, uses []apitoken.LastUse, next func(context.Context, []apitoken.LastUse) error) error
+	onDeleteMember  func(ctx context.Context, accountID, memberID string, next func(context.Context, string, string) (int, error)) (int, error)
+	onDeleteUnused  func(ctx context.Context, since time.Time, limit int, next func(context.Context, time.Time, int) (int, error)) (int, error)
+	onListExpiring  func(ctx context.Context, after time.Time, afterID string, before time.Time, limit int,
+		next func(context.Context, time.Time, string, time.Time, int) ([]apitoken.Token, error)) ([]apitoken.Token, error)
 }
 
 func newSpy() *spyStore { return &spyStore{Store: memstore.New()} }
@@ -108,6 +112,27 @@ func (s *spyStore) RecordLastUse(ctx context.Context, uses []apitoken.LastUse) e
 		return s.onRecordLastUse(ctx, uses, s.Store.RecordLastUse)
 	}
 	return s.Store.RecordLastUse(ctx, uses)
+}
+
+func (s *spyStore) DeleteMember(ctx context.Context, accountID, memberID string) (int, error) {
+	if s.onDeleteMember != nil {
+		return s.onDeleteMember(ctx, accountID, memberID, s.Store.DeleteMember)
+	}
+	return s.Store.DeleteMember(ctx, accountID, memberID)
+}
+
+func (s *spyStore) DeleteUnused(ctx context.Context, since time.Time, limit int) (int, error) {
+	if s.onDeleteUnused != nil {
+		return s.onDeleteUnused(ctx, since, limit, s.Store.DeleteUnused)
+	}
+	return s.Store.DeleteUnused(ctx, since, limit)
+}
+
+func (s *spyStore) ListExpiring(ctx context.Context, after time.Time, afterID string, before time.Time, limit int) ([]apitoken.Token, error) {
+	if s.onListExpiring != nil {
+		return s.onListExpiring(ctx, after, afterID, before, limit, s.Store.ListExpiring)
+	}
+	return s.Store.ListExpiring(ctx, after, afterID, before, limit)
 }
 
 // failingBulk returns a spyStore whose bulk deletions and expiry updates

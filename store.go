@@ -14,6 +14,10 @@ type Record struct {
 // Store keeps token records. The Issuer is its only caller; applications
 // choose a Store (memstore, sqlstore, or their own) and hand it to NewIssuer.
 //
+// A Store keeps every field of a Record as it was given to Create: the
+// texts, Scopes, times, Disabled, Hint, AllowedIPs and LastUsedIP (which
+// the Issuer leaves zero at Create).
+//
 // A Store must be safe for concurrent use. It must not retain or modify the
 // slices of the records it is given, and must return slices that the caller
 // may modify without affecting the Store. It returns times in UTC and keeps
@@ -40,6 +44,10 @@ type Record struct {
 //	LimitedCreator   WithMaxTokensPerAccount          NewIssuer fails with errors.ErrUnsupported
 //	LastUseRecorder  last use (on by default)         no last use; asked for explicitly, NewIssuer fails
 //	Rehasher         WithPreviousHashKeys             NewIssuer fails with errors.ErrUnsupported
+//	Disabler         Disable, Enable                  both are errors.ErrUnsupported
+//	MemberDeleter    DeleteMember in one call         DeleteMember lists and deletes one by one
+//	UnusedDeleter    PruneUnused                      PruneUnused is errors.ErrUnsupported
+//	ExpiringLister   Expiring                         Expiring yields errors.ErrUnsupported
 //
 // A capability's method may also answer, at call time, an error wrapping
 // errors.ErrUnsupported when the store's configuration cannot serve it (a

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"time"
 	"unsafe"
@@ -30,6 +31,25 @@ type Token struct {
 	// verifying; zero means never. LastUsedAt is when it last verified, zero
 	// when unknown. All are UTC with microsecond precision.
 	CreatedAt, ExpiresAt, LastUsedAt time.Time
+
+	// Disabled is set by Issuer.Disable and cleared by Issuer.Enable: a
+	// disabled token refuses like an invalid one, stays listed, and can be
+	// enabled again.
+	Disabled bool
+
+	// Hint is the last 4 characters of the secret, kept in clear: what a
+	// person sees at the end of theirs, to tell which listed token it is.
+	// It is filled at Issue and Rotate; tokens issued by versions before it
+	// existed have an empty Hint.
+	Hint string
+
+	// AllowedIPs are the client addresses the token may be used from; empty
+	// means any address. See IssueParams.AllowedIPs.
+	AllowedIPs []netip.Prefix
+
+	// LastUsedIP is the client address of the last use, recorded with
+	// LastUsedAt (the same coalesced write); the zero Addr when unknown.
+	LastUsedIP netip.Addr
 }
 
 // HasScope reports whether the token grants scope: the rule RequireScope
@@ -126,6 +146,16 @@ func newSecret(head string) string {
 	}
 	putChecksum(buf[len(head)+bodyLen:], crc32.ChecksumIEEE(buf[:len(head)+bodyLen]))
 	return string(buf)
+}
+
+// hintLen is the length of Token.Hint.
+const hintLen = 4
+
+// hintOf returns the Hint of a secret: its last hintLen characters, all
+// within the checksum, so that the hint tells nothing of the random body
+// that the checksum does not already.
+func hintOf(secret string) string {
+	return secret[len(secret)-hintLen:]
 }
 
 // putChecksum writes c as checksumLen big-endian base62 digits into dst.

@@ -263,7 +263,7 @@ func TestMetrics(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int64{
 		"apitoken.outcome=verified ": 3, "apitoken.outcome=store_failed ": 1, "apitoken.outcome=wrong_account ": 1, "apitoken.outcome=malformed ": 1,
-		"apitoken.outcome=unknown ": 0, "apitoken.outcome=expired ": 0, "apitoken.outcome=disabled ": 0, "apitoken.outcome=address_not_allowed ": 0,
+		"apitoken.outcome=unknown ": 0, "apitoken.outcome=expired ": 0, "apitoken.outcome=older_than_max_lifetime ": 0, "apitoken.outcome=disabled ": 0, "apitoken.outcome=address_not_allowed ": 0,
 	}, sums("apitoken.verifications"))
 	assert.Equal(t, map[string]int64{"apitoken.operation=Verify ": 1}, sums("apitoken.store.failures"))
 	assert.Equal(t, map[string]int64{"apitoken.event=issued ": 2, "apitoken.event=deleted ": 1}, sums("apitoken.events"))

@@ -112,6 +112,7 @@ apitoken_verifications_total{outcome="address_not_allowed"} 0
 apitoken_verifications_total{outcome="disabled"} 0
 apitoken_verifications_total{outcome="expired"} 0
 apitoken_verifications_total{outcome="malformed"} 1
+apitoken_verifications_total{outcome="older_than_max_lifetime"} 0
 apitoken_verifications_total{outcome="store_failed"} 1
 apitoken_verifications_total{outcome="unknown"} 0
 apitoken_verifications_total{outcome="verified"} 2
@@ -233,7 +234,7 @@ func TestCollectorBeforeWatch(t *testing.T) {
 	metrics.Watch(iss)
 	n, err = testutil.GatherAndCount(reg, "apitoken_verifications_total", "apitoken_cache_entries", "apitoken_bus_up")
 	require.NoError(t, err)
-	assert.Equal(t, 8, n, "one series per outcome, nothing of a cache or a bus")
+	assert.Equal(t, 9, n, "one series per outcome, nothing of a cache or a bus")
 }
 
 func TestCollectorBusDown(t *testing.T) {

@@ -36,6 +36,10 @@ var (
 	_ apitoken.LimitedCreator  = (*Store)(nil)
 	_ apitoken.LastUseRecorder = (*Store)(nil)
 	_ apitoken.Rehasher        = (*Store)(nil)
+	_ apitoken.Disabler        = (*Store)(nil)
+	_ apitoken.MemberDeleter   = (*Store)(nil)
+	_ apitoken.UnusedDeleter   = (*Store)(nil)
+	_ apitoken.ExpiringLister  = (*Store)(nil)
 )
 
 // errNotFound is one value, so that a miss (the path of a guessing client)
@@ -155,7 +159,7 @@ func (s *Store) RecordLastUse(_ context.Context, uses []apitoken.LastUse) error 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, u := range uses {
-		s.t.SetLastUsed(u.ID, u.At)
+		s.t.SetLastUsed(u.ID, u.At, u.IP)
 	}
 	return nil
 }
@@ -172,4 +176,49 @@ func (s *Store) Rehash(_ context.Context, accountID, id string, from, to apitoke
 	}
 	s.t.Rehash(accountID, id, from, to)
 	return nil
+}
+
+// SetDisabled implements apitoken.Disabler.
+func (s *Store) SetDisabled(_ context.Context, accountID, id string, disabled bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.t.SetDisabled(accountID, id, disabled) {
+		return errNotFound
+	}
+	return nil
+}
+
+// DeleteMember implements apitoken.MemberDeleter: it reads the account's
+// tokens only.
+func (s *Store) DeleteMember(_ context.Context, accountID, memberID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.t.DeleteMember(accountID, memberID), nil
+}
+
+// DeleteUnused implements apitoken.UnusedDeleter. Like DeleteExpired, it
+// reads the records under the write lock, up to limit removed.
+func (s *Store) DeleteUnused(_ context.Context, since time.Time, limit int) (int, error) {
+	if limit < 1 {
+		return 0, fmt.Errorf("memstore: %w: limit is %d, want at least 1", apitoken.ErrInvalidInput, limit)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.t.DeleteUnused(since, limit), nil
+}
+
+// ListExpiring implements apitoken.ExpiringLister. Each page reads every
+// record under the read lock, and holds at most limit of them.
+func (s *Store) ListExpiring(_ context.Context, after time.Time, afterID string, before time.Time, limit int) ([]apitoken.Token, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("memstore: %w: limit is %d, want at least 1", apitoken.ErrInvalidInput, limit)
+	}
+	s.mu.RLock()
+	toks := s.t.Expiring(after, afterID, before, limit)
+	s.mu.RUnlock()
+	out := make([]apitoken.Token, len(toks))
+	for i, t := range toks {
+		out[i] = apitoken.Token(t)
+	}
+	return out, nil
 }

@@ -2,9 +2,11 @@ package secretscan_test
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/apitoken-go/apitoken"
 	"github.com/apitoken-go/apitoken/memstore"
@@ -36,4 +38,24 @@ func ExampleNewHandler() {
 	mux.Handle("/api/", iss.Middleware(http.NotFoundHandler()))
 	_ = mux // http.ListenAndServe(addr, mux)
 	// Output:
+}
+
+// The scanner rules of an app's prefix: a gitleaks configuration to commit
+// as .gitleaks.toml, a trufflehog detector and a GitHub custom pattern.
+func ExampleRulesFor() {
+	iss, err := apitoken.NewIssuer(memstore.New(), apitoken.WithPrefix("acme"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	rules, err := secretscan.RulesFor(iss)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(strings.Contains(rules.Gitleaks, "useDefault = true"))
+	fmt.Println(rules.GitHub.SecretFormat)
+	fmt.Println(rules.GitHub.BeforeSecret)
+	// Output:
+	// true
+	// acme_[0-9A-Za-z]{38}
+	// \A|[^0-9A-Za-z_]
 }

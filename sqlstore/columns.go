@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"database/sql"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,18 +27,57 @@ func storable(s string) bool {
 	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
-// scanToken reads the columns that the lookup and list queries select.
+// scanToken reads the columns that the lookup, list and list-expiring
+// queries select.
 func scanToken(row interface{ Scan(...any) error }, t *apitoken.Token) error {
-	var scopes string
+	var scopes, allowed string
+	var lastIP sql.NullString
 	err := row.Scan(&t.ID, &t.AccountID, &t.MemberID, &t.Name, &scopes,
-		timeColumn{&t.CreatedAt}, timeColumn{&t.ExpiresAt}, timeColumn{&t.LastUsedAt})
+		timeColumn{&t.CreatedAt}, timeColumn{&t.ExpiresAt}, timeColumn{&t.LastUsedAt},
+		&t.Disabled, &t.Hint, &allowed, &lastIP)
 	if err != nil {
 		return err
 	}
 	if scopes != "" {
 		t.Scopes = strings.Split(scopes, " ")
 	}
+	if allowed != "" {
+		for f := range strings.SplitSeq(allowed, " ") {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return fmt.Errorf("sqlstore: cannot read allowed_ips: %w", err)
+			}
+			t.AllowedIPs = append(t.AllowedIPs, p)
+		}
+	}
+	if lastIP.Valid {
+		if t.LastUsedIP, err = netip.ParseAddr(lastIP.String); err != nil {
+			return fmt.Errorf("sqlstore: cannot read last_used_ip: %w", err)
+		}
+	}
 	return nil
+}
+
+// allowedIPsArg is how AllowedIPs are written: space-separated prefixes,
+// "" for none.
+func allowedIPsArg(prefixes []netip.Prefix) string {
+	var b strings.Builder
+	for i, p := range prefixes {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// addrArg is how an address is written: NULL when unknown, its text
+// without a zone otherwise.
+func addrArg(a netip.Addr) any {
+	if !a.IsValid() {
+		return nil
+	}
+	return a.WithZone("").String()
 }
 
 // The years a stored time may fall in: those of MySQL's DATETIME.

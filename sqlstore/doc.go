@@ -105,16 +105,23 @@
 //
 // # Rotation, limits and bulk deletions
 //
-// Store implements apitoken.AccountDeleter, apitoken.ExpiredDeleter,
-// apitoken.ExpiryUpdater and apitoken.LimitedCreator: Issuer.DeleteAll is
-// one DELETE by the account index; Issuer.Prune one DELETE of the rows whose
-// expires_at is at or before the time given, which scans the table (a job
-// for a quiet moment, never the request path); Issuer.Rotate's grace one
-// UPDATE of expires_at. With apitoken.WithMaxTokensPerAccount, CreateLimited
-// counts
-// the account's tokens and inserts in one transaction under a lock on the
-// account (PostgreSQL: an advisory lock; MySQL: GET_LOCK; SQLite: the write
-// lock), so the limit holds across processes.
+// Store implements every optional capability of apitoken.Store:
+// Issuer.DeleteAll is one DELETE by the account index, and
+// Issuer.DeleteMember one DELETE of the member's rows in it; Issuer.Prune
+// one DELETE of the rows whose expires_at is at or before the time given,
+// through the expiry index; Issuer.PruneUnused DELETEs of at most a few
+// hundred rows each, through the last-use index, so that none holds a lock
+// for long; Issuer.Expiring reads the expiry index a page at a time;
+// Issuer.Rotate's grace is one UPDATE of expires_at, and Issuer.Disable and
+// Enable one UPDATE of disabled. With apitoken.WithMaxTokensPerAccount,
+// CreateLimited counts the account's tokens and inserts in one transaction
+// under a lock on the account (PostgreSQL: an advisory lock; MySQL:
+// GET_LOCK; SQLite: the write lock), so the limit holds across processes.
+//
+// Schema version 3 added the columns disabled, hint, allowed_ips and
+// last_used_ip, and the expiry and last-use indexes; Migrate adds them to a
+// database of version 1 or 2, whose tokens keep verifying (with an empty
+// Hint).
 //
 // # Faults
 //

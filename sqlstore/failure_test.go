@@ -40,7 +40,8 @@ func newMockStore(t *testing.T, d Dialect) (*Store, *sql.DB, sqlmock.Sqlmock) {
 }
 
 // tokenColumns are the columns the lookup and list queries select.
-var tokenColumns = []string{"id", "account_id", "member_id", "name", "scopes", "created_at", "expires_at", "last_used_at"}
+var tokenColumns = []string{"id", "account_id", "member_id", "name", "scopes", "created_at", "expires_at", "last_used_at",
+	"disabled", "hint", "allowed_ips", "last_used_ip"}
 
 var testCreatedAt = time.Date(2026, 11, 27, 12, 34, 56, 123456000, time.UTC)
 
@@ -70,13 +71,13 @@ func createArgs(d Dialect, rec apitoken.Record) []driver.Value {
 		created = testCreatedAtMySQL
 	}
 	return []driver.Value{rec.Hash[:], rec.ID, rec.AccountID, rec.MemberID, rec.Name,
-		strings.Join(rec.Scopes, " "), created, nil, nil}
+		strings.Join(rec.Scopes, " "), created, nil, nil, false, "", "", nil}
 }
 
 // tokenRow is rec as the lookup and list queries return it.
 func tokenRow(rec apitoken.Record) []driver.Value {
 	return []driver.Value{rec.ID, rec.AccountID, rec.MemberID, rec.Name,
-		strings.Join(rec.Scopes, " "), rec.CreatedAt, nil, nil}
+		strings.Join(rec.Scopes, " "), rec.CreatedAt, nil, nil, false, "", "", nil}
 }
 
 // requireSystemError checks that err is a failure of the store's op caused
@@ -227,7 +228,7 @@ func TestVerifyStoreFailure(t *testing.T) {
 
 	var hash []byte
 	mock.ExpectPrepare(q["create"]).ExpectExec().
-		WithArgs(hashArg{&hash}, sqlmock.AnyArg(), "acct-1", "member-1", "laptop", "read", sqlmock.AnyArg(), nil, nil).
+		WithArgs(hashArg{&hash}, sqlmock.AnyArg(), "acct-1", "member-1", "laptop", "read", sqlmock.AnyArg(), nil, nil, false, sqlmock.AnyArg(), "", nil).
 		WillReturnResult(sqlmock.NewResult(0, 1))
 	secret, _, err := iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acct-1", MemberID: "member-1", Name: "laptop", Scopes: []string{"read"}})
 	require.NoError(t, err)
@@ -410,12 +411,12 @@ func TestIssueRetriesMySQLDuplicate(t *testing.T) {
 	prep := mock.ExpectPrepare(create)
 	mock.ExpectBegin()
 	prep.ExpectExec().
-		WithArgs(hashArg{&hash1}, stringArg{&id1}, "acct-1", "", "", "", sqlmock.AnyArg(), nil, nil).
+		WithArgs(hashArg{&hash1}, stringArg{&id1}, "acct-1", "", "", "", sqlmock.AnyArg(), nil, nil, false, sqlmock.AnyArg(), "", nil).
 		WillReturnError(&fakeMySQLError{Number: 1062, Message: "Duplicate entry"})
 	mock.ExpectRollback()
 	mock.ExpectBegin()
 	mock.ExpectExec(create).
-		WithArgs(hashArg{&hash2}, stringArg{&id2}, "acct-1", "", "", "", sqlmock.AnyArg(), nil, nil).
+		WithArgs(hashArg{&hash2}, stringArg{&id2}, "acct-1", "", "", "", sqlmock.AnyArg(), nil, nil, false, sqlmock.AnyArg(), "", nil).
 		WillReturnResult(sqlmock.NewResult(0, 1))
 	mock.ExpectCommit()
 

@@ -25,9 +25,9 @@ func (s *Store) RecordLastUse(ctx context.Context, uses []apitoken.LastUse) erro
 			continue
 		}
 		at := s.timeArg(u.At)
-		args := []any{at, u.ID, at}
+		args := []any{at, addrArg(u.IP), u.ID, at}
 		if s.dialect == Postgres {
-			args = args[:2] // $1 is used twice
+			args = []any{at, u.ID, addrArg(u.IP)} // $1 is used twice
 		}
 		if _, err := s.exec(ctx, &s.stmts.setLastUsed, args...); err != nil {
 			return fmt.Errorf("sqlstore: record last use: %w", err)

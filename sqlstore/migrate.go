@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Migrate creates the store's tables, or upgrades them to the schema this
@@ -65,7 +66,7 @@ func (s *Store) migrate(ctx context.Context, db execQuerier) error {
 	}
 	for v := version + 1; v <= len(s.script.migrations); v++ {
 		for _, stmt := range s.script.migrations[v-1] {
-			if _, err := db.ExecContext(ctx, stmt); err != nil {
+			if _, err := db.ExecContext(ctx, stmt); err != nil && !s.alreadyApplied(err) {
 				return fmt.Errorf("version %d: %w", v, err)
 			}
 		}
@@ -145,4 +146,27 @@ func withNamedLock(ctx context.Context, conn *sql.Conn, lock, unlock string, arg
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	return err
+}
+
+// MySQL's error numbers for a column or an index that exists.
+const (
+	mysqlDuplicateColumn = 1060
+	mysqlDuplicateIndex  = 1061
+)
+
+// alreadyApplied reports whether err says that a schema change exists
+// already, so that a version's statements are safe to run again (after its
+// row was lost, or, on MySQL, which commits each DDL statement at once,
+// after a failure halfway): MySQL has no IF NOT EXISTS for columns and
+// indexes, SQLite none for columns.
+func (s *Store) alreadyApplied(err error) bool {
+	switch s.dialect {
+	case MySQL:
+		n := mysqlErrorNumber(err)
+		return n == mysqlDuplicateColumn || n == mysqlDuplicateIndex
+	case SQLite:
+		// Both drivers report it with SQLite's generic error code.
+		return strings.Contains(err.Error(), "duplicate column name")
+	}
+	return false
 }

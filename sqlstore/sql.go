@@ -44,7 +44,8 @@ func loadScript(d Dialect, prefix string) (*script, error) {
 // check reports a query that dialect d's Store runs but the script lacks.
 func (sc *script) check(d Dialect) error {
 	need := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account", "set-last-used", "rehash",
-		"revoke", "revocations-after", "revocations-in", "revocations-since", "revocations-last", "revocations-prune"}
+		"revoke", "revocations-after", "revocations-in", "revocations-since", "revocations-last", "revocations-prune",
+		"set-disabled", "exists", "delete-member", "delete-unused", "list-expiring"}
 	switch d {
 	case Postgres:
 		need = append(need, "lock-account", "isolation")

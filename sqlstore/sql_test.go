@@ -21,7 +21,8 @@ var allDialects = []Dialect{Postgres, MySQL, SQLite}
 // name would leave a query empty at run time).
 func wantQueries(d Dialect) []string {
 	q := []string{"lock", "version-table", "version", "set-version", "create", "lookup", "list", "delete", "delete-account", "delete-expired", "set-expiry", "count-account", "set-last-used", "rehash",
-		"revoke", "revocations-after", "revocations-in", "revocations-since", "revocations-last", "revocations-prune"} // the revocation log
+		"revoke", "revocations-after", "revocations-in", "revocations-since", "revocations-last", "revocations-prune", // the revocation log
+		"set-disabled", "exists", "delete-member", "delete-unused", "list-expiring"}
 	switch d {
 	case Postgres:
 		q = append(q, "lock-account", "isolation") // CreateLimited's lock, and its check of the caller's transaction

@@ -35,6 +35,8 @@ type Store struct {
 type statements struct {
 	create, lookup, list, deleteExpired, setLastUsed preparedStmt
 	closed                                           atomic.Bool // set by Close
+
+	exists, deleteUnused, listExpiring preparedStmt
 }
 
 // DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
@@ -53,6 +55,10 @@ var (
 	_ apitoken.LimitedCreator  = (*Store)(nil)
 	_ apitoken.LastUseRecorder = (*Store)(nil)
 	_ apitoken.Rehasher        = (*Store)(nil)
+	_ apitoken.Disabler        = (*Store)(nil)
+	_ apitoken.MemberDeleter   = (*Store)(nil)
+	_ apitoken.UnusedDeleter   = (*Store)(nil)
+	_ apitoken.ExpiringLister  = (*Store)(nil)
 )
 
 // New returns a Store that keeps tokens in db, which speaks dialect d. It
@@ -83,6 +89,7 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	for name, p := range map[string]*preparedStmt{
 		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete-expired": &st.deleteExpired,
 		"set-last-used": &st.setLastUsed,
+		"exists":        &st.exists, "delete-unused": &st.deleteUnused, "list-expiring": &st.listExpiring,
 	} {
 		p.db, p.query = db, sc.queries[name]
 	}
@@ -114,7 +121,8 @@ func (s *Store) Close() error {
 	}
 	st := s.stmts
 	st.closed.Store(true)
-	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.deleteExpired.close(), st.setLastUsed.close())
+	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.deleteExpired.close(), st.setLastUsed.close(),
+		st.exists.close(), st.deleteUnused.close(), st.listExpiring.close())
 }
 
 // Create implements apitoken.Store.
@@ -143,6 +151,17 @@ func (s *Store) createArgs(rec apitoken.Record) ([]any, error) {
 	if rec.CreatedAt.IsZero() {
 		return nil, fmt.Errorf("sqlstore: %w: CreatedAt is required", apitoken.ErrInvalidInput)
 	}
+	if len(rec.Hint) > maxHintLen {
+		return nil, fmt.Errorf("sqlstore: %w: Hint is longer than %d bytes", apitoken.ErrInvalidInput, maxHintLen)
+	}
+	if len(rec.AllowedIPs) > maxAllowedIPs {
+		return nil, fmt.Errorf("sqlstore: %w: AllowedIPs has more than %d prefixes", apitoken.ErrInvalidInput, maxAllowedIPs)
+	}
+	for _, p := range rec.AllowedIPs {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("sqlstore: %w: an allowed prefix is not valid", apitoken.ErrInvalidInput)
+		}
+	}
 	for _, t := range []time.Time{rec.CreatedAt, rec.ExpiresAt, rec.LastUsedAt} {
 		if !t.IsZero() && !storableTime(t) {
 			// Outside MySQL's DATETIME, and SQLite's microseconds would
@@ -151,7 +170,8 @@ func (s *Store) createArgs(rec apitoken.Record) ([]any, error) {
 		}
 	}
 	return []any{rec.Hash[:], rec.ID, rec.AccountID, rec.MemberID, rec.Name, strings.Join(rec.Scopes, " "),
-		s.timeArg(rec.CreatedAt), s.timeArg(rec.ExpiresAt), s.timeArg(rec.LastUsedAt)}, nil
+		s.timeArg(rec.CreatedAt), s.timeArg(rec.ExpiresAt), s.timeArg(rec.LastUsedAt),
+		rec.Disabled, rec.Hint, allowedIPsArg(rec.AllowedIPs), addrArg(rec.LastUsedIP)}, nil
 }
 
 // created tells a duplicate from the outcome of the create statement: it

@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +26,10 @@ var capabilityTests = []struct {
 	{"CreateLimited", testCreateLimited},
 	{"RecordLastUse", testRecordLastUse},
 	{"Rehash", testRehash},
+	{"SetDisabled", testSetDisabled},
+	{"DeleteMember", testDeleteMember},
+	{"DeleteUnused", testDeleteUnused},
+	{"ListExpiring", testListExpiring},
 }
 
 func testDeleteAccount(t *testing.T, s apitoken.Store) {
@@ -222,17 +229,203 @@ func testRecordLastUse(t *testing.T, s apitoken.Store) {
 	create(t, s, never, used, untouched)
 
 	at := base.Add(2*time.Hour + time.Microsecond)
+	v4, v6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::2")
 	requireNoError(t, r.RecordLastUse(t.Context(), []apitoken.LastUse{
-		{ID: never.ID, At: at}, {ID: used.ID, At: at}, {ID: newID(), At: at},
+		{ID: never.ID, At: at, IP: v4}, {ID: used.ID, At: at, IP: v6}, {ID: newID(), At: at, IP: v4},
 	}), "a Store must record last uses, and skip ids it does not hold")
 	never.LastUsedAt, used.LastUsedAt = at, at
-	checkLookup(t, s, never, "a Store must record a first use, to the microsecond")
-	checkLookup(t, s, used, "a Store must record a later use, to the microsecond")
+	never.LastUsedIP, used.LastUsedIP = v4, v6
+	checkLookup(t, s, never, "a Store must record a first use, to the microsecond, with its address")
+	checkLookup(t, s, used, "a Store must record a later use, to the microsecond, with its address")
 	checkLookup(t, s, untouched, "RecordLastUse must leave the other tokens as they were")
 
-	requireNoError(t, r.RecordLastUse(t.Context(), []apitoken.LastUse{{ID: used.ID, At: base.Add(time.Hour)}}),
+	requireNoError(t, r.RecordLastUse(t.Context(), []apitoken.LastUse{{ID: used.ID, At: base.Add(time.Hour), IP: v4}}),
 		"a Store must accept an earlier use")
-	checkLookup(t, s, used, "RecordLastUse must never move a last use back")
+	checkLookup(t, s, used, "RecordLastUse must never move a last use back, nor change its address")
+
+	later := at.Add(time.Minute)
+	requireNoError(t, r.RecordLastUse(t.Context(), []apitoken.LastUse{{ID: used.ID, At: later}}),
+		"a Store must record a use from an unknown address")
+	used.LastUsedAt, used.LastUsedIP = later, netip.Addr{}
+	checkLookup(t, s, used, "a later use from an unknown address must leave LastUsedIP zero: the address goes with its use")
+}
+
+func testSetDisabled(t *testing.T, s apitoken.Store) {
+	d, ok := apitoken.Capability[apitoken.Disabler](s)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.Disabler")
+	}
+	acct := "acct-" + newID()
+	rec, sibling, other := newRecord(acct, base), newRecord(acct, base.Add(time.Second)), newRecord(strings.ToUpper(acct), base)
+	create(t, s, rec, sibling, other)
+	for _, tt := range []struct{ name, account, id string }{
+		{"an unknown id", acct, newID()},
+		{"the token of another account", acct, other.ID},
+		{"an account id differing in case", strings.ToUpper(acct), rec.ID},
+	} {
+		checkErrorIs(t, d.SetDisabled(t.Context(), tt.account, tt.id, true), apitoken.ErrNotFound,
+			"SetDisabled of %s must return an error wrapping ErrNotFound", tt.name)
+	}
+	checkLookup(t, s, rec, "a refused SetDisabled must change nothing")
+	checkLookup(t, s, other, "a refused SetDisabled must change nothing")
+
+	disabled := clone(rec)
+	disabled.Disabled = true
+	for range 2 {
+		checkNoError(t, d.SetDisabled(t.Context(), acct, rec.ID, true),
+			"a Store must disable a token of the account, and disabling a disabled token is not an error")
+		checkLookup(t, s, disabled, "a Store must keep the Disabled that SetDisabled set, and nothing else of the token may change")
+	}
+	checkList(t, s, acct, []apitoken.Record{disabled, sibling}, "a disabled token stays listed, and SetDisabled changes no other token")
+	for range 2 {
+		checkNoError(t, d.SetDisabled(t.Context(), acct, rec.ID, false),
+			"a Store must enable a disabled token, and enabling an enabled token is not an error")
+		checkLookup(t, s, rec, "a token enabled again must be as it was before SetDisabled")
+	}
+}
+
+func testDeleteMember(t *testing.T, s apitoken.Store) {
+	d, ok := apitoken.Capability[apitoken.MemberDeleter](s)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.MemberDeleter")
+	}
+	acct := "acct-" + newID()
+	member := func(account, memberID string, at time.Time) apitoken.Record {
+		r := newRecord(account, at)
+		r.MemberID = memberID
+		return r
+	}
+	leaving := []apitoken.Record{member(acct, "alice", base), member(acct, "alice", base.Add(time.Second))}
+	// The member in other accounts, members whose ids a case-insensitive or
+	// padding comparison would take for hers, and tokens of no member.
+	staying := []apitoken.Record{member(acct, "ALICE", base), member(acct, "alice ", base), member(acct, "", base), member(acct, "bob", base)}
+	elsewhere := []apitoken.Record{member(strings.ToUpper(acct), "alice", base), member("other-"+newID(), "alice", base)}
+	create(t, s, append(append(slices.Clone(leaving), staying...), elsewhere...)...)
+
+	n, err := d.DeleteMember(t.Context(), acct, "alice")
+	if checkNoError(t, err, "a Store must delete the tokens of a member") {
+		checkEqual(t, len(leaving), n, "a Store must report how many tokens DeleteMember removed")
+	}
+	for _, r := range leaving {
+		checkGone(t, s, r.Hash, "a Store must remove every token of the member in DeleteMember")
+	}
+	checkList(t, s, acct, staying, "DeleteMember must leave the account's other members' tokens in place (member ids compare byte for byte)")
+	for _, r := range elsewhere {
+		checkLookup(t, s, r, "DeleteMember must leave other accounts' tokens in place, the member's included (account ids compare byte for byte)")
+	}
+	n, err = d.DeleteMember(t.Context(), acct, "alice")
+	if checkNoError(t, err, "DeleteMember of a member without tokens is not an error") {
+		checkEqual(t, 0, n, "DeleteMember of a member without tokens removes nothing")
+	}
+}
+
+func testDeleteUnused(t *testing.T, s apitoken.Store) {
+	d, ok := apitoken.Capability[apitoken.UnusedDeleter](s)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.UnusedDeleter")
+	}
+	cut := base.Add(24 * time.Hour)
+	rec := func(account string, created, used time.Time) apitoken.Record {
+		r := newRecord(account, created)
+		r.LastUsedAt = used
+		return r
+	}
+	acct, other := "acct-"+newID(), "other-"+newID()
+	unused := []apitoken.Record{
+		rec(acct, base, cut.Add(-time.Microsecond)),          // last used just before
+		rec(acct, base, time.Time{}),                         // never used, created before
+		rec(other, cut.Add(-time.Hour), cut.Add(-time.Hour)), // of another account
+	}
+	used := []apitoken.Record{
+		rec(acct, base, cut),                               // used at the cut: used since
+		rec(acct, base, cut.Add(time.Hour)),                // used after
+		rec(acct, cut, time.Time{}),                        // never used, created at the cut
+		rec(acct, cut.Add(-time.Hour), cut.Add(time.Hour)), // created before, used after
+	}
+	create(t, s, append(slices.Clone(unused), used...)...)
+
+	n, err := d.DeleteUnused(t.Context(), cut, 2)
+	if checkNoError(t, err, "a Store must delete unused tokens") {
+		checkEqual(t, 2, n, "DeleteUnused must remove at most limit tokens, and limit when more are unused")
+	}
+	n, err = d.DeleteUnused(t.Context(), cut, 2)
+	if checkNoError(t, err, "a Store must delete unused tokens") {
+		checkEqual(t, 1, n, "DeleteUnused must report how many tokens it removed: the one left of three")
+	}
+	for _, r := range unused {
+		checkGone(t, s, r.Hash, "DeleteUnused must remove every token, of every account, last used before the time given, or never used and created before it")
+	}
+	for _, r := range used {
+		checkLookup(t, s, r, "DeleteUnused must keep tokens used at or after the time given, and those never used but created at or after it")
+	}
+	n, err = d.DeleteUnused(t.Context(), cut, 2)
+	if checkNoError(t, err, "DeleteUnused with nothing to remove is not an error") {
+		checkEqual(t, 0, n, "DeleteUnused with nothing to remove removes nothing")
+	}
+}
+
+func testListExpiring(t *testing.T, s apitoken.Store) {
+	l, ok := apitoken.Capability[apitoken.ExpiringLister](s)
+	if !ok {
+		t.Skip("the Store does not implement the optional apitoken.ExpiringLister")
+	}
+	// A time of its own, past every other subtest's, so that a store shared
+	// between subtests lists only these tokens.
+	from := time.Date(2098, time.January, 1, 0, 0, 0, 0, time.UTC)
+	before := from.Add(10 * time.Hour)
+	var want []apitoken.Token
+	var recs []apitoken.Record
+	for i := range 12 {
+		r := newRecord(fmt.Sprintf("acct-%d-%s", i%3, newID()), base)
+		// Four expiry times, three tokens each (ties broken by ID), created
+		// in no order of expiry, one of them exactly at before.
+		r.ExpiresAt = from.Add(time.Duration((i*3)%4)*time.Hour*3 + time.Microsecond)
+		if i == 11 {
+			r.ExpiresAt = before
+		}
+		recs = append(recs, r)
+	}
+	never := newRecord("acct-"+newID(), base)
+	later := newRecord("acct-"+newID(), base)
+	later.ExpiresAt = before.Add(time.Microsecond)
+	create(t, s, append(slices.Clone(recs), never, later)...)
+	for _, r := range recs {
+		if r.ExpiresAt.Before(before) {
+			want = append(want, r.Token)
+		}
+	}
+	slices.SortFunc(want, func(a, b apitoken.Token) int {
+		return cmp.Or(a.ExpiresAt.Compare(b.ExpiresAt), strings.Compare(a.ID, b.ID))
+	})
+
+	var got []apitoken.Token
+	after, afterID := from, ""
+	for range len(want) + 1 {
+		page, err := l.ListExpiring(t.Context(), after, afterID, before, 4)
+		if !checkNoError(t, err, "a Store must list expiring tokens") {
+			return
+		}
+		if !check(t, len(page) <= 4, "ListExpiring must return at most limit tokens: got %d", len(page)) {
+			return
+		}
+		got = append(got, page...)
+		if len(page) < 4 {
+			break
+		}
+		after, afterID = page[len(page)-1].ExpiresAt, page[len(page)-1].ID
+	}
+	if !checkEqual(t, ids(want), ids(got), "ListExpiring must list, page after page, the tokens of every account expiring before the time given, soonest first, ties by ID, each once (a page starts after (after, afterID))") {
+		return
+	}
+	for i := range got {
+		checkToken(t, want[i], got[i])
+	}
+	// want[0:3] share the first expiry, want[3] has the next.
+	page, err := l.ListExpiring(t.Context(), want[0].ExpiresAt, want[0].ID, want[3].ExpiresAt, 10)
+	if checkNoError(t, err, "a Store must list expiring tokens") {
+		checkEqual(t, ids(want[1:3]), ids(page),
+			"ListExpiring must start after (after, afterID): an equal ExpiresAt with a greater ID, then later ones, and stop before the time given")
+	}
 }
 
 func testRehash(t *testing.T, s apitoken.Store) {
@@ -289,6 +482,10 @@ func logCapabilities(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 		_, createLimited := apitoken.Capability[apitoken.LimitedCreator](s)
 		_, recordLastUse := apitoken.Capability[apitoken.LastUseRecorder](s)
 		_, rehash := apitoken.Capability[apitoken.Rehasher](s)
+		_, setDisabled := apitoken.Capability[apitoken.Disabler](s)
+		_, deleteMember := apitoken.Capability[apitoken.MemberDeleter](s)
+		_, deleteUnused := apitoken.Capability[apitoken.UnusedDeleter](s)
+		_, listExpiring := apitoken.Capability[apitoken.ExpiringLister](s)
 		t.Logf("capabilities of %T:", s)
 		t.Logf("  AccountDeleter:  %s", has(deleteAccount))
 		t.Logf("  ExpiredDeleter:  %s", has(deleteExpired))
@@ -296,5 +493,9 @@ func logCapabilities(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 		t.Logf("  LimitedCreator:  %s", has(createLimited))
 		t.Logf("  LastUseRecorder: %s", has(recordLastUse))
 		t.Logf("  Rehasher:        %s", has(rehash))
+		t.Logf("  Disabler:        %s", has(setDisabled))
+		t.Logf("  MemberDeleter:   %s", has(deleteMember))
+		t.Logf("  UnusedDeleter:   %s", has(deleteUnused))
+		t.Logf("  ExpiringLister:  %s", has(listExpiring))
 	})
 }

@@ -123,6 +123,7 @@ func newRecord(accountID string, createdAt time.Time) apitoken.Record {
 // clone returns a copy of rec that shares nothing with it.
 func clone(rec apitoken.Record) apitoken.Record {
 	rec.Scopes = slices.Clone(rec.Scopes)
+	rec.AllowedIPs = slices.Clone(rec.AllowedIPs)
 	return rec
 }
 
@@ -175,10 +176,21 @@ func checkToken(t *testing.T, want, got apitoken.Token) bool {
 	ok = checkTime(t, "CreatedAt", want.CreatedAt, got.CreatedAt) && ok
 	ok = checkTime(t, "ExpiresAt", want.ExpiresAt, got.ExpiresAt) && ok
 	ok = checkTime(t, "LastUsedAt", want.LastUsedAt, got.LastUsedAt) && ok
+	ok = checkEqual(t, want.Disabled, got.Disabled, "a Store must return the Disabled it was given or SetDisabled set") && ok
+	ok = checkEqual(t, want.Hint, got.Hint, "a Store must return the Hint it was given, byte for byte") && ok
+	if len(want.AllowedIPs) == 0 {
+		ok = check(t, got.AllowedIPs == nil, "a Store must return nil AllowedIPs when a token has none, got %v", got.AllowedIPs) && ok
+	} else {
+		ok = check(t, slices.Equal(want.AllowedIPs, got.AllowedIPs), "a Store must return the AllowedIPs it was given, in order: got %v, want %v",
+			got.AllowedIPs, want.AllowedIPs) && ok
+	}
+	ok = check(t, want.LastUsedIP == got.LastUsedIP, "a Store must return the LastUsedIP it was given or RecordLastUse set (the zero Addr when unknown): got %v, want %v",
+		got.LastUsedIP, want.LastUsedIP) && ok
 	if ok {
 		// Catches a field added to Token that this suite does not check yet;
 		// the fields checked above may differ in form only.
 		got.Scopes, got.CreatedAt, got.ExpiresAt, got.LastUsedAt = want.Scopes, want.CreatedAt, want.ExpiresAt, want.LastUsedAt
+		got.AllowedIPs, got.LastUsedIP = want.AllowedIPs, want.LastUsedIP
 		ok = checkEqual(t, want, got, "a Store must return every field of the Token it was given")
 	}
 	return ok

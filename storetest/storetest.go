@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -22,7 +23,9 @@ import (
 // Run checks that the stores made by newStore keep the apitoken.Store
 // contract, and that of the optional capabilities they implement
 // (apitoken.AccountDeleter, apitoken.ExpiredDeleter, apitoken.ExpiryUpdater,
-// apitoken.LimitedCreator, apitoken.LastUseRecorder, apitoken.Rehasher; the
+// apitoken.LimitedCreator, apitoken.LastUseRecorder, apitoken.Rehasher,
+// apitoken.Disabler, apitoken.MemberDeleter, apitoken.UnusedDeleter,
+// apitoken.ExpiringLister; the
 // subtest of one a store lacks is skipped): one named subtest per rule, each failure stating
 // the rule it checks. newStore is called once per subtest and must return an empty store;
 // it may register cleanups on the t it is given. Run calls the Store directly,
@@ -64,7 +67,11 @@ func Run(t *testing.T, newStore func(t *testing.T) apitoken.Store) {
 }
 
 func testRoundTrip(t *testing.T, s apitoken.Store) {
-	long := strings.Repeat("é", 64) // 128 bytes, the longest text the Issuer accepts
+	long := strings.Repeat("é", 64)          // 128 bytes, the longest text the Issuer accepts
+	manyPrefixes := make([]netip.Prefix, 32) // the longest allowlist the Issuer accepts, in its longest text form
+	for i := range manyPrefixes {
+		manyPrefixes[i] = netip.MustParsePrefix(fmt.Sprintf("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff%02x/128", i))
+	}
 	manyScopes := make([]string, 32)
 	for i := range manyScopes {
 		manyScopes[i] = fmt.Sprintf("scope:%02d:", i) + strings.Repeat("x", 55) // 64 bytes
@@ -79,6 +86,15 @@ func testRoundTrip(t *testing.T, s apitoken.Store) {
 			r.Scopes = []string{"read", "write", "admin:org"}
 			r.ExpiresAt = base.Add(30*24*time.Hour + 876543*time.Microsecond)
 			r.LastUsedAt = base.Add(time.Hour + time.Microsecond)
+			r.Disabled = true
+			r.Hint = "Zq0x"
+			r.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}
+			r.LastUsedIP = netip.MustParseAddr("2001:db8::1")
+		}},
+		{"an IPv4 last address, the widest prefixes", func(r *apitoken.Record) {
+			r.LastUsedAt = base.Add(time.Minute)
+			r.LastUsedIP = netip.MustParseAddr("198.51.100.7")
+			r.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 		}},
 		{"only the required fields: empty texts, no scopes, zero times", func(r *apitoken.Record) {
 			r.MemberID, r.Name, r.Scopes = "", "", nil
@@ -86,6 +102,7 @@ func testRoundTrip(t *testing.T, s apitoken.Store) {
 		{"empty scopes come back nil", func(r *apitoken.Record) { r.Scopes = []string{} }},
 		{"fields at their longest", func(r *apitoken.Record) {
 			r.AccountID, r.MemberID, r.Name, r.Scopes = long, long, long, manyScopes
+			r.Hint, r.AllowedIPs = "zzzz", manyPrefixes
 		}},
 		{"times one microsecond off a second", func(r *apitoken.Record) {
 			r.CreatedAt = time.Date(2026, time.January, 1, 0, 0, 0, 1000, time.UTC)

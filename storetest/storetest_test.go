@@ -51,6 +51,17 @@ const (
 	lastUseRefusesUnknown     fault = "fails RecordLastUse on an id it does not hold"
 	rehashIgnoresFrom         fault = "re-hashes without comparing from"
 	rehashIgnoresAccount      fault = "re-hashes a token of another account"
+	dropsAllowedIPs           fault = "does not keep AllowedIPs"
+	dropsHint                 fault = "does not keep the Hint"
+	lastUseDropsIP            fault = "does not record the address of a last use"
+	disableIgnoresAccount     fault = "disables a token of another account"
+	disableNotIdempotent      fault = "refuses to disable a disabled token"
+	deleteMemberAnyAccount    fault = "deletes the member's tokens in every account"
+	deleteMemberMiscounts     fault = "reports the tokens DeleteMember scanned, not those it removed"
+	pruneUnusedByCreation     fault = "removes tokens created before the cut, used or not, in DeleteUnused"
+	pruneUnusedIgnoresLimit   fault = "removes more than limit tokens in DeleteUnused"
+	expiringByID              fault = "lists expiring tokens by ID, not soonest first"
+	expiringRepeatsCursor     fault = "lists the token at the cursor again in ListExpiring"
 
 	faultEnv           = "STORETEST_FAULT"
 	wrapEnv            = "STORETEST_WRAP" // set: the suite gets the faultyStore behind an unwrappingStore
@@ -70,6 +81,10 @@ var capabilities = []struct{ name, subtest string }{
 	{"LimitedCreator", "CreateLimited"},
 	{"LastUseRecorder", "RecordLastUse"},
 	{"Rehasher", "Rehash"},
+	{"Disabler", "SetDisabled"},
+	{"MemberDeleter", "DeleteMember"},
+	{"UnusedDeleter", "DeleteUnused"},
+	{"ExpiringLister", "ListExpiring"},
 }
 
 // faultyStore is a plain Store, a slice under a mutex, with every optional
@@ -91,6 +106,13 @@ func (s *faultyStore) Create(_ context.Context, rec apitoken.Record) error {
 func (s *faultyStore) in(rec apitoken.Record) apitoken.Record {
 	if s.fault != sharesSlices {
 		rec.Scopes = cloneScopes(rec.Scopes)
+	}
+	rec.AllowedIPs = slices.Clone(rec.AllowedIPs)
+	switch s.fault {
+	case dropsAllowedIPs:
+		rec.AllowedIPs = nil
+	case dropsHint:
+		rec.Hint = ""
 	}
 	if s.fault == truncatesTimes {
 		rec.CreatedAt = rec.CreatedAt.Truncate(time.Second)
@@ -305,6 +327,9 @@ func (s *faultyStore) RecordLastUse(_ context.Context, uses []apitoken.LastUse) 
 		i := index(u.ID)
 		if i >= 0 && (u.At.After(s.recs[i].LastUsedAt) || s.fault == lastUseMovesBack) {
 			s.recs[i].LastUsedAt = u.At
+			if s.fault != lastUseDropsIP {
+				s.recs[i].LastUsedIP = u.IP
+			}
 		}
 	}
 	return nil
@@ -325,6 +350,78 @@ func (s *faultyStore) Rehash(_ context.Context, accountID, id string, from, to a
 	return nil
 }
 
+// SetDisabled implements apitoken.Disabler.
+func (s *faultyStore) SetDisabled(_ context.Context, accountID, id string, disabled bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.indexLocked(accountID, id, s.fault == disableIgnoresAccount)
+	if i < 0 || (s.fault == disableNotIdempotent && s.recs[i].Disabled == disabled) {
+		return fmt.Errorf("faulty: %w", apitoken.ErrNotFound)
+	}
+	s.recs[i].Disabled = disabled
+	return nil
+}
+
+// DeleteMember implements apitoken.MemberDeleter.
+func (s *faultyStore) DeleteMember(_ context.Context, accountID, memberID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	before := len(s.recs)
+	s.recs = slices.DeleteFunc(s.recs, func(r apitoken.Record) bool {
+		return r.MemberID == memberID && (s.sameAccount(r.AccountID, accountID) || s.fault == deleteMemberAnyAccount)
+	})
+	if s.fault == deleteMemberMiscounts {
+		return before, nil
+	}
+	return before - len(s.recs), nil
+}
+
+// DeleteUnused implements apitoken.UnusedDeleter.
+func (s *faultyStore) DeleteUnused(_ context.Context, since time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	s.recs = slices.DeleteFunc(s.recs, func(r apitoken.Record) bool {
+		last := r.LastUsedAt
+		if last.IsZero() || s.fault == pruneUnusedByCreation {
+			last = r.CreatedAt
+		}
+		if (n < limit || s.fault == pruneUnusedIgnoresLimit) && last.Before(since) {
+			n++
+			return true
+		}
+		return false
+	})
+	return n, nil
+}
+
+// ListExpiring implements apitoken.ExpiringLister.
+func (s *faultyStore) ListExpiring(_ context.Context, after time.Time, afterID string, before time.Time, limit int) ([]apitoken.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var toks []apitoken.Token
+	for _, r := range s.recs {
+		e := r.ExpiresAt
+		if e.IsZero() || !e.Before(before) || e.Before(after) {
+			continue
+		}
+		if e.Equal(after) && r.ID <= afterID && !(s.fault == expiringRepeatsCursor && r.ID == afterID) {
+			continue
+		}
+		toks = append(toks, s.out(r).Token)
+	}
+	slices.SortFunc(toks, func(a, b apitoken.Token) int {
+		if s.fault == expiringByID {
+			return strings.Compare(a.ID, b.ID)
+		}
+		return cmp.Or(a.ExpiresAt.Compare(b.ExpiresAt), strings.Compare(a.ID, b.ID))
+	})
+	if len(toks) > limit {
+		toks = toks[:limit]
+	}
+	return toks, nil
+}
+
 // unwrappingStore wraps a Store the way a tracing or metering wrapper does:
 // it has the Store methods only, and exposes the store it wraps with Unwrap,
 // through which the suite must find that store's capabilities.
@@ -337,6 +434,7 @@ func (s *faultyStore) out(r apitoken.Record) apitoken.Record {
 	if s.fault != sharesSlices {
 		r.Scopes = cloneScopes(r.Scopes)
 	}
+	r.AllowedIPs = slices.Clone(r.AllowedIPs)
 	if s.fault == returnsLocalTimes {
 		cet := time.FixedZone("CET", 3600)
 		for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.LastUsedAt} {
@@ -401,10 +499,21 @@ func TestRunFailsOnBrokenStores(t *testing.T) {
 		{fault: limitFoldsCase, subtest: "CreateLimited", rule: "a Store must count only the account's own tokens (byte for byte) against its limit"},
 		// checkLookup states its rule only when Lookup fails; a record that
 		// differs is reported field by field, here as a time that moved.
-		{fault: lastUseMovesBack, subtest: "RecordLastUse", rule: "RecordLastUse must never move a last use back: the record Lookup returns differs"},
+		{fault: lastUseMovesBack, subtest: "RecordLastUse", rule: "RecordLastUse must never move a last use back, nor change its address: the record Lookup returns differs"},
 		{fault: lastUseRefusesUnknown, subtest: "RecordLastUse", rule: "a Store must record last uses, and skip ids it does not hold"},
 		{fault: rehashIgnoresFrom, subtest: "Rehash", rule: "Rehash with another hash must return an error wrapping ErrNotFound"},
 		{fault: rehashIgnoresAccount, subtest: "Rehash", rule: "Rehash with another account must return an error wrapping ErrNotFound"},
+		{fault: dropsAllowedIPs, subtest: "CreateThenLookup", rule: "a Store must return the AllowedIPs it was given, in order"},
+		{fault: dropsHint, subtest: "CreateThenLookup", rule: "a Store must return the Hint it was given, byte for byte"},
+		{fault: lastUseDropsIP, subtest: "RecordLastUse", rule: "a Store must record a first use, to the microsecond, with its address"},
+		{fault: disableIgnoresAccount, subtest: "SetDisabled", rule: "SetDisabled of the token of another account must return an error wrapping ErrNotFound"},
+		{fault: disableNotIdempotent, subtest: "SetDisabled", rule: "disabling a disabled token is not an error"},
+		{fault: deleteMemberAnyAccount, subtest: "DeleteMember", rule: "DeleteMember must leave other accounts' tokens in place, the member's included"},
+		{fault: deleteMemberMiscounts, subtest: "DeleteMember", rule: "a Store must report how many tokens DeleteMember removed"},
+		{fault: pruneUnusedByCreation, subtest: "DeleteUnused", rule: "DeleteUnused must keep tokens used at or after the time given"},
+		{fault: pruneUnusedIgnoresLimit, subtest: "DeleteUnused", rule: "DeleteUnused must remove at most limit tokens"},
+		{fault: expiringByID, subtest: "ListExpiring", rule: "soonest first, ties by ID"},
+		{fault: expiringRepeatsCursor, subtest: "ListExpiring", rule: "a page starts after (after, afterID)"},
 
 		// The capabilities of the wrapped store are found through Unwrap:
 		// their subtests run, and fail.

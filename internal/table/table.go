@@ -2,9 +2,9 @@
 // so that a garbage collection with a million records resident costs about
 // what it costs without them.
 //
-// A Table holds each record's fixed fields (hash, times) in one slice of
-// pointer-free slots and its texts (ID, AccountID, MemberID, Name, Scopes) in
-// one byte arena; its indexes, by hash, by id and by account, are maps whose
+// A Table holds each record's fixed fields (hash, times, Disabled, the last
+// use's address) in one slice of pointer-free slots and its texts (ID,
+// AccountID, MemberID, Name, Hint, Scopes, AllowedIPs) in one byte arena; its indexes, by hash, by id and by account, are maps whose
 // keys and values hold no pointers. The garbage collector scans none of it:
 // a million records make a few thousand heap objects (the slices and the
 // maps' inner tables), not millions. The price is a copy on every read: a
@@ -22,9 +22,11 @@
 package table
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"net/netip"
 	"time"
 )
 
@@ -34,6 +36,10 @@ type Token struct {
 	AccountID, MemberID, Name        string
 	Scopes                           []string
 	CreatedAt, ExpiresAt, LastUsedAt time.Time
+	Disabled                         bool
+	Hint                             string
+	AllowedIPs                       []netip.Prefix
+	LastUsedIP                       netip.Addr
 }
 
 // Record has the fields of apitoken.Record.
@@ -97,6 +103,13 @@ type slot struct {
 	prev, next uint32
 
 	aux uint32 // the caller's, by SetAux; 0 for a new record
+
+	// lastIP is the address of the last use, in its 16-byte form; lastIPLen
+	// is 4 or 16 as it was IPv4 or IPv6, 0 when unknown. A zone is not kept.
+	lastIP    [16]byte
+	lastIPLen uint8
+
+	disabled bool
 }
 
 // ref is where a record is: its slot, and the offset of its text.
@@ -242,7 +255,9 @@ func (t *Table) Put(rec Record) bool {
 		n:        n,
 		prev:     none,
 		next:     none,
+		disabled: rec.Disabled,
 	}
+	t.slots[i].lastIP, t.slots[i].lastIPLen = packAddr(rec.LastUsedIP)
 	t.byHash[rec.Hash] = ref{i, off}
 
 	if k := t.key(rec.ID); t.hasIDKey(k) {
@@ -317,17 +332,124 @@ func (t *Table) SetExpiry(accountID, id string, from, to time.Time) bool {
 	return true
 }
 
-// SetLastUsed sets the LastUsedAt of the record with the id to at if at is
-// later, and reports whether a record has the id.
-func (t *Table) SetLastUsed(id string, at time.Time) bool {
+// SetLastUsed sets the LastUsedAt of the record with the id to at, and its
+// LastUsedIP to ip, if at is later, and reports whether a record has the
+// id.
+func (t *Table) SetLastUsed(id string, at time.Time, ip netip.Addr) bool {
 	i, ok := t.findID(id)
 	if !ok {
 		return false
 	}
 	if s := &t.slots[i]; at.After(fromMicros(s.lastUsed)) {
 		s.lastUsed = micros(at)
+		s.lastIP, s.lastIPLen = packAddr(ip)
 	}
 	return true
+}
+
+// SetDisabled sets the Disabled of the record with the id, if it belongs to
+// the account, and reports whether it does.
+func (t *Table) SetDisabled(accountID, id string, disabled bool) bool {
+	i, ok := t.findIDInAccount(accountID, id)
+	if ok {
+		t.slots[i].disabled = disabled
+	}
+	return ok
+}
+
+// DeleteMember removes every record of the account whose MemberID is
+// memberID, and returns how many it removed. It reads the account's chain.
+func (t *Table) DeleteMember(accountID, memberID string) int {
+	c, _, _ := t.findAccount(accountID)
+	n := 0
+	for i := c.head; i != none; {
+		next := t.slots[i].next
+		if string(t.text(i, fieldMemberID)) == memberID {
+			t.remove(i)
+			n++
+		}
+		i = next
+	}
+	t.compact()
+	return n
+}
+
+// DeleteUnused removes up to limit records not used since since: last used
+// before it, or never used and created before it. It returns how many it
+// removed, and reads every slot.
+func (t *Table) DeleteUnused(since time.Time, limit int) int {
+	cut := micros(since)
+	n := 0
+	for i := range t.slots {
+		if n == limit {
+			break
+		}
+		s := &t.slots[i]
+		last := s.lastUsed
+		if last == noTime {
+			last = s.created
+		}
+		if s.n != 0 && last < cut {
+			t.remove(uint32(i))
+			n++
+		}
+	}
+	t.compact()
+	return n
+}
+
+// Expiring returns up to limit tokens whose ExpiresAt is set and before
+// before, and that come after (after, afterID) in the order of (ExpiresAt,
+// ID), in that order. It reads every slot and holds at most limit of them.
+func (t *Table) Expiring(after time.Time, afterID string, before time.Time, limit int) []Token {
+	from, to := micros(after), micros(before)
+	h := &expiryHeap{t: t}
+	for i := range t.slots {
+		s := &t.slots[i]
+		if s.n == 0 || s.expires == noTime || s.expires >= to || s.expires < from {
+			continue
+		}
+		if s.expires == from && string(t.text(uint32(i), fieldID)) <= afterID {
+			continue
+		}
+		if h.Len() < limit {
+			heap.Push(h, uint32(i))
+		} else if h.Len() > 0 && h.less(uint32(i), h.slots[0]) {
+			h.slots[0] = uint32(i)
+			heap.Fix(h, 0)
+		}
+	}
+	toks := make([]Token, h.Len())
+	for j := len(toks) - 1; j >= 0; j-- {
+		i := heap.Pop(h).(uint32)
+		toks[j] = t.token(&t.slots[i], t.slots[i].off)
+	}
+	return toks
+}
+
+// expiryHeap is a max-heap of slots by (ExpiresAt, ID): its root is the
+// latest of those kept, the first to drop when a sooner one comes.
+type expiryHeap struct {
+	t     *Table
+	slots []uint32
+}
+
+func (h *expiryHeap) less(a, b uint32) bool {
+	sa, sb := &h.t.slots[a], &h.t.slots[b]
+	if sa.expires != sb.expires {
+		return sa.expires < sb.expires
+	}
+	return string(h.t.text(a, fieldID)) < string(h.t.text(b, fieldID))
+}
+
+func (h *expiryHeap) Len() int           { return len(h.slots) }
+func (h *expiryHeap) Less(i, j int) bool { return h.less(h.slots[j], h.slots[i]) }
+func (h *expiryHeap) Swap(i, j int)      { h.slots[i], h.slots[j] = h.slots[j], h.slots[i] }
+func (h *expiryHeap) Push(x any)         { h.slots = append(h.slots, x.(uint32)) }
+func (h *expiryHeap) Pop() any {
+	last := h.slots[len(h.slots)-1]
+	h.slots = h.slots[:len(h.slots)-1]
+	return last
 }
 
 // Rehash changes the hash of the record with the id, if it belongs to the
@@ -466,11 +588,14 @@ func (t *Table) compact() {
 const compactPerSlot = 8
 
 // A record's text is a header of uvarints (the lengths of ID, AccountID,
-// MemberID and Name, the number of Scopes, the length of each scope)
-// followed by the bytes of those strings, in that order.
+// MemberID, Name and Hint, the number of Scopes, the length of each scope,
+// the number of AllowedIPs) followed by the bytes of those strings, in that
+// order, and then each allowed prefix as its address's length (4 or 16),
+// its address and its number of bits.
 const (
 	fieldID = iota
 	fieldAccountID
+	fieldMemberID
 )
 
 // appendText appends the text of tok to the arena and returns where it is.
@@ -480,19 +605,26 @@ func (t *Table) appendText(tok *Token) (off, n uint32) {
 		panic("table: more than 32 GiB of text")
 	}
 	b := t.arena
-	for _, s := range [...]string{tok.ID, tok.AccountID, tok.MemberID, tok.Name} {
+	strs := [...]string{tok.ID, tok.AccountID, tok.MemberID, tok.Name, tok.Hint}
+	for _, s := range strs {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 	}
 	b = binary.AppendUvarint(b, uint64(len(tok.Scopes)))
 	for _, s := range tok.Scopes {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 	}
-	b = append(b, tok.ID...)
-	b = append(b, tok.AccountID...)
-	b = append(b, tok.MemberID...)
-	b = append(b, tok.Name...)
+	b = binary.AppendUvarint(b, uint64(len(tok.AllowedIPs)))
+	for _, s := range strs {
+		b = append(b, s...)
+	}
 	for _, s := range tok.Scopes {
 		b = append(b, s...)
+	}
+	for _, p := range tok.AllowedIPs {
+		a, l := packAddr(p.Addr())
+		b = append(b, l)
+		b = append(b, a[16-int(l):]...)
+		b = append(b, byte(p.Bits()))
 	}
 	if len(b)-start > math.MaxUint32 {
 		panic("table: a record of more than 4 GiB")
@@ -513,9 +645,10 @@ func (t *Table) textAt(off, n uint32) []byte {
 	return t.arena[start : start+int(n)]
 }
 
-// header reads the header of a text: the lengths of its four strings, the
-// number of scopes, and where the scope lengths and the strings start.
-func header(text []byte) (lens [4]int, scopes, scopeLens, body int) {
+// header reads the header of a text: the lengths of its strings, the
+// number of scopes, where the scope lengths start, the number of allowed
+// prefixes, and where the strings start.
+func header(text []byte) (lens [nStrings]int, scopes, scopeLens, prefixes, body int) {
 	p := 0
 	for f := range lens {
 		v, n := binary.Uvarint(text[p:])
@@ -528,14 +661,18 @@ func header(text []byte) (lens [4]int, scopes, scopeLens, body int) {
 		_, n := binary.Uvarint(text[p:])
 		p += n
 	}
-	return lens, scopes, scopeLens, p
+	v, n = binary.Uvarint(text[p:])
+	return lens, scopes, scopeLens, int(v), p + n
 }
+
+// nStrings is the number of strings in a text before its scopes.
+const nStrings = 5
 
 // text returns a view of one of the four strings of slot i's record. It
 // aliases the arena: callers compare it and drop it.
 func (t *Table) text(i uint32, field int) []byte {
 	text := t.textAt(t.slots[i].off, t.slots[i].n)
-	lens, _, _, p := header(text)
+	lens, _, _, _, p := header(text)
 	for _, l := range lens[:field] {
 		p += l
 	}
@@ -547,11 +684,11 @@ func (t *Table) text(i uint32, field int) []byte {
 // strings are substrings of one copy of the text.
 func (t *Table) token(s *slot, off uint32) Token {
 	text := t.textAt(off, s.n)
-	lens, nScopes, p, body := header(text)
+	lens, nScopes, p, nPrefixes, body := header(text)
 	str := string(text[body:])
 	var tok Token
 	q := 0
-	for f, dst := range [...]*string{&tok.ID, &tok.AccountID, &tok.MemberID, &tok.Name} {
+	for f, dst := range [...]*string{&tok.ID, &tok.AccountID, &tok.MemberID, &tok.Name, &tok.Hint} {
 		*dst = str[q : q+lens[f]]
 		q += lens[f]
 	}
@@ -564,9 +701,22 @@ func (t *Table) token(s *slot, off uint32) Token {
 			q += int(v)
 		}
 	}
+	if nPrefixes > 0 {
+		tok.AllowedIPs = make([]netip.Prefix, nPrefixes)
+		b := text[body+q:]
+		for j := range tok.AllowedIPs {
+			l := int(b[0])
+			var a [16]byte
+			copy(a[16-l:], b[1:1+l])
+			tok.AllowedIPs[j] = netip.PrefixFrom(unpackAddr(a, uint8(l)), int(b[1+l]))
+			b = b[2+l:]
+		}
+	}
 	tok.CreatedAt = fromMicros(s.created)
 	tok.ExpiresAt = fromMicros(s.expires)
 	tok.LastUsedAt = fromMicros(s.lastUsed)
+	tok.Disabled = s.disabled
+	tok.LastUsedIP = unpackAddr(s.lastIP, s.lastIPLen)
 	return tok
 }
 
@@ -585,4 +735,30 @@ func fromMicros(us int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(us).UTC()
+}
+
+// packAddr returns a in its 16-byte form (IPv4 in the last 4 bytes) with its
+// length, 4 or 16, or 0 for the zero Addr. The zone is dropped.
+func packAddr(a netip.Addr) ([16]byte, uint8) {
+	switch {
+	case a.Is4():
+		var b [16]byte
+		v4 := a.As4()
+		copy(b[12:], v4[:])
+		return b, 4
+	case a.Is6():
+		return a.As16(), 16
+	}
+	return [16]byte{}, 0
+}
+
+// unpackAddr is the inverse of packAddr.
+func unpackAddr(b [16]byte, l uint8) netip.Addr {
+	switch l {
+	case 4:
+		return netip.AddrFrom4([4]byte(b[12:]))
+	case 16:
+		return netip.AddrFrom16(b)
+	}
+	return netip.Addr{}
 }

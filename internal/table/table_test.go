@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -145,6 +146,14 @@ func TestRoundTrip(t *testing.T) {
 			r.LastUsedAt = base.Add(time.Hour + time.Microsecond)
 		}},
 		{"empty texts, no scopes, zero times", func(r *Record) {}},
+		{"hint, allowed prefixes of both families, disabled, last address", func(r *Record) {
+			r.Hint, r.Disabled = "x9Zq", true
+			r.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32"),
+				netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("10.1.2.3/32")}
+			r.LastUsedIP = netip.MustParseAddr("2001:db8::7")
+			r.Scopes = []string{"read"}
+		}},
+		{"an IPv4 last address", func(r *Record) { r.LastUsedIP = netip.MustParseAddr("198.51.100.7") }},
 		{"empty account id and id", func(r *Record) { r.ID, r.AccountID = "", "" }},
 		{"empty scopes read back nil", func(r *Record) { r.Scopes = []string{} }},
 		{"empty scope strings", func(r *Record) { r.Scopes = []string{"", "a", ""} }},
@@ -336,15 +345,124 @@ func TestSetExpiry(t *testing.T) {
 }
 
 func TestSetLastUsed(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
 	forMasks(t, func(t *testing.T, tb *Table) {
 		r := rec("acme")
 		require.True(t, tb.Put(r))
-		assert.False(t, tb.SetLastUsed("unknown", base))
-		require.True(t, tb.SetLastUsed(r.ID, base.Add(time.Hour)))
-		r.LastUsedAt = base.Add(time.Hour)
+		assert.False(t, tb.SetLastUsed("unknown", base, ip))
+		require.True(t, tb.SetLastUsed(r.ID, base.Add(time.Hour), ip))
+		r.LastUsedAt, r.LastUsedIP = base.Add(time.Hour), ip
 		requireGet(t, tb, r)
-		require.True(t, tb.SetLastUsed(r.ID, base), "an earlier use is accepted")
-		requireGet(t, tb, r) // and ignored
+		require.True(t, tb.SetLastUsed(r.ID, base, netip.MustParseAddr("::1")), "an earlier use is accepted")
+		requireGet(t, tb, r) // and ignored, with its address
+		require.True(t, tb.SetLastUsed(r.ID, base.Add(2*time.Hour), netip.Addr{}))
+		r.LastUsedAt, r.LastUsedIP = base.Add(2*time.Hour), netip.Addr{}
+		requireGet(t, tb, r) // a later use from an unknown address forgets the address
+	})
+}
+
+func TestSetDisabled(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		r, other := rec("acme"), rec("ACME")
+		require.True(t, tb.Put(r))
+		require.True(t, tb.Put(other))
+		assert.False(t, tb.SetDisabled("ACME", r.ID, true), "another account's token")
+		assert.False(t, tb.SetDisabled("acme", "unknown", true))
+		require.True(t, tb.SetDisabled("acme", r.ID, true))
+		r.Disabled = true
+		requireGet(t, tb, r)
+		requireGet(t, tb, other)
+		require.True(t, tb.SetDisabled("acme", r.ID, false))
+		r.Disabled = false
+		requireGet(t, tb, r)
+	})
+}
+
+func TestDeleteMember(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		var alice, keep []Record
+		for i := range 6 {
+			r := rec("acme")
+			r.MemberID = []string{"alice", "bob", "Alice"}[i%3]
+			if r.MemberID == "alice" {
+				alice = append(alice, r)
+			} else {
+				keep = append(keep, r)
+			}
+			require.True(t, tb.Put(r))
+		}
+		elsewhere := rec("other")
+		elsewhere.MemberID = "alice"
+		require.True(t, tb.Put(elsewhere))
+		keep = append(keep, elsewhere)
+		assert.Equal(t, len(alice), tb.DeleteMember("acme", "alice"))
+		for _, r := range alice {
+			assert.False(t, tb.Has(r.Hash))
+		}
+		for _, r := range keep {
+			requireGet(t, tb, r)
+		}
+		assert.Zero(t, tb.DeleteMember("acme", "alice"))
+		checkInvariants(t, tb)
+	})
+}
+
+func TestDeleteUnused(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		cut := base.Add(time.Hour)
+		usedBefore, neverUsedOld, usedAfter, neverUsedNew := rec("a"), rec("b"), rec("a"), rec("b")
+		usedBefore.LastUsedAt = cut.Add(-time.Microsecond)
+		usedAfter.CreatedAt, usedAfter.LastUsedAt = base.Add(-time.Hour), cut // used at the cut: used since
+		neverUsedNew.CreatedAt = cut
+		for _, r := range []Record{usedBefore, neverUsedOld, usedAfter, neverUsedNew} {
+			require.True(t, tb.Put(r))
+		}
+		assert.Equal(t, 1, tb.DeleteUnused(cut, 1), "at most limit")
+		assert.Equal(t, 1, tb.DeleteUnused(cut, 10))
+		assert.Zero(t, tb.DeleteUnused(cut, 10))
+		assert.False(t, tb.Has(usedBefore.Hash))
+		assert.False(t, tb.Has(neverUsedOld.Hash))
+		requireGet(t, tb, usedAfter)
+		requireGet(t, tb, neverUsedNew)
+		checkInvariants(t, tb)
+	})
+}
+
+func TestExpiring(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		var want []string
+		for i := range 40 {
+			r := rec(fmt.Sprintf("acct-%d", i%3))
+			// Ten expiry times, four tokens each, in no order.
+			r.ExpiresAt = base.Add(time.Duration((i*7)%10) * time.Hour)
+			require.True(t, tb.Put(r))
+		}
+		never := rec("acct-0")
+		require.True(t, tb.Put(never))
+		before := base.Add(8 * time.Hour)
+		var all []Token
+		after, afterID := time.Time{}, ""
+		for {
+			page := tb.Expiring(after, afterID, before, 3)
+			assert.LessOrEqual(t, len(page), 3)
+			all = append(all, page...)
+			if len(page) < 3 {
+				break
+			}
+			after, afterID = page[len(page)-1].ExpiresAt, page[len(page)-1].ID
+		}
+		require.Len(t, all, 32, "eight expiry times before the cut, four tokens each")
+		assert.True(t, slices.IsSortedFunc(all, func(a, b Token) int {
+			if c := a.ExpiresAt.Compare(b.ExpiresAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		}), "soonest first, ties by id")
+		for _, tok := range all {
+			want = append(want, tok.ID)
+			assert.True(t, tok.ExpiresAt.Before(before))
+		}
+		assert.Len(t, slices.Compact(slices.Sorted(slices.Values(want))), 32, "no token twice across pages")
 	})
 }
 
@@ -482,7 +600,7 @@ func TestModel(t *testing.T) {
 			case op < 8:
 				if r, ok := pick(); ok {
 					at := base.Add(time.Duration(rnd.IntN(100)) * time.Minute)
-					require.True(t, tb.SetLastUsed(r.ID, at))
+					require.True(t, tb.SetLastUsed(r.ID, at, netip.Addr{}))
 					if at.After(r.LastUsedAt) {
 						r.LastUsedAt = at
 					}

@@ -72,9 +72,30 @@ CREATE TABLE IF NOT EXISTS apitoken_revocations (
 -- down: 2
 DROP TABLE IF EXISTS apitoken_revocations;
 
+-- migration: 3 governance
+-- Tokens that organisations govern: disabled (Disable, Enable); hint, the
+-- last 4 characters of the secret ('' for tokens issued before it);
+-- allowed_ips, space-separated prefixes ('' for any address); last_used_ip,
+-- the address of the last use (NULL when unknown). The expiry index serves
+-- Prune and Expiring, the last-use index PruneUnused. One change per
+-- statement: MySQL commits each at once, and Migrate, run again after a
+-- failure, skips a column or index that exists.
+ALTER TABLE apitoken_tokens ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE apitoken_tokens ADD COLUMN hint VARBINARY(4) NOT NULL DEFAULT '';
+ALTER TABLE apitoken_tokens ADD COLUMN allowed_ips VARBINARY(1407) NOT NULL DEFAULT '';
+ALTER TABLE apitoken_tokens ADD COLUMN last_used_ip VARBINARY(39) NULL;
+CREATE INDEX apitoken_tokens_expiry ON apitoken_tokens (expires_at, id);
+CREATE INDEX apitoken_tokens_last_use ON apitoken_tokens (last_used_at, created_at);
+
+-- down: 3
+DROP INDEX apitoken_tokens_last_use ON apitoken_tokens;
+DROP INDEX apitoken_tokens_expiry ON apitoken_tokens;
+ALTER TABLE apitoken_tokens DROP COLUMN last_used_ip, DROP COLUMN allowed_ips, DROP COLUMN hint, DROP COLUMN disabled;
+
 -- query: create
-INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- query: lookup
 -- Times go both ways as text holding the UTC wall clock, so that the
@@ -82,14 +103,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 SELECT id, account_id, member_id, name, scopes,
     DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'),
     DATE_FORMAT(expires_at, '%Y-%m-%d %H:%i:%s.%f'),
-    DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i:%s.%f')
+    DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i:%s.%f'),
+    disabled, hint, allowed_ips, last_used_ip
 FROM apitoken_tokens WHERE hash = ?;
 
 -- query: list
 SELECT id, account_id, member_id, name, scopes,
     DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'),
     DATE_FORMAT(expires_at, '%Y-%m-%d %H:%i:%s.%f'),
-    DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i:%s.%f')
+    DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i:%s.%f'),
+    disabled, hint, allowed_ips, last_used_ip
 FROM apitoken_tokens WHERE account_id = ? ORDER BY created_at, id;
 
 -- query: delete
@@ -124,7 +147,7 @@ SELECT GET_LOCK(SHA1(CONCAT(CONVERT(DATABASE() USING utf8mb4), '.apitoken_tokens
 SELECT RELEASE_LOCK(SHA1(CONCAT(CONVERT(DATABASE() USING utf8mb4), '.apitoken_tokens.', CONVERT(? USING utf8mb4))));
 
 -- query: set-last-used
-UPDATE apitoken_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);
+UPDATE apitoken_tokens SET last_used_at = ?, last_used_ip = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);
 
 -- query: rehash
 UPDATE apitoken_tokens SET hash = ? WHERE id = ? AND account_id = ? AND hash = ?;
@@ -152,3 +175,31 @@ SELECT COALESCE(MAX(id), 0) FROM apitoken_revocations;
 
 -- query: revocations-prune
 DELETE FROM apitoken_revocations WHERE revoked_at < ?;
+
+-- query: set-disabled
+UPDATE apitoken_tokens SET disabled = ? WHERE id = ? AND account_id = ?;
+
+-- query: exists
+SELECT COUNT(*) FROM apitoken_tokens WHERE id = ? AND account_id = ?;
+
+-- query: delete-member
+DELETE FROM apitoken_tokens WHERE account_id = ? AND member_id = ?;
+
+-- query: delete-unused
+-- At most ? rows, found through the last-use index (two ranges of it: the
+-- last used before the time, the never used created before it), so that
+-- InnoDB locks those rows and not the table.
+DELETE FROM apitoken_tokens
+WHERE last_used_at < ? OR (last_used_at IS NULL AND created_at < ?)
+LIMIT ?;
+
+-- query: list-expiring
+-- A page of the expiry index, after the last row of the page before.
+SELECT id, account_id, member_id, name, scopes,
+    DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'),
+    DATE_FORMAT(expires_at, '%Y-%m-%d %H:%i:%s.%f'),
+    DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i:%s.%f'),
+    disabled, hint, allowed_ips, last_used_ip
+FROM apitoken_tokens
+WHERE expires_at < ? AND (expires_at > ? OR (expires_at = ? AND id > ?))
+ORDER BY expires_at, id LIMIT ?;

@@ -63,17 +63,43 @@ CREATE INDEX IF NOT EXISTS apitoken_revocations_revoked_at ON apitoken_revocatio
 -- down: 2
 DROP TABLE IF EXISTS apitoken_revocations;
 
+-- migration: 3 governance
+-- Tokens that organisations govern: disabled (Disable, Enable); hint, the
+-- last 4 characters of the secret ('' for tokens issued before it);
+-- allowed_ips, space-separated prefixes ('' for any address); last_used_ip,
+-- the address of the last use (NULL when unknown). The expiry index serves
+-- Prune and Expiring, the last-use index PruneUnused.
+ALTER TABLE apitoken_tokens
+    ADD COLUMN IF NOT EXISTS disabled     boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS hint         text    NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS allowed_ips  text    NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS last_used_ip text;
+CREATE INDEX IF NOT EXISTS apitoken_tokens_expiry ON apitoken_tokens (expires_at, id);
+CREATE INDEX IF NOT EXISTS apitoken_tokens_last_use ON apitoken_tokens (last_used_at, created_at);
+
+-- down: 3
+DROP INDEX IF EXISTS apitoken_tokens_last_use;
+DROP INDEX IF EXISTS apitoken_tokens_expiry;
+ALTER TABLE apitoken_tokens
+    DROP COLUMN IF EXISTS last_used_ip,
+    DROP COLUMN IF EXISTS allowed_ips,
+    DROP COLUMN IF EXISTS hint,
+    DROP COLUMN IF EXISTS disabled;
+
 -- query: create
-INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT DO NOTHING;
 
 -- query: lookup
-SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at
+SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip
 FROM apitoken_tokens WHERE hash = $1;
 
 -- query: list
-SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at
+SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip
 FROM apitoken_tokens WHERE account_id = $1 ORDER BY created_at, id;
 
 -- query: delete
@@ -104,7 +130,7 @@ SELECT current_setting('transaction_isolation');
 SELECT pg_advisory_xact_lock(hashtext('apitoken_tokens'), hashtext($1));
 
 -- query: set-last-used
-UPDATE apitoken_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1);
+UPDATE apitoken_tokens SET last_used_at = $1, last_used_ip = $3 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1);
 
 -- query: rehash
 UPDATE apitoken_tokens SET hash = $1 WHERE id = $2 AND account_id = $3 AND hash = $4;
@@ -132,3 +158,29 @@ SELECT COALESCE(MAX(id), 0) FROM apitoken_revocations;
 
 -- query: revocations-prune
 DELETE FROM apitoken_revocations WHERE revoked_at < $1;
+
+-- query: set-disabled
+UPDATE apitoken_tokens SET disabled = $1 WHERE id = $2 AND account_id = $3;
+
+-- query: exists
+SELECT COUNT(*) FROM apitoken_tokens WHERE id = $1 AND account_id = $2;
+
+-- query: delete-member
+DELETE FROM apitoken_tokens WHERE account_id = $1 AND member_id = $2;
+
+-- query: delete-unused
+-- At most $2 rows, found through the last-use index: the last used before
+-- $1, then the never used (NULL) created before it.
+DELETE FROM apitoken_tokens WHERE hash IN (
+    SELECT hash FROM apitoken_tokens
+    WHERE last_used_at < $1 OR (last_used_at IS NULL AND created_at < $1)
+    LIMIT $2
+);
+
+-- query: list-expiring
+-- A page of the expiry index, after the last row of the page before.
+SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip
+FROM apitoken_tokens
+WHERE expires_at < $1 AND (expires_at, id) > ($2, $3)
+ORDER BY expires_at, id LIMIT $4;

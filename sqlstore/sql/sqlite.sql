@@ -72,17 +72,42 @@ CREATE INDEX IF NOT EXISTS apitoken_revocations_revoked_at ON apitoken_revocatio
 -- down: 2
 DROP TABLE IF EXISTS apitoken_revocations;
 
+-- migration: 3 governance
+-- Tokens that organisations govern: disabled (Disable, Enable); hint, the
+-- last 4 characters of the secret ('' for tokens issued before it);
+-- allowed_ips, space-separated prefixes ('' for any address); last_used_ip,
+-- the address of the last use (NULL when unknown). The expiry index serves
+-- Prune and Expiring, the last-use index PruneUnused. Applied in one
+-- transaction.
+ALTER TABLE apitoken_tokens ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE apitoken_tokens ADD COLUMN hint TEXT NOT NULL DEFAULT '';
+ALTER TABLE apitoken_tokens ADD COLUMN allowed_ips TEXT NOT NULL DEFAULT '';
+ALTER TABLE apitoken_tokens ADD COLUMN last_used_ip TEXT;
+CREATE INDEX IF NOT EXISTS apitoken_tokens_expiry ON apitoken_tokens (expires_at, id);
+CREATE INDEX IF NOT EXISTS apitoken_tokens_last_use ON apitoken_tokens (last_used_at, created_at);
+
+-- down: 3
+DROP INDEX IF EXISTS apitoken_tokens_last_use;
+DROP INDEX IF EXISTS apitoken_tokens_expiry;
+ALTER TABLE apitoken_tokens DROP COLUMN last_used_ip;
+ALTER TABLE apitoken_tokens DROP COLUMN allowed_ips;
+ALTER TABLE apitoken_tokens DROP COLUMN hint;
+ALTER TABLE apitoken_tokens DROP COLUMN disabled;
+
 -- query: create
-INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING;
 
 -- query: lookup
-SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at
+SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip
 FROM apitoken_tokens WHERE hash = ?;
 
 -- query: list
-SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at
+SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip
 FROM apitoken_tokens WHERE account_id = ? ORDER BY created_at, id;
 
 -- query: delete
@@ -105,7 +130,7 @@ UPDATE apitoken_tokens SET expires_at = ? WHERE id = ? AND account_id = ? AND ex
 SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = ?;
 
 -- query: set-last-used
-UPDATE apitoken_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);
+UPDATE apitoken_tokens SET last_used_at = ?, last_used_ip = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);
 
 -- query: rehash
 UPDATE apitoken_tokens SET hash = ? WHERE id = ? AND account_id = ? AND hash = ?;
@@ -133,3 +158,29 @@ SELECT COALESCE(MAX(id), 0) FROM apitoken_revocations;
 
 -- query: revocations-prune
 DELETE FROM apitoken_revocations WHERE revoked_at < ?;
+
+-- query: set-disabled
+UPDATE apitoken_tokens SET disabled = ? WHERE id = ? AND account_id = ?;
+
+-- query: exists
+SELECT COUNT(*) FROM apitoken_tokens WHERE id = ? AND account_id = ?;
+
+-- query: delete-member
+DELETE FROM apitoken_tokens WHERE account_id = ? AND member_id = ?;
+
+-- query: delete-unused
+-- At most ? rows, found through the last-use index: the last used before
+-- the time, then the never used (NULL) created before it.
+DELETE FROM apitoken_tokens WHERE hash IN (
+    SELECT hash FROM apitoken_tokens
+    WHERE last_used_at < ? OR (last_used_at IS NULL AND created_at < ?)
+    LIMIT ?
+);
+
+-- query: list-expiring
+-- A page of the expiry index, after the last row of the page before.
+SELECT id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip
+FROM apitoken_tokens
+WHERE expires_at < ? AND (expires_at, id) > (?, ?)
+ORDER BY expires_at, id LIMIT ?;

@@ -63,29 +63,45 @@ func TestLostCommitReply(t *testing.T) {
 					assert.Empty(t, toks, "a failed Issue must leave no token that no one holds the secret of")
 				})
 			}
-			for _, grace := range []time.Duration{0, time.Hour} {
-				t.Run("Rotate with grace "+grace.String(), func(t *testing.T) {
+			// The old token's delete or new expiry carries its id, and runs
+			// in a transaction with the revocation log's insert.
+			for _, tc := range []struct {
+				name      string
+				grace     time.Duration
+				committed bool // the proxy loses the commit's reply, not the statement's
+			}{
+				{"Rotate with grace 0, commit reply lost", 0, true},
+				{"Rotate with a grace, commit reply lost", time.Hour, true},
+				{"Rotate with grace 0, the delete's reply lost (not committed)", 0, false},
+				{"Rotate with a grace, the update's reply lost (not committed)", time.Hour, false},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
 					iss := issuerOn(t, s)
 					acct := "acct-" + rand.Text()
 					oldSecret, old, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: acct})
 					require.NoError(t, err)
-					// The old token's delete or new expiry carries its id.
-					px.loseReplyAfter(commitAfter(false, old.ID)...)
+					px.loseReplyAfter(commitAfter(tc.committed, old.ID)...)
 					lost := px.lostReplies()
-					secret, tok, err := iss.Rotate(ctx, acct, old.ID, grace)
+					secret, tok, err := iss.Rotate(ctx, acct, old.ID, tc.grace)
 					require.Equal(t, lost+1, px.lostReplies(), "the proxy lost the reply of the old token's change")
+					_, oldErr := check.Verify(ctx, acct, oldSecret)
+					toks, listErr := check.List(ctx, acct)
+					require.NoError(t, listErr)
+					if !tc.committed {
+						require.Error(t, err, "the change was not committed: Rotate fails")
+						assert.NoError(t, oldErr, "and the old token works as before")
+						assert.Equal(t, []apitoken.Token{old}, toks, "the successor was deleted, the old token is unchanged")
+						return
+					}
 					require.NoError(t, err, "the change was committed: Rotate finds it and succeeds")
 					_, err = check.Verify(ctx, acct, secret)
 					require.NoError(t, err, "the successor works")
-					_, err = check.Verify(ctx, acct, oldSecret)
-					toks, listErr := check.List(ctx, acct)
-					require.NoError(t, listErr)
 					assert.True(t, slices.ContainsFunc(toks, func(x apitoken.Token) bool { return x.ID == tok.ID }))
-					if grace == 0 {
-						assert.Equal(t, apitoken.ErrInvalidToken, err, "the old token stopped")
+					if tc.grace == 0 {
+						assert.Equal(t, apitoken.ErrInvalidToken, oldErr, "the old token stopped")
 						assert.Len(t, toks, 1)
 					} else {
-						assert.NoError(t, err, "the old token works for its grace")
+						assert.NoError(t, oldErr, "the old token works for its grace")
 						assert.Len(t, toks, 2)
 					}
 				})

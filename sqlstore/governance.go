@@ -1,0 +1,131 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/apitoken-go/apitoken"
+)
+
+// Limits of the columns that migration 2 added, as the Issuer fills them.
+const (
+	maxHintLen    = 4
+	maxAllowedIPs = 32
+)
+
+// SetDisabled implements apitoken.Disabler: one UPDATE, and, when it
+// changed no row, a count to tell a token that already had the value (MySQL
+// counts changed rows only) from a missing one. Disabling logs the token's
+// revocation in the same transaction (see Bus).
+func (s *Store) SetDisabled(ctx context.Context, accountID, id string, disabled bool) error {
+	if !storable(accountID) || !storable(id) {
+		return errNotFound
+	}
+	var n int
+	err := s.revoking(ctx, func(db execer) (_ []revocation, err error) {
+		n, err = execCount(ctx, db, s.script.queries["set-disabled"], disabled, id, accountID)
+		if !disabled {
+			return nil, err
+		}
+		return revokedIf(n, accountID, id), err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: set disabled: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	row, err := s.queryRow(ctx, &s.stmts.exists, id, accountID)
+	if err == nil {
+		err = row.Scan(&n)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: set disabled: %w", err)
+	}
+	if n == 0 {
+		return errNotFound
+	}
+	return nil
+}
+
+// DeleteMember implements apitoken.MemberDeleter: one DELETE, through the
+// account index, and the account's revocation in the revocation log in the
+// same transaction (see Bus).
+func (s *Store) DeleteMember(ctx context.Context, accountID, memberID string) (int, error) {
+	if !storable(accountID) || !storable(memberID) {
+		return 0, nil
+	}
+	var n int
+	err := s.revoking(ctx, func(db execer) (_ []revocation, err error) {
+		n, err = execCount(ctx, db, s.script.queries["delete-member"], accountID, memberID)
+		return revokedIf(n, accountID, ""), err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: delete member: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteUnused implements apitoken.UnusedDeleter: one DELETE of at most
+// limit rows, found through the last-use index, so that each call is short
+// and locks only the rows it deletes.
+func (s *Store) DeleteUnused(ctx context.Context, since time.Time, limit int) (int, error) {
+	if limit < 1 {
+		return 0, fmt.Errorf("sqlstore: %w: limit is %d, want at least 1", apitoken.ErrInvalidInput, limit)
+	}
+	if !storableTime(since) {
+		return 0, fmt.Errorf("sqlstore: %w: since is outside the years %d to %d", apitoken.ErrInvalidInput, minYear, maxYear)
+	}
+	at := s.timeArg(since)
+	args := []any{at, at, limit}
+	if s.dialect == Postgres {
+		args = []any{at, limit} // $1 is used twice
+	}
+	res, err := s.exec(ctx, &s.stmts.deleteUnused, args...)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: delete unused: %w", err)
+	}
+	return rowsAffected("delete unused", res)
+}
+
+// ListExpiring implements apitoken.ExpiringLister: one page of the expiry
+// index.
+func (s *Store) ListExpiring(ctx context.Context, after time.Time, afterID string, before time.Time, limit int) ([]apitoken.Token, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("sqlstore: %w: limit is %d, want at least 1", apitoken.ErrInvalidInput, limit)
+	}
+	// Times outside the columns' range: clamped, as no stored time is
+	// beyond them.
+	if first := time.Date(minYear, time.January, 1, 0, 0, 0, 0, time.UTC); after.Before(first) {
+		after, afterID = first, ""
+	}
+	if last := time.Date(maxYear, time.December, 31, 23, 59, 59, 999999000, time.UTC); before.After(last) {
+		before = last
+	}
+	if !after.Before(before) || !storable(afterID) {
+		return []apitoken.Token{}, nil
+	}
+	args := []any{s.timeArg(before), s.timeArg(after), afterID, limit}
+	if s.dialect == MySQL {
+		args = []any{s.timeArg(before), s.timeArg(after), s.timeArg(after), afterID, limit}
+	}
+	rows, err := s.query(ctx, &s.stmts.listExpiring, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list expiring: %w", err)
+	}
+	defer rows.Close()
+	toks := []apitoken.Token{}
+	for rows.Next() {
+		var t apitoken.Token
+		if err := scanToken(rows, &t); err != nil {
+			return nil, fmt.Errorf("sqlstore: list expiring: %w", err)
+		}
+		toks = append(toks, t)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("sqlstore: list expiring: %w", err)
+	}
+	return toks, nil
+}
