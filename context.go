@@ -61,7 +61,7 @@ func NewContext(ctx context.Context, tok Token) context.Context {
 
 // FromContext returns the token the middleware verified for this request
 // (or that NewContext put there), and whether there is one: false on any
-// other context. Its Scopes are a copy. It never panics.
+// other context. Its Scopes and AllowedIPs are copies. It never panics.
 func FromContext(ctx context.Context) (Token, bool) {
 	p := principalFrom(ctx)
 	if p == nil {
@@ -69,5 +69,6 @@ func FromContext(ctx context.Context) (Token, bool) {
 	}
 	tok := p.tok
 	tok.Scopes = slices.Clip(slices.Clone(tok.Scopes))
+	tok.AllowedIPs = slices.Clip(slices.Clone(tok.AllowedIPs))
 	return tok, true
 }

@@ -110,6 +110,19 @@
 // ([WithLastUseInterval] changes the interval or turns it off); call
 // [Issuer.Close] to write the pending uses before the program ends.
 //
+// # Governing tokens
+//
+// [Issuer.Disable] pauses a token (it refuses like an invalid one, stays
+// listed, and [Issuer.Enable] resumes it); [WithDefaultLifetime] and
+// [WithMaxLifetime] bound how long tokens live; [Issuer.DeleteMember]
+// removes the tokens of a member who leaves; [Issuer.PruneUnused] and
+// [Issuer.Expiring] serve scheduled jobs that remove unused tokens and tell
+// owners of coming expiries; [Issuer.Status] says why a listed token does
+// not verify. [Token.Hint] is the end of the secret, to tell tokens apart;
+// [IssueParams.AllowedIPs] binds a token to client addresses, which the
+// middleware reads from the connection (see [MiddlewareConfig].ClientAddr
+// behind a proxy, and [WithClientAddr] for Verify outside net/http).
+//
 // # Cache and several instances
 //
 // [WithCache] keeps verified tokens in memory for a TTL, so that Verify on a
@@ -123,7 +136,7 @@
 // # Audit log
 //
 // [WithAuditLogger] writes a log/slog record for every token issued,
-// rotated or deleted, every refused verification with its reason (which
+// rotated, deleted, disabled or enabled (with the token's hint), every refused verification with its reason (which
 // Verify keeps from its caller) and every successful one, with account and
 // token ids, never a secret.
 //

@@ -39,6 +39,7 @@ type Issuer struct {
 // settings are what an Issuer keeps of its options.
 type settings struct {
 	head      string // the prefix and '_': how every secret starts
+	headCRC   uint32 // checksumIEEE(head), from which a secret's checksum resumes
 	now       func() time.Time
 	maxTokens int                            // per account; 0: no limit
 	auditLog  *slog.Logger                   // nil: no audit records
@@ -82,6 +83,7 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		caps:  caps,
 		settings: settings{
 			head:      c.prefix + "_",
+			headCRC:   checksumIEEE(c.prefix + "_"),
 			now:       c.now,
 			maxTokens: c.maxTokens,
 			auditLog:  c.auditLog,
@@ -328,8 +330,14 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) (err e
 // ExpiryUpdater (memstore and sqlstore do); otherwise Rotate changes nothing
 // and returns an error wrapping errors.ErrUnsupported.
 //
-// An unknown or expired id, or the id of another account's token, is an
-// error wrapping ErrNotFound and changes nothing.
+// The successor also keeps the AllowedIPs, and gets a Hint of its own
+// secret; with WithMaxLifetime, its expiry is brought forward to now plus
+// the max when it is later or never.
+//
+// An unknown or expired id, the id of a token older than WithMaxLifetime
+// allows, or the id of another account's token, is an error wrapping
+// ErrNotFound and changes nothing; a disabled token is an error wrapping
+// ErrInvalidInput (Enable it first).
 //
 // No failure leaves the account with fewer working tokens than before the
 // call. The successor is created first (a failure there is undone as in

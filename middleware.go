@@ -47,7 +47,10 @@ type MiddlewareConfig struct {
 	// Optional lets a request that carries no credentials at all through
 	// to the handler, with no token in its context (FromContext reports
 	// false), for endpoints that serve everyone and serve more to
-	// authenticated callers. Credentials that are there are still checked:
+	// authenticated callers. An Authorization header of a scheme the
+	// Extractor does not read counts as no credentials here (another layer
+	// may read it), and is not audited. Credentials that are there are
+	// still checked:
 	// an invalid token is refused with 401, a malformed request with 400 and
 	// a store failure with 503, as without Optional. False (the default)
 	// refuses a request without credentials with 401.

@@ -123,10 +123,13 @@ func WithMaxTokensPerAccount(n int) Option {
 }
 
 // WithAuditLogger writes an audit record to logger for every token issued,
-// rotated or deleted (at Info), every verification Verify refused (at Warn,
-// with the reason it keeps from its caller: "malformed", "unknown", "wrong
-// account", with the token's own account, or "expired") and every one that
-// succeeded (at Debug, as there is one per request). Requests that the
+// rotated, deleted, disabled or enabled, and every member's tokens deleted
+// or unused tokens pruned (at Info), every verification Verify refused (at
+// Warn, with the reason it keeps from its caller: "malformed", "unknown",
+// "wrong account", with the token's own account, "expired", "older than
+// max lifetime", "disabled" or "address not allowed") and every one that
+// succeeded (at Debug, as there is one per request). Records of a token
+// carry its hint (Token.Hint), by which operators recognise it. Requests that the
 // middleware refuses as malformed (400), before Verify, are recorded at Warn
 // with the reason "malformed" and the problem in the package's own words,
 // and those it refuses for an Authorization scheme its extractor does not

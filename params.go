@@ -85,6 +85,9 @@ func accountIDProblem(id string) string {
 	if id == "" {
 		return "is empty"
 	}
+	if len(id) <= maxTextLen && plainID(id) {
+		return "" // printable ASCII without ':' or space: nearly every id, in one pass
+	}
 	if p := textProblem(id); p != "" {
 		return p
 	}
@@ -97,6 +100,17 @@ func accountIDProblem(id string) string {
 		return "begins or ends with white space"
 	}
 	return ""
+}
+
+// plainID reports whether s is printable ASCII without ':' and spaces, which
+// passes every rule of accountIDProblem.
+func plainID(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; c <= ' ' || c > '~' || c == ':' {
+			return false
+		}
+	}
+	return true
 }
 
 // textProblem is checkText's test, without allocating.

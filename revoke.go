@@ -69,7 +69,7 @@ func (iss *Issuer) find(ctx context.Context, secret string) (Record, error) {
 	if iss.closed.Load() {
 		return Record{}, ErrClosed
 	}
-	if !wellFormed(secret, iss.head) {
+	if !wellFormed(secret, iss.head, iss.headCRC) {
 		return Record{}, fmt.Errorf("%w: not a well-formed secret of prefix %q (length, alphabet or checksum)", ErrInvalidToken, iss.head[:len(iss.head)-1])
 	}
 	rec, by, err := iss.lookup(ctx, secret, iss.keys.hash(secret))

@@ -51,10 +51,16 @@ func (p *probe) fail(err error) {
 	}
 }
 
-// describe probes ex.
-func describe(ex Extractor) *probe {
-	p := &probe{Context: context.Background()}
-	r := (&http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}, Header: http.Header{}}).WithContext(p)
+// describe probes ex. A custom extractor may expect what the app's other
+// middleware puts in a request, and panic without it: the probe then
+// learns what it learnt before, and the Guard is made all the same.
+func describe(ex Extractor) (p *probe) {
+	p = &probe{Context: context.Background()}
+	r := (&http.Request{
+		Method: http.MethodGet, URL: &url.URL{Path: "/"}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: http.NoBody, Host: "localhost",
+	}).WithContext(p)
+	defer func() { _ = recover() }()
 	_, _, _ = ex(r)
 	return p
 }

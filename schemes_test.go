@@ -228,6 +228,18 @@ func TestExtractorConfiguration(t *testing.T) {
 			assert.NoError(t, err)
 		}
 	})
+	t.Run("ok, a custom extractor that panics without its app's context", func(t *testing.T) {
+		type sessionKey struct{}
+		custom := func(r *http.Request) (apitoken.Credentials, bool, error) {
+			_ = r.Context().Value(sessionKey{}).(string) // panics without the session middleware
+			return apitoken.Credentials{}, false, nil
+		}
+		g, err := fx.iss.NewGuard(apitoken.MiddlewareConfig{Extractor: apitoken.Chain(apitoken.FromBasic(), custom)})
+		require.NoError(t, err)
+		rec := httptest.NewRecorder()
+		g.WriteError(rec, httptest.NewRequest("GET", "/", nil), apitoken.ErrNoCredentials)
+		assert.Equal(t, []string{chBare, chBasic}, rec.Header().Values("WWW-Authenticate"), "Basic, read before the panic, is still offered")
+	})
 	t.Run("ok, FromScheme(Bearer) reads Bearer", func(t *testing.T) {
 		c, found, err := apitoken.FromScheme("Bearer", "")(bearer(fx.secret, acctA).build(context.Background()))
 		require.NoError(t, err)

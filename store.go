@@ -20,7 +20,10 @@ type Record struct {
 //
 // A Store must be safe for concurrent use. It must not retain or modify the
 // slices of the records it is given, and must return slices that the caller
-// may modify without affecting the Store. It returns times in UTC and keeps
+// may modify without affecting the Store. The strings it returns may view
+// its own memory (memstore's do, to spare a copy per lookup), which it must
+// then never write again: a returned record stays as it was whatever the
+// Store does next. It returns times in UTC and keeps
 // at least microsecond precision (the Issuer passes times already truncated
 // to the microsecond); zero times stay zero, and Scopes is nil when there are
 // none. IDs, account IDs and hashes compare byte for byte, never by case

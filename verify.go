@@ -36,45 +36,77 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string, from cl
 	}
 	// The format check costs a CRC of ~50 bytes and spares the store every
 	// mistyped, truncated or foreign secret.
-	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head) {
+	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head, iss.headCRC) {
 		return Token{}, iss.refused(ctx, 0, ReasonMalformed, false, accountID, "", "", "", time.Time{})
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
+	if iss.cache != nil {
+		return iss.verifyCached(ctx, accountID, secret, h, now, from)
+	}
+	// Without a cache the record comes straight from the store: no closure,
+	// and no copy of the record on its way here.
+	rec, err := iss.store.Lookup(ctx, h)
+	want := h
+	if err != nil && len(iss.keys.previous) > 0 && errors.Is(err, ErrNotFound) {
+		rec, want, err = iss.lookupPrevious(ctx, secret)
+	}
+	if err = iss.accept(ctx, accountID, &rec, want, h, nil, now, from, err); err != nil {
+		return Token{}, err
+	}
+	return rec.Token, nil
+}
+
+// verifyCached is the rest of verify with a cache: the record comes from the
+// cache, or from the store through it, and goes into it once accepted.
+func (iss *Issuer) verifyCached(ctx context.Context, accountID, secret string, h Hash, now time.Time, from clientAddr) (Token, error) {
 	f, err := iss.cache.fetch(ctx, h, accountID, now, func(ctx context.Context) (Record, Hash, error) {
 		return iss.lookup(ctx, secret, h)
 	})
-	rec := f.rec
-	// Each refusal after a store read is remembered by the cache for a
-	// moment, so that the same one again costs no store read, whether the
-	// token is live or not.
+	if err = iss.accept(ctx, accountID, &f.rec, f.want, h, &f, now, from, err); err != nil {
+		return Token{}, err
+	}
+	return f.rec.Token, nil
+}
+
+// accept checks rec, which the lookup of a secret whose hash is h returned
+// with err, found by the hash want (h, or a previous key's hash), for
+// accountID at now and the client address found through from; it re-hashes
+// rec to h when want is not h, keeps it in the cache, and notes its use. f
+// says how the cache fetched rec (nil without a cache): a refusal after a
+// store read is remembered by the cache for a moment, so that the same one
+// again costs no store read, whether the token is live or not; and a record
+// shared from another caller's lookup is re-hashed by that caller. It
+// returns verify's error, nil when the token verifies.
+func (iss *Issuer) accept(ctx context.Context, accountID string, rec *Record, want, h Hash, f *fetched, now time.Time, from clientAddr, err error) error {
+	cached := f != nil && f.cached
 	refuse := func(r Reason, tokenID, hint, tokenAccountID string) error {
-		if !f.cached {
+		if f != nil && !f.cached {
 			iss.cache.refuse(h, accountID, now)
 		}
-		return iss.refused(ctx, h[0], r, f.cached, accountID, tokenID, hint, tokenAccountID, now)
+		return iss.refused(ctx, h[0], r, cached, accountID, tokenID, hint, tokenAccountID, now)
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Token{}, refuse(ReasonUnknown, "", "", "")
+			return refuse(ReasonUnknown, "", "", "")
 		}
-		return Token{}, iss.verifyFailed(ctx, h[0], accountID, now, fmt.Errorf("apitoken: store: %w", err))
+		return iss.verifyFailed(ctx, h[0], accountID, now, fmt.Errorf("apitoken: store: %w", err))
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
-	if rec.Hash != f.want {
-		return Token{}, refuse(ReasonUnknown, "", "", "")
+	if rec.Hash != want {
+		return refuse(ReasonUnknown, "", "", "")
 	}
 	if rec.AccountID != accountID {
-		return Token{}, refuse(ReasonWrongAccount, rec.ID, rec.Hint, rec.AccountID)
+		return refuse(ReasonWrongAccount, rec.ID, rec.Hint, rec.AccountID)
 	}
 	switch st := iss.status(&rec.Token, now); st {
 	case StatusActive:
 	case StatusDisabled:
 		// Not remembered as a refusal: Enable must take effect at once.
 		// (Telling it from an unknown token by its cost needs its secret.)
-		return Token{}, iss.refused(ctx, h[0], ReasonDisabled, f.cached, accountID, rec.ID, rec.Hint, "", now)
+		return iss.refused(ctx, h[0], ReasonDisabled, cached, accountID, rec.ID, rec.Hint, "", now)
 	default:
-		return Token{}, refuse(statusReasons[st], rec.ID, rec.Hint, "")
+		return refuse(statusReasons[st], rec.ID, rec.Hint, "")
 	}
 	var ip netip.Addr
 	ipKnown := false
@@ -82,23 +114,27 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string, from cl
 		// Not remembered as a refusal either: the refusal is of the
 		// address, and the same token from an allowed one must verify.
 		if ip, ipKnown = from.get(ctx); !ipKnown || !addrAllowed(rec.AllowedIPs, ip) {
-			return Token{}, iss.refused(ctx, h[0], ReasonAddressNotAllowed, f.cached, accountID, rec.ID, rec.Hint, "", now)
+			return iss.refused(ctx, h[0], ReasonAddressNotAllowed, cached, accountID, rec.ID, rec.Hint, "", now)
 		}
 	}
-	if f.want != h {
-		if !f.shared {
-			iss.rehash(ctx, rec, h)
+	if len(iss.keys.previous) > 0 && want != h { // only a previous key finds another hash
+		if f == nil || !f.shared {
+			iss.rehash(ctx, *rec, h)
 		}
 		rec.Hash = h
 	}
-	iss.cache.keep(f, rec, now)
-	iss.stats.verified(h[0], f.cached)
-	if iss.observed() {
-		iss.emit(ctx, Event{Kind: KindVerified, Op: OpVerify, AccountID: rec.AccountID, TokenID: rec.ID, Hint: rec.Hint, Cached: f.cached, At: now})
+	if f != nil {
+		iss.cache.keep(*f, *rec, now)
 	}
-	// A last use the store already has from within the interval spares
-	// the coalescer's map: the common case, once a token's use is written.
-	if iss.lastUses != nil && now.Sub(rec.LastUsedAt) >= iss.lastUses.interval {
+	iss.stats.verified(h[0], cached)
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindVerified, Op: OpVerify, AccountID: rec.AccountID, TokenID: rec.ID, Hint: rec.Hint, Cached: cached, At: now})
+	}
+	// A last use the store already has from within the interval spares the
+	// coalescer's map: the common case, once a token's use is written. (In
+	// microseconds, as stores keep it, the test is now.Sub(LastUsedAt) >=
+	// interval at a fifth of the cost.)
+	if iss.lastUses != nil && rec.LastUsedAt.UnixMicro() <= now.UnixMicro()-iss.lastUses.interval.Microseconds() {
 		iss.lastUses.use(rec.ID, now.UTC().Truncate(time.Microsecond), func() netip.Addr {
 			if !ipKnown {
 				ip, _ = from.get(ctx)
@@ -106,14 +142,14 @@ func (iss *Issuer) verify(ctx context.Context, accountID, secret string, from cl
 			return ip
 		})
 	}
-	return rec.Token, nil
+	return nil
 }
 
 // lookup finds the record of the secret whose hash under the current key
 // is h, and returns it with the hash it was found by.
 func (iss *Issuer) lookup(ctx context.Context, secret string, h Hash) (Record, Hash, error) {
 	rec, err := iss.store.Lookup(ctx, h)
-	if errors.Is(err, ErrNotFound) && len(iss.keys.previous) > 0 {
+	if err != nil && len(iss.keys.previous) > 0 && errors.Is(err, ErrNotFound) {
 		return iss.lookupPrevious(ctx, secret)
 	}
 	return rec, h, err

@@ -152,3 +152,42 @@ func TestVerifyFailsClosedOnAFaultyStore(t *testing.T) {
 	_, err = iss.Verify(context.Background(), "acme", secret)
 	require.Equal(t, apitoken.ErrInvalidToken, err, "a record whose hash differs from the secret's must not verify")
 }
+
+// The hot path's allocation budget, which the benchmarks' figures rest on:
+// a valid token without scopes allocates nothing, one with scopes only its
+// Scopes slice, and every refusal nothing (repeated, with a cache: which
+// remembers it), on memstore, with and without a cache.
+func TestVerifyAllocations(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name string
+		opts []apitoken.Option
+	}{
+		{"memstore", nil},
+		{"memstore with a cache", []apitoken.Option{apitoken.WithCache(100, time.Minute)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iss := newIssuer(t, memstore.New(), tc.opts...)
+			plain, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+			scoped, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", Scopes: []string{"read", "write"}})
+			require.NoError(t, err)
+			unknown, _, err := newIssuer(t, memstore.New()).Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+			malformed := plain[:len(plain)-1] + string(plain[len(plain)-1]^1)
+
+			allocs := func(account, secret string, want error) float64 {
+				return testing.AllocsPerRun(200, func() {
+					if _, err := iss.Verify(ctx, account, secret); err != want {
+						t.Fatalf("Verify: %v, want %v", err, want)
+					}
+				})
+			}
+			assert.Zero(t, allocs("acme", plain, nil), "a valid token without scopes")
+			assert.Equal(t, 1.0, allocs("acme", scoped, nil), "a valid token with scopes: its Scopes slice only")
+			assert.Zero(t, allocs("acme", malformed, apitoken.ErrInvalidToken), "a malformed secret")
+			assert.Zero(t, allocs("acme", unknown, apitoken.ErrInvalidToken), "an unknown secret")
+			assert.Zero(t, allocs("globex", plain, apitoken.ErrInvalidToken), "another account's token")
+		})
+	}
+}

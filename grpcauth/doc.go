@@ -21,7 +21,10 @@
 //	the store failing, or the call's context ending                              Unavailable (logged, see WithLogger)
 //
 // No status message holds anything from the call, the secret least of all.
-// WithPublicMethods exempts health checks and reflection.
+// WithPublicMethods exempts health checks and reflection. A token with
+// AllowedIPs verifies only when the call's peer (the connection gRPC
+// accepted, from peer.FromContext) is in them; behind a proxy that is the
+// proxy's address.
 //
 // A handler may check scopes itself, when the rule depends on the request,
 // with Token.HasScope:

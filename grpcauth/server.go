@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/apitoken-go/apitoken"
@@ -120,7 +123,7 @@ type scopeRule struct {
 }
 
 func newAuthenticator(iss *apitoken.Issuer, opts []Option) *authenticator {
-	guard, err := iss.NewGuard(apitoken.MiddlewareConfig{})
+	guard, err := iss.NewGuard(apitoken.MiddlewareConfig{ClientAddr: peerAddr})
 	if err != nil {
 		panic(fmt.Errorf("grpcauth: %w", err))
 	}
@@ -182,4 +185,22 @@ func request(ctx context.Context) *http.Request {
 		h[accountHeader] = v
 	}
 	return (&http.Request{Method: http.MethodPost, Header: h}).WithContext(ctx)
+}
+
+// peerAddr is the Guard's ClientAddr: the address of the call's peer, the
+// connection gRPC accepted, which a token with AllowedIPs must come from
+// (and which its last use records). It is read only for those tokens and
+// for a last use due to be written. A peer that is not an IP connection (a
+// Unix socket, a bufconn) has no address: such a token is then refused.
+func peerAddr(r *http.Request) (netip.Addr, bool) {
+	p, ok := peer.FromContext(r.Context())
+	if !ok || p.Addr == nil {
+		return netip.Addr{}, false
+	}
+	if tcp, ok := p.Addr.(*net.TCPAddr); ok {
+		a, ok := netip.AddrFromSlice(tcp.IP)
+		return a, ok
+	}
+	ap, err := netip.ParseAddrPort(p.Addr.String())
+	return ap.Addr(), err == nil
 }

@@ -37,7 +37,8 @@ type Config struct {
 	// OnLeak, if set, is called once for each reported place of each secret
 	// that names a token (revoked or not), after it was revoked: to e-mail
 	// the owner or open an incident. The Leak never holds the secret. It
-	// runs on the report's goroutines, within Timeout: queue slow work.
+	// runs on the report's goroutines, several at once (Concurrency), within
+	// Timeout: queue slow work.
 	OnLeak func(ctx context.Context, leak Leak)
 
 	// Feedback answers each verified report with GitHub's feedback, a JSON

@@ -15,9 +15,10 @@ import (
 // A Bus is an apitoken.Bus over the Store's revocation log, on every
 // dialect, with no server beyond the database: the Store writes a row to
 // the log in the transaction of each change that revokes a token (Delete,
-// DeleteAccount, SetExpiry, Rehash, through the Issuer's Delete, DeleteAll,
-// Rotate and RevokeSecret, and in the app's own transaction through
-// WithTx), and each Subscribe polls the log, so an instance's cache forgets a
+// DeleteAccount, DeleteMember, SetDisabled, SetExpiry, Rehash: the Issuer's
+// Delete, DeleteAll, DeleteMember, Disable, Rotate and RevokeSecret, also in
+// the app's own transaction through WithTx; DeleteUnused, PruneUnused's,
+// makes every cache forget everything), and each Subscribe polls the log, so an instance's cache forgets a
 // token that any instance revoked within one poll interval plus one round
 // trip of the change's commit. A change that rolls back is never
 // announced; one made in the app's transaction is announced once it commits,
@@ -38,9 +39,9 @@ import (
 // The app's database user needs SELECT, INSERT and DELETE on the log
 // (<prefix>revocations).
 type Bus struct {
-	store                        *Store
-	interval, lookBack, retained time.Duration
-	after, in, since, last, pr   preparedStmt
+	store                         *Store
+	interval, lookBack, retained  time.Duration
+	after, in, since, last, prune preparedStmt
 }
 
 var _ apitoken.Bus = (*Bus)(nil)
@@ -123,7 +124,7 @@ func NewBus(store *Store, opts ...BusOption) (*Bus, error) {
 	q := store.script.queries
 	for name, p := range map[string]*preparedStmt{
 		"revocations-after": &b.after, "revocations-in": &b.in, "revocations-since": &b.since,
-		"revocations-last": &b.last, "revocations-prune": &b.pr,
+		"revocations-last": &b.last, "revocations-prune": &b.prune,
 	} {
 		p.db, p.query = store.db, q[name]
 	}
@@ -133,7 +134,7 @@ func NewBus(store *Store, opts ...BusOption) (*Bus, error) {
 // Close closes the Bus's prepared statements: Subscribe then fails. It
 // does not close the database.
 func (b *Bus) Close() error {
-	return errors.Join(b.after.close(), b.in.close(), b.since.close(), b.last.close(), b.pr.close())
+	return errors.Join(b.after.close(), b.in.close(), b.since.close(), b.last.close(), b.prune.close())
 }
 
 // Publish implements apitoken.Bus. It sends nothing: the Store wrote the
@@ -284,7 +285,7 @@ func (s *subscription) poll(ctx context.Context, deliver func([]byte)) error {
 	}
 	if now.Sub(s.pruned) >= min(b.retained, maxPruneWait) {
 		before := now.Add(-b.retained).UTC().Truncate(time.Microsecond)
-		stmt, err := b.pr.get(ctx)
+		stmt, err := b.prune.get(ctx)
 		if err != nil {
 			return err
 		}
@@ -317,6 +318,7 @@ func (s *subscription) read(ctx context.Context, deliver func([]byte), now time.
 		if !s.advance(id, now) {
 			continue
 		}
+		s.bus.store.replica.revoked(accountID, tokenID) // before the cache forgets: its next fill reads the primary
 		if accountID == "" || len(accountID) > 255 {
 			deliver(nil) // no message can say it: forget everything
 			continue

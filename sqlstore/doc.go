@@ -103,6 +103,19 @@
 // IMMEDIATE, waiting up to busy_timeout). It returns an error, and changes
 // nothing, for a database whose schema is newer than this package knows.
 //
+// # Several instances and read replicas
+//
+// Every change that revokes a token writes its revocation to a log table in
+// the change's transaction; [NewBus] returns an apitoken.Bus that polls it,
+// so that with apitoken.WithCacheBus every instance's cache forgets a token
+// revoked through any other within the poll interval plus a round trip, on
+// every dialect, and a change made in the app's transaction is announced
+// when it commits, never after a rollback. [WithReplica] sends Lookup and
+// List to a read replica, with capped fallbacks to the primary and the
+// primary read for what was written within the replica's lag.
+//
+// [MigrationFiles] returns the schema as goose or golang-migrate files.
+//
 // # Rotation, limits and bulk deletions
 //
 // Store implements every optional capability of apitoken.Store:

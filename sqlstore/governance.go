@@ -70,7 +70,9 @@ func (s *Store) DeleteMember(ctx context.Context, accountID, memberID string) (i
 
 // DeleteUnused implements apitoken.UnusedDeleter: one DELETE of at most
 // limit rows, found through the last-use index, so that each call is short
-// and locks only the rows it deletes.
+// and locks only the rows it deletes. A call that deleted logs, in the same
+// transaction, a revocation of every token (see Bus): the caches forget
+// everything.
 func (s *Store) DeleteUnused(ctx context.Context, since time.Time, limit int) (int, error) {
 	if limit < 1 {
 		return 0, fmt.Errorf("sqlstore: %w: limit is %d, want at least 1", apitoken.ErrInvalidInput, limit)
@@ -83,11 +85,17 @@ func (s *Store) DeleteUnused(ctx context.Context, since time.Time, limit int) (i
 	if s.dialect == Postgres {
 		args = []any{at, limit} // $1 is used twice
 	}
-	res, err := s.exec(ctx, &s.stmts.deleteUnused, args...)
+	var n int
+	err := s.revoking(ctx, func(db execer) (_ []revocation, err error) {
+		n, err = execCount(ctx, db, s.script.queries["delete-unused"], args...)
+		// The tokens are not known by id: the Bus tells every cache to
+		// forget everything (deliver(nil)), once per call that deleted.
+		return revokedIf(n, "", ""), err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: delete unused: %w", err)
 	}
-	return rowsAffected("delete unused", res)
+	return n, nil
 }
 
 // ListExpiring implements apitoken.ExpiringLister: one page of the expiry

@@ -22,6 +22,7 @@ func (s *Store) CreateLimited(ctx context.Context, rec apitoken.Record, max int)
 	if err != nil {
 		return err
 	}
+	s.replica.created(rec.AccountID, rec.Hash)
 	q := s.script.queries
 	// count and insert run under the lock.
 	insert := func(db execQuerier) error {

@@ -1,7 +1,9 @@
 package sqlstore
 
 import (
+	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/apitoken-go/apitoken"
 )
@@ -11,7 +13,10 @@ import (
 type Option func(*config) error
 
 type config struct {
-	prefix string
+	prefix    string
+	replica   *sql.DB
+	maxLag    time.Duration
+	fallbacks int // per second
 }
 
 // maxPrefixLen keeps the longest name built from the prefix (PostgreSQL's

@@ -61,6 +61,7 @@ func (s *Store) revoking(ctx context.Context, change func(db execer) ([]revocati
 func (s *Store) logRevocations(ctx context.Context, db execer, revs []revocation) error {
 	at := s.timeArg(time.Now().UTC().Truncate(time.Microsecond))
 	for _, r := range revs {
+		s.replica.revoked(r.accountID, r.tokenID)
 		if _, err := db.ExecContext(ctx, s.script.queries["revoke"], r.accountID, r.tokenID, at); err != nil {
 			return err
 		}

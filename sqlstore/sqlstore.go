@@ -14,19 +14,23 @@ import (
 
 // Store is an apitoken.Store in a SQL database, through database/sql. It is
 // safe for concurrent use. Lookup is one indexed SELECT in one round trip,
-// and Create, List and Delete one statement each (on MySQL, Create runs in a
+// and Create and List one statement each (on MySQL, Create runs in a
 // transaction of its own), run as prepared statements (prepared on first
-// use, so New needs no connection), with the caller's context.
+// use, so New needs no connection), with the caller's context. Delete and
+// the other changes that revoke a token run in one transaction with the
+// revocation log's insert (see Bus). With WithReplica, Lookup and List read
+// a replica.
 //
 // Call Migrate once at start-up to create or upgrade the schema, or apply
-// the schema with your own migration tool (the package documentation shows
-// it per dialect).
+// the schema with your own migration tool (MigrationFiles gives its files;
+// the package documentation shows it per dialect).
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	script  *script
 	stmts   *statements // shared with the Stores made by WithTx
 	tx      DBTX        // set in a Store made by WithTx
+	replica *replica    // set by WithReplica; shared with the Stores made by WithTx
 }
 
 // statements are the Store's prepared statements. The writes that revoke
@@ -36,7 +40,7 @@ type statements struct {
 	create, lookup, list, deleteExpired, setLastUsed preparedStmt
 	closed                                           atomic.Bool // set by Close
 
-	exists, deleteUnused, listExpiring preparedStmt
+	exists, listExpiring preparedStmt
 }
 
 // DBTX is what a Store made by WithTx needs of its handle: *sql.Tx,
@@ -72,7 +76,7 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	if d != Postgres && d != MySQL && d != SQLite {
 		return nil, fmt.Errorf("sqlstore: %w: unknown dialect %v", apitoken.ErrInvalidInput, d)
 	}
-	cfg := config{prefix: defaultPrefix}
+	cfg := config{prefix: defaultPrefix, fallbacks: DefaultReplicaFallbacks}
 	for _, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("sqlstore: %w: option is nil", apitoken.ErrInvalidInput)
@@ -89,11 +93,15 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	for name, p := range map[string]*preparedStmt{
 		"create": &st.create, "lookup": &st.lookup, "list": &st.list, "delete-expired": &st.deleteExpired,
 		"set-last-used": &st.setLastUsed,
-		"exists":        &st.exists, "delete-unused": &st.deleteUnused, "list-expiring": &st.listExpiring,
+		"exists":        &st.exists, "list-expiring": &st.listExpiring,
 	} {
 		p.db, p.query = db, sc.queries[name]
 	}
-	return &Store{db: db, dialect: d, script: sc, stmts: st}, nil
+	s := &Store{db: db, dialect: d, script: sc, stmts: st}
+	if cfg.replica != nil {
+		s.replica = newReplica(cfg.replica, sc, cfg.maxLag, cfg.fallbacks)
+	}
+	return s, nil
 }
 
 // WithTx returns a Store that runs its statements through tx, typically a
@@ -102,7 +110,9 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 // the length of the transaction, which keeps the Issuer's prefix, hash keys
 // and limit, and call Committed on the Issuer it returns after the commit.
 // It shares s's configuration; its Migrate still runs on the *sql.DB given
-// to New, and its Close does nothing.
+// to New, and its Close does nothing. With a *sql.Tx, the revocations its
+// deletes write to the log (see Bus) commit or roll back with tx; with a
+// *sql.Conn or *sql.DB, each statement commits on its own.
 func (s *Store) WithTx(tx DBTX) *Store {
 	if tx == nil {
 		panic("sqlstore: WithTx with a nil tx")
@@ -121,8 +131,12 @@ func (s *Store) Close() error {
 	}
 	st := s.stmts
 	st.closed.Store(true)
+	var replicaErr error
+	if s.replica != nil {
+		replicaErr = s.replica.close()
+	}
 	return errors.Join(st.create.close(), st.lookup.close(), st.list.close(), st.deleteExpired.close(), st.setLastUsed.close(),
-		st.exists.close(), st.deleteUnused.close(), st.listExpiring.close())
+		st.exists.close(), st.listExpiring.close(), replicaErr)
 }
 
 // Create implements apitoken.Store.
@@ -131,6 +145,7 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 	if err != nil {
 		return err
 	}
+	s.replica.created(rec.AccountID, rec.Hash)
 	var res sql.Result
 	if s.dialect == MySQL && s.tx == nil {
 		res, err = s.insertInTx(ctx, args)
@@ -193,9 +208,19 @@ func (s *Store) created(res sql.Result, err error) error {
 	return nil
 }
 
-// Lookup implements apitoken.Store.
+// Lookup implements apitoken.Store. With WithReplica, it reads the replica
+// first (see WithReplica).
 func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, error) {
-	row, err := s.queryRow(ctx, &s.stmts.lookup, h[:])
+	if s.replica != nil && s.tx == nil {
+		return s.replica.lookup(ctx, s, h)
+	}
+	return s.lookupOn(ctx, &s.stmts.lookup, h)
+}
+
+// lookupOn is Lookup through p, the lookup statement of the primary or of
+// the replica.
+func (s *Store) lookupOn(ctx context.Context, p *preparedStmt, h apitoken.Hash) (apitoken.Record, error) {
+	row, err := s.queryRow(ctx, p, h[:])
 	if err != nil {
 		return apitoken.Record{}, fmt.Errorf("sqlstore: lookup: %w", err)
 	}
@@ -210,12 +235,17 @@ func (s *Store) Lookup(ctx context.Context, h apitoken.Hash) (apitoken.Record, e
 	return rec, nil
 }
 
-// List implements apitoken.Store.
+// List implements apitoken.Store. With WithReplica, it reads the replica,
+// unless the account was written recently (see WithReplica).
 func (s *Store) List(ctx context.Context, accountID string) ([]apitoken.Token, error) {
 	if !storable(accountID) {
 		return []apitoken.Token{}, nil
 	}
-	rows, err := s.query(ctx, &s.stmts.list, accountID)
+	p := &s.stmts.list
+	if s.replica != nil && s.tx == nil {
+		p = s.replica.listOn(accountID, p)
+	}
+	rows, err := s.query(ctx, p, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list: %w", err)
 	}

@@ -39,6 +39,7 @@ func (s *Store) Rehash(ctx context.Context, accountID, id string, from, to apito
 	if !storable(accountID) || !storable(id) {
 		return errNotFound
 	}
+	s.replica.created(accountID, to) // found on the primary at once
 	var n int
 	err := s.revoking(ctx, func(db execer) (_ []revocation, err error) {
 		n, err = execCount(ctx, db, s.script.queries["rehash"], to[:], id, accountID, from[:])

@@ -127,6 +127,21 @@ func clone(rec apitoken.Record) apitoken.Record {
 	return rec
 }
 
+// deepCopy returns a copy of tok whose strings share no memory with tok's.
+func deepCopy(tok apitoken.Token) apitoken.Token {
+	tok.ID, tok.AccountID = strings.Clone(tok.ID), strings.Clone(tok.AccountID)
+	tok.MemberID, tok.Name = strings.Clone(tok.MemberID), strings.Clone(tok.Name)
+	scopes := make([]string, len(tok.Scopes))
+	for i, s := range tok.Scopes {
+		scopes[i] = strings.Clone(s)
+	}
+	if tok.Scopes == nil {
+		scopes = nil
+	}
+	tok.Scopes = scopes
+	return tok
+}
+
 func create(t *testing.T, s apitoken.Store, recs ...apitoken.Record) {
 	t.Helper()
 	for _, rec := range recs {

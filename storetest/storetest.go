@@ -396,6 +396,43 @@ func testNoAliasing(t *testing.T, s apitoken.Store) {
 		toks[0] = apitoken.Token{ID: "changed", AccountID: "initech"}
 		checkList(t, s, "initech", []apitoken.Record{rec}, "a Store must return a slice the caller may modify: changing the slice List returned changed the Store")
 	})
+	t.Run("what Lookup and List returned outlives the records", func(t *testing.T) {
+		// A Store may return strings that view its own memory (memstore
+		// does): it must then never write that memory again.
+		const rule = "a Store must return records that stay as they were: what Lookup or List returned changed when the Store's records did"
+		recs := make([]apitoken.Record, 20)
+		for i := range recs {
+			recs[i] = newRecord("umbrella", base.Add(time.Duration(i)*time.Second))
+			recs[i].Name = fmt.Sprintf("name-%02d", i)
+		}
+		create(t, s, recs...)
+		var got []apitoken.Token
+		for _, r := range recs {
+			rec, err := s.Lookup(t.Context(), r.Hash)
+			requireNoError(t, err, ruleFind)
+			got = append(got, rec.Token)
+		}
+		toks, err := s.List(t.Context(), "umbrella")
+		requireNoError(t, err, "a Store must list the tokens of an account without error")
+		got = append(got, toks...)
+		want := make([]apitoken.Token, len(got))
+		for i, tok := range got {
+			want[i] = deepCopy(tok)
+		}
+		for _, r := range recs {
+			requireNoError(t, s.Delete(t.Context(), "umbrella", r.ID), "a Store must delete a token of the account")
+		}
+		for i := range recs {
+			r := newRecord("umbrellb", base)
+			r.MemberID, r.Name, r.Scopes = "MEMBER-1", fmt.Sprintf("NAME-%02d", i), []string{"READ", "WRITE"}
+			create(t, s, r)
+		}
+		for i := range got {
+			if !reflect.DeepEqual(want[i], got[i]) {
+				t.Fatalf("%s\n got: %#v\nwant: %#v", rule, got[i], want[i])
+			}
+		}
+	})
 }
 
 func testCancelledContext(t *testing.T, s apitoken.Store) {

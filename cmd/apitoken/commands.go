@@ -188,9 +188,18 @@ func cmdList(ctx context.Context, a *app, args []string) error {
 		}
 		return writeJSON(a.stdout, out)
 	}
-	t := newTable(a.stdout, "ID", "NAME", "MEMBER", "SCOPES", "CREATED", "EXPIRES", "LAST USED")
+	t := newTable(a.stdout, "ID", "HINT", "NAME", "MEMBER", "SCOPES", "CREATED", "EXPIRES", "LAST USED", "STATE")
 	for _, tok := range toks {
-		t.row(tok.ID, tok.Name, tok.MemberID, strings.Join(tok.Scopes, " "), when(tok.CreatedAt), expiry(tok, now), when(tok.LastUsedAt))
+		hint, state := "…"+tok.Hint, "active"
+		if tok.Hint == "" {
+			hint = "" // issued before hints were kept
+		}
+		if tok.Disabled {
+			state = "disabled"
+		} else if expired(tok, now) {
+			state = "expired"
+		}
+		t.row(tok.ID, hint, tok.Name, tok.MemberID, strings.Join(tok.Scopes, " "), when(tok.CreatedAt), expiry(tok, now), when(tok.LastUsedAt), state)
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -261,8 +270,13 @@ func lookUp(ctx context.Context, iss *apitoken.Issuer, secret string, revoke boo
 	default:
 		j := toJSON(tok, time.Now())
 		r.Token, r.Result = &j, "found"
-		if revoke {
+		switch {
+		case revoke:
 			r.Result = "revoked"
+		case j.Disabled:
+			r.Result = "found (disabled)"
+		case j.Expired:
+			r.Result = "found (expired)"
 		}
 	}
 	return r
@@ -468,7 +482,11 @@ func cmdRotate(ctx context.Context, a *app, args []string) error {
 			Replaces string    `json:"replaces"`
 		}{secret, toJSON(tok, time.Now()), ids[0]})
 	}
-	fmt.Fprintf(a.stderr, "Token %s replaces %s (which works for %v more). Its secret, on standard output, is shown only this once.\n", tok.ID, ids[0], *grace)
+	old := "which stopped working"
+	if *grace > 0 {
+		old = fmt.Sprintf("which works for %v more", *grace)
+	}
+	fmt.Fprintf(a.stderr, "Token %s replaces %s (%s). Its secret, on standard output, is shown only this once.\n", tok.ID, ids[0], old)
 	_, err = fmt.Fprintln(a.stdout, secret)
 	return err
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -29,6 +31,7 @@ const (
 	envHashKeyFile  = "APITOKEN_HASH_KEY_FILE" // --hash-key-file
 	envHashKey      = "APITOKEN_HASH_KEY"      // the key itself: never a flag
 	envPreviousKeys = "APITOKEN_PREVIOUS_HASH_KEY_FILES"
+	envAuditLog     = "APITOKEN_AUDIT_LOG"
 )
 
 // options are the settings every command that opens the tokens shares.
@@ -40,7 +43,9 @@ type options struct {
 	prefix       string
 	hashKeyFile  string
 	previous     string // files, separated by commas
+	auditLog     string // a file, "-" for standard error, "" for none
 	json         bool
+	stderr       io.Writer
 }
 
 // addIssuerFlags registers the flags of the token prefix; addDBFlags those
@@ -61,6 +66,7 @@ func (o *options) addDBFlags(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&o.hashKeyFile, "hash-key-file", o.env(envHashKeyFile), "a file holding the app's hash key (`FILE`, env "+envHashKeyFile+
 		"; or the key itself in "+envHashKey+", never in a flag); none: the library's default key")
+	fs.StringVar(&o.auditLog, "audit-log", o.env(envAuditLog), "append the audit records of what the command does (issued, revoked, deleted…) to `FILE` as JSON lines, - for standard error (env "+envAuditLog+")")
 	fs.StringVar(&o.previous, "previous-hash-key-files", o.env(envPreviousKeys), "files of previous hash keys, separated by commas (`FILES`, env "+envPreviousKeys+")")
 }
 
@@ -129,12 +135,26 @@ func (o *options) openIssuer(ctx context.Context) (*apitoken.Issuer, func(), err
 	if err != nil {
 		return nil, nil, err
 	}
+	closeLog := func() {}
+	if o.auditLog != "" {
+		w := o.stderr
+		if o.auditLog != "-" {
+			f, err := os.OpenFile(o.auditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err != nil {
+				closeStore()
+				return nil, nil, fmt.Errorf("audit log: %w", err)
+			}
+			w, closeLog = f, func() { f.Close() }
+		}
+		opts = append(opts, apitoken.WithAuditLogger(slog.New(slog.NewJSONHandler(w, nil))))
+	}
 	iss, err := apitoken.NewIssuer(store, opts...)
 	if err != nil {
+		closeLog()
 		closeStore()
 		return nil, nil, err
 	}
-	return iss, func() { iss.Close(); closeStore() }, nil
+	return iss, func() { iss.Close(); closeStore(); closeLog() }, nil
 }
 
 // formatIssuer returns an Issuer that only knows the prefix: for what needs

@@ -135,7 +135,7 @@ func (a *app) flags(name string) (*flag.FlagSet, *options) {
 		fmt.Fprintln(out, "\nflags:")
 		fs.PrintDefaults()
 	}
-	return fs, &options{env: a.env}
+	return fs, &options{env: a.env, stderr: a.stderr}
 }
 
 // parse parses args, and returns flag.ErrHelp for -h, errFlags for a bad

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -167,13 +168,20 @@ func TestEndToEnd(t *testing.T) {
 			_, _ = rand.Read(key)
 			keyFile := filepath.Join(t.TempDir(), "hash.key")
 			require.NoError(t, os.WriteFile(keyFile, []byte("hex:"+hex.EncodeToString(key)+"\n"), 0o600))
+			auditLog := filepath.Join(t.TempDir(), "audit.jsonl")
 			c := &cli{env: []string{"APITOKEN_DB=" + db.dsn, "APITOKEN_TABLE_PREFIX=" + db.tablePrefix,
-				"APITOKEN_PREFIX=acme", "APITOKEN_HASH_KEY_FILE=" + keyFile}}
+				"APITOKEN_PREFIX=acme", "APITOKEN_HASH_KEY_FILE=" + keyFile, "APITOKEN_AUDIT_LOG=" + auditLog}}
 
 			sqlDB := db.open(t)
 			t.Cleanup(func() {
-				for _, table := range []string{"tokens", "schema_version"} {
-					_, _ = sqlDB.Exec("DROP TABLE IF EXISTS " + db.tablePrefix + table)
+				// Every table of the schema, newest first: the shared servers
+				// keep nothing of this test.
+				ddl, err := sqlstore.Schema(db.dialect, sqlstore.WithTablePrefix(db.tablePrefix))
+				require.NoError(t, err)
+				tables := regexp.MustCompile(`CREATE TABLE IF NOT EXISTS (\w+)`).FindAllStringSubmatch(ddl, -1)
+				for i := len(tables) - 1; i >= 0; i-- {
+					_, err := sqlDB.Exec("DROP TABLE IF EXISTS " + tables[i][1])
+					assert.NoError(t, err)
 				}
 				sqlDB.Close()
 			})
@@ -198,6 +206,7 @@ func TestEndToEnd(t *testing.T) {
 			list := c.must(t, 0, "", "list", "--account", "acct_1")
 			assert.Contains(t, list.stdout, tok.ID)
 			assert.Contains(t, list.stdout, "deploy")
+			assert.Contains(t, list.stdout, "…"+secret[len(secret)-4:], "the hint: the end of the secret, as its owner sees it")
 			other := c.must(t, 0, "", "list", "--account", "acct_1", "--json", "--db", db.otherDSN)
 			assert.Contains(t, other.stdout, `"id": "`+tok.ID+`"`, "the other DSN form names the same database")
 
@@ -241,12 +250,25 @@ func TestEndToEnd(t *testing.T) {
 				c.must(t, 0, "", "issue", "--account", "acct_3")
 			}
 			assert.Contains(t, c.must(t, 0, "", "delete-all", "--account", "acct_3", "--json").stdout, `"deleted": 2`)
-			c.must(t, 0, "", "issue", "--account", "acct_4", "--expires-at", time.Now().Add(time.Second).UTC().Format(time.RFC3339))
-			time.Sleep(1100 * time.Millisecond)
+			// At least a second ahead, whatever the fraction RFC 3339 drops.
+			expires := time.Now().Add(2 * time.Second).UTC().Truncate(time.Second)
+			s4 := strings.TrimSpace(c.must(t, 0, "", "issue", "--account", "acct_4", "--expires-at", expires.Format(time.RFC3339)).stdout)
+			time.Sleep(time.Until(expires) + 50*time.Millisecond)
+			assert.Contains(t, c.must(t, 0, s4+"\n", "inspect").stdout, "found (expired)", "inspect finds an expired token too")
 			assert.Contains(t, c.must(t, 0, "", "prune", "--json").stdout, `"deleted": 1`)
 
-			// Each secret was printed once, by the command that created it.
+			// The audit log of what the command did, with no secret.
+			audit, err := os.ReadFile(auditLog)
+			require.NoError(t, err)
+			assert.Contains(t, string(audit), `"msg":"apitoken: token issued","account_id":"acct_1","token_id":"`+tok.ID+`"`)
+			assert.Contains(t, string(audit), `"msg":"apitoken: token revoked","account_id":"acct_1","token_id":"`+tok.ID+`","reason":"incident 7"`)
+			assert.Contains(t, string(audit), `"msg":"apitoken: token rotated"`)
 			for _, s := range []string{secret, s2, s3} {
+				assert.NotContains(t, string(audit), s)
+			}
+
+			// Each secret was printed once, by the command that created it.
+			for _, s := range []string{secret, s2, s3, s4} {
 				n := 0
 				for _, r := range c.runs {
 					n += strings.Count(r.stdout, s)

@@ -22,11 +22,13 @@ type tokenJSON struct {
 	ExpiresAt  *time.Time `json:"expires_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	Expired    bool       `json:"expired"`
+	Disabled   bool       `json:"disabled"`
+	Hint       string     `json:"hint"` // the last 4 characters of the secret; empty for tokens issued before hints
 }
 
 func toJSON(t apitoken.Token, now time.Time) tokenJSON {
 	j := tokenJSON{ID: t.ID, AccountID: t.AccountID, MemberID: t.MemberID, Name: t.Name, Scopes: t.Scopes, CreatedAt: t.CreatedAt,
-		Expired: expired(t, now)}
+		Expired: expired(t, now), Disabled: t.Disabled, Hint: t.Hint}
 	if j.Scopes == nil {
 		j.Scopes = []string{}
 	}

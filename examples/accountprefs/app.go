@@ -44,7 +44,6 @@ const (
 	nonceMaxAge     = 1 * time.Hour  // of a generate form
 	maxMemberNonces = 20             // kept per member: open tabs, not a reload loop
 	maxNonces       = 10000          // kept at once, so many members cannot fill memory
-	hintLen         = 6              // characters of the token id shown as its hint
 	cookieName      = "accountprefs_session"
 	prefsPath       = "/account/preferences"
 	whoamiPath      = "/api/v1/whoami"
@@ -429,11 +428,13 @@ type prefsPage struct {
 	MinDate           string // of the date input: tomorrow
 }
 
-// tokenRow is a token in the list: nothing secret.
+// tokenRow is a token in the list: nothing secret. Hint is the end of the
+// secret (apitoken.Token.Hint), empty for tokens issued before the library
+// kept it; Member is who created the token; Status is "" for a token that
+// works, otherwise why it does not ("expired", "disabled"...).
 type tokenRow struct {
-	ID, Name, Hint                   string
+	ID, Name, Hint, Member, Status   string
 	CreatedAt, ExpiresAt, LastUsedAt time.Time
-	Expired                          bool
 }
 
 // tokenForm is the generate form's input, shown again after an error.
@@ -441,29 +442,25 @@ type tokenForm struct {
 	Name, Expiry, Date string
 }
 
-// newToken is the secret of a token just generated, with its account id and
-// name: rendered once into the dialog, kept nowhere.
+// newToken is the secret of a token just generated, with its account id,
+// name and hint (the end of the secret, as the list shows it): rendered
+// once into the dialog, kept nowhere.
 type newToken struct {
 	Secret, AccountID, Name, Hint string
 }
 
-// hint is a non-secret short form of a token id, to tell tokens apart. It
-// comes from the id (random UUIDv7 bits), never from the secret.
-func hint(id string) string {
-	if len(id) <= hintLen {
-		return id
-	}
-	return id[len(id)-hintLen:]
-}
-
-var hintRE = regexp.MustCompile(`^[0-9a-f]{6}$`)
+// hintRE matches a token's Hint: the last 4 characters of its secret.
+var hintRE = regexp.MustCompile(`^[0-9A-Za-z]{4}$`)
 
 func (a *app) prefs(w http.ResponseWriter, r *http.Request, member string) {
 	p := prefsPage{}
 	if h, name, ok := a.deletedFlash(r.URL.Query().Get("deleted")); ok {
-		if name != "" {
+		switch {
+		case name != "" && h != "":
 			p.Flash = "Token “" + name + "” (…" + h + ") was deleted. It no longer works."
-		} else {
+		case name != "":
+			p.Flash = "Token “" + name + "” was deleted. It no longer works."
+		default:
 			p.Flash = "Token …" + h + " was deleted. It no longer works."
 		}
 	}
@@ -473,7 +470,8 @@ func (a *app) prefs(w http.ResponseWriter, r *http.Request, member string) {
 // deletedParam is the ?deleted= value of the page shown after a delete:
 // the token's hint, and its name signed with the session key, so that a
 // link from elsewhere cannot make the page announce a deletion of its
-// choosing.
+// choosing. A token with neither (unnamed, issued before hints) gets no
+// message.
 func (a *app) deletedParam(h, name string) string {
 	if name == "" {
 		return h
@@ -490,7 +488,7 @@ func (a *app) deletedFlash(v string) (h, name string, ok bool) {
 	}
 	h, rest, _ := strings.Cut(v, ".")
 	enc, sig, _ := strings.Cut(rest, ".")
-	if !hintRE.MatchString(h) || !hmac.Equal([]byte(sig), []byte(a.sign("deleted."+h+"."+enc))) {
+	if (h != "" && !hintRE.MatchString(h)) || !hmac.Equal([]byte(sig), []byte(a.sign("deleted."+h+"."+enc))) {
 		return "", "", false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(enc)
@@ -511,11 +509,14 @@ func (a *app) renderPrefs(w http.ResponseWriter, r *http.Request, status int, me
 	}
 	now := a.now()
 	for _, t := range toks {
-		p.Tokens = append(p.Tokens, tokenRow{
-			ID: t.ID, Name: t.Name, Hint: hint(t.ID),
+		row := tokenRow{
+			ID: t.ID, Name: t.Name, Hint: t.Hint, Member: t.MemberID,
 			CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt,
-			Expired: !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt),
-		})
+		}
+		if st := a.iss.Status(t); st != apitoken.StatusActive {
+			row.Status = st.String()
+		}
+		p.Tokens = append(p.Tokens, row)
 	}
 	p.Member, p.AccountID = member, demoAccount
 	p.Nonce = a.nonces.issue(member, now)
@@ -572,7 +573,7 @@ func (a *app) generate(w http.ResponseWriter, r *http.Request, member string) {
 	}
 	a.log.Info("token generated", "account", tok.AccountID, "token_id", tok.ID)
 	a.renderPrefs(w, r, http.StatusOK, member, prefsPage{New: &newToken{
-		Secret: secret, AccountID: tok.AccountID, Name: tok.Name, Hint: hint(tok.ID),
+		Secret: secret, AccountID: tok.AccountID, Name: tok.Name, Hint: tok.Hint,
 	}})
 }
 
@@ -614,13 +615,13 @@ func (a *app) expiry(f tokenForm) (time.Time, string) {
 
 func (a *app) deleteToken(w http.ResponseWriter, r *http.Request, _ string) {
 	id := r.PathValue("id")
-	// The name, for the message after the delete; without the list the
-	// message names the hint alone.
-	var name string
+	// The name and hint, for the message after the delete; without the
+	// list there is no message.
+	var name, h string
 	if toks, err := a.iss.List(r.Context(), demoAccount); err == nil {
 		for _, t := range toks {
 			if t.ID == id {
-				name = t.Name
+				name, h = t.Name, t.Hint
 			}
 		}
 	}
@@ -635,7 +636,7 @@ func (a *app) deleteToken(w http.ResponseWriter, r *http.Request, _ string) {
 		return
 	}
 	a.log.Info("token deleted", "account", demoAccount, "token_id", id)
-	http.Redirect(w, r, prefsPath+"?deleted="+url.QueryEscape(a.deletedParam(hint(id), name)), http.StatusSeeOther)
+	http.Redirect(w, r, prefsPath+"?deleted="+url.QueryEscape(a.deletedParam(h, name)), http.StatusSeeOther)
 }
 
 // healthz answers 200 when the token store can serve, and 503 otherwise,

@@ -446,7 +446,8 @@ func TestPreferences(t *testing.T) {
 	assert.NotContains(t, body, "new-token-dialog", "the page shows a dialog with no new token")
 
 	// Three tokens, then another account's: the list shows the three,
-	// oldest first, each with its creation time and hint.
+	// oldest first, each with its creation time, hint (the end of its
+	// secret) and the member who created it.
 	var secrets []string
 	for _, name := range []string{"first", "second", "third"} {
 		secrets = append(secrets, e.newToken(t, c, name))
@@ -458,11 +459,13 @@ func TestPreferences(t *testing.T) {
 	toks := e.tokens(t, demoAccount)
 	require.Len(t, toks, 3)
 	last := -1
-	for _, tok := range toks {
+	for j, tok := range toks {
 		i := strings.Index(body, `action="/account/tokens/`+tok.ID+`/delete"`)
 		require.Greater(t, i, last, "token %q is not listed (with its Delete button) after the one before it", tok.Name)
 		assert.Contains(t, body, `<time datetime="`+tok.CreatedAt.UTC().Format(time.RFC3339)+`">`, "no creation time for %q", tok.Name)
-		assert.Contains(t, body, "…"+tok.ID[len(tok.ID)-hintLen:], "no hint for %q", tok.Name)
+		assert.Contains(t, body, "<code title=\"The last characters of the token, as you see them at the end of yours\">…"+secrets[j][len(secrets[j])-4:]+"</code>",
+			"the hint of %q is not the end of its secret", tok.Name)
+		assert.Contains(t, body, `<td data-label="Created by"><bdi>alice</bdi></td>`, "the member who created %q", tok.Name)
 		assert.Contains(t, body, "<bdi>"+tok.Name+"</bdi>", "a name can turn its row right to left")
 		last = i
 	}
@@ -499,8 +502,8 @@ func TestPreferences(t *testing.T) {
 	})
 
 	t.Run("ok, flash after delete", func(t *testing.T) {
-		_, body := e.do(t, c, "GET", prefsPath+"?deleted=abc123", nil, nil)
-		assert.Contains(t, body, "Token …abc123 was deleted.")
+		_, body := e.do(t, c, "GET", prefsPath+"?deleted=aB3z", nil, nil)
+		assert.Contains(t, body, "Token …aB3z was deleted.")
 	})
 	t.Run("nok, flash with anything but a hint is ignored", func(t *testing.T) {
 		_, body := e.do(t, c, "GET", prefsPath+"?deleted=%3Cb%3Ehi", nil, nil)
@@ -584,8 +587,9 @@ func TestGenerate(t *testing.T) {
 			default:
 				assert.True(t, tt.expires.Equal(got.ExpiresAt), "ExpiresAt %v, want %v", got.ExpiresAt, tt.expires)
 			}
-			assert.Contains(t, body, "…"+hint(tok.ID))
-			assert.NotContains(t, secret, hint(tok.ID), "the hint must not come from the secret")
+			hint := secret[len(secret)-4:]
+			assert.Equal(t, hint, tok.Hint)
+			assert.Contains(t, body, " …"+hint+"</span>", "the dialog shows the hint, the end of the secret it shows")
 		})
 	}
 
@@ -711,14 +715,15 @@ func TestDelete(t *testing.T) {
 		resp, _ := e.do(t, c, "POST", "/account/tokens/"+got.TokenID+"/delete", url.Values{}, nil)
 		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 		loc := resp.Header.Get("Location")
-		assert.True(t, strings.HasPrefix(loc, prefsPath+"?deleted="+hint(got.TokenID)+"."), loc)
+		hint := secret[len(secret)-4:]
+		assert.True(t, strings.HasPrefix(loc, prefsPath+"?deleted="+hint+"."), loc)
 
 		status, _ = e.whoami(t, secret)
 		assert.Equal(t, http.StatusUnauthorized, status, "a deleted token still works")
 		status, _ = e.whoami(t, keep)
 		assert.Equal(t, http.StatusOK, status, "deleting one token broke another")
 		_, body := e.do(t, c, "GET", loc, nil, nil)
-		assert.Contains(t, body, "Token “to delete” (…"+hint(got.TokenID)+") was deleted.", "the message names the token")
+		assert.Contains(t, body, "Token “to delete” (…"+hint+") was deleted.", "the message names the token")
 		assert.NotContains(t, body, got.TokenID)
 		assert.Contains(t, body, "to keep")
 
@@ -735,9 +740,10 @@ func TestDelete(t *testing.T) {
 		resp, _ := e.do(t, c, "POST", "/account/tokens/"+got.TokenID+"/delete", url.Values{}, nil)
 		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 		loc := resp.Header.Get("Location")
-		assert.Equal(t, prefsPath+"?deleted="+hint(got.TokenID), loc)
+		hint := secret[len(secret)-4:]
+		assert.Equal(t, prefsPath+"?deleted="+hint, loc)
 		_, body := e.do(t, c, "GET", loc, nil, nil)
-		assert.Contains(t, body, "Token …"+hint(got.TokenID)+" was deleted.")
+		assert.Contains(t, body, "Token …"+hint+" was deleted.")
 	})
 
 	otherSecret, other, err := e.app.iss.Issue(t.Context(), apitoken.IssueParams{AccountID: "acct_other", Name: "not yours"})
@@ -1049,9 +1055,26 @@ func TestCheckBaseURL(t *testing.T) {
 	}
 }
 
-func TestHint(t *testing.T) {
-	assert.Equal(t, "d422ab", hint("01a21eee-5c03-7775-910c-47bca0d422ab"))
-	assert.Equal(t, "abc", hint("abc"))
+// TestOlderTokensWithoutHint lists a token as a store keeps one issued
+// before hints existed: the list says it has none, and its delete works
+// and says so without a hint.
+func TestOlderTokensWithoutHint(t *testing.T) {
+	e := newEnv(t)
+	c := e.signedIn(t, "alice")
+	var h apitoken.Hash
+	h[0] = 1
+	old := apitoken.Record{Hash: h, Token: apitoken.Token{
+		ID: "01900000-0000-7000-8000-000000000001", AccountID: demoAccount, Name: "legacy",
+		CreatedAt: time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond),
+	}}
+	require.NoError(t, e.store.Create(t.Context(), old))
+	_, body := e.do(t, c, "GET", prefsPath, nil, nil)
+	assert.Contains(t, body, "none (older token)", "the list says an older token has no hint")
+	assert.Contains(t, body, `<span class="muted">unknown</span>`, "and no member")
+	resp, _ := e.do(t, c, "POST", "/account/tokens/"+old.ID+"/delete", url.Values{}, nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	_, body = e.do(t, c, "GET", resp.Header.Get("Location"), nil, nil)
+	assert.Contains(t, body, "Token “legacy” was deleted.")
 }
 
 func TestDBConfig(t *testing.T) {

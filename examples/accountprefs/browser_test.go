@@ -483,6 +483,11 @@ func TestBrowserPhone(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulateMobile, chromedp.EmulateTouch),
 		chromedp.Navigate(e.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("member")),
+	))
+	assert.Empty(t, offScreen(`input, button`), "the sign-in page at 390 px")
+	assertAxeClean(t, ctx, "the sign-in page at 390 px")
+	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("member"), "alice\n"),
 		chromedp.WaitVisible(chromedp.ID("api-token-heading")),
 	))

@@ -7,9 +7,17 @@
 // AccountID, MemberID, Name, Hint, Scopes, AllowedIPs) in one byte arena; its indexes, by hash, by id and by account, are maps whose
 // keys and values hold no pointers. The garbage collector scans none of it:
 // a million records make a few thousand heap objects (the slices and the
-// maps' inner tables), not millions. The price is a copy on every read: a
-// Record read from a Table is rebuilt from the slot and the arena, with one
-// allocation for its texts and one for its Scopes.
+// maps' inner tables), not millions. A Record read from a Table is rebuilt
+// from the slot and the arena: its strings view the arena, and its Scopes
+// and AllowedIPs are new slices (the allocations of a read: none for a token
+// without either).
+//
+// The arena's bytes are never written again once a record's text is
+// appended: a new text goes after the others, and compacting, or emptying
+// the Table, makes a new arena and leaves the old one to the garbage
+// collector. So a string read from a Table stays what it was for as long as
+// it lives, whatever the Table does next; it keeps the arena it views alive,
+// as a substring keeps its string.
 //
 // Deleted records leave free slots, reused by the next records, and garbage
 // in the arena, compacted once it is more than half the arena. Like a map, a
@@ -28,6 +36,7 @@ import (
 	"math"
 	"net/netip"
 	"time"
+	"unsafe"
 )
 
 // Token has the fields of apitoken.Token, in its order.
@@ -163,14 +172,27 @@ func (t *Table) HasID(id string) bool {
 	return ok
 }
 
-// Get returns the record whose hash is h. The record shares nothing with the
-// Table.
+// Get returns the record whose hash is h. Its strings view the arena, which
+// is never written again (see the package doc); its slices are its own.
 func (t *Table) Get(h [32]byte) (Record, bool) {
 	r, ok := t.byHash[h]
 	if !ok {
 		return Record{}, false
 	}
-	return Record{Token: t.token(&t.slots[r.slot], r.off), Hash: h}, true
+	rec := Record{Hash: h}
+	t.token(&rec.Token, &t.slots[r.slot], r.off)
+	return rec, true
+}
+
+// GetToken is Get writing the token into dst, which spares the copies of a
+// large result on the path of every request. It leaves dst alone when no
+// record has the hash h.
+func (t *Table) GetToken(h [32]byte, dst *Token) bool {
+	r, ok := t.byHash[h]
+	if ok {
+		t.token(dst, &t.slots[r.slot], r.off)
+	}
+	return ok
 }
 
 // Aux returns the value SetAux gave the record whose hash is h (0 if none).
@@ -189,7 +211,9 @@ func (t *Table) GetAux(h [32]byte) (Record, uint32, bool) {
 		return Record{}, 0, false
 	}
 	s := &t.slots[r.slot]
-	return Record{Token: t.token(s, r.off), Hash: h}, s.aux, true
+	rec := Record{Hash: h}
+	t.token(&rec.Token, s, r.off)
+	return rec, s.aux, true
 }
 
 // SetAux keeps v with the record whose hash is h, for the caller (the
@@ -219,13 +243,15 @@ func (t *Table) AccountLen(accountID string) int {
 	return int(c.len)
 }
 
-// Account returns the tokens of the account, in no particular order. They
-// share nothing with the Table.
+// Account returns the tokens of the account, in no particular order, read as
+// Get reads them.
 func (t *Table) Account(accountID string) []Token {
 	c, _, _ := t.findAccount(accountID)
-	toks := make([]Token, 0, c.len)
+	toks := make([]Token, c.len)
+	j := 0
 	for i := c.head; i != none; i = t.slots[i].next {
-		toks = append(toks, t.token(&t.slots[i], t.slots[i].off))
+		t.token(&toks[j], &t.slots[i], t.slots[i].off)
+		j++
 	}
 	return toks
 }
@@ -422,7 +448,7 @@ func (t *Table) Expiring(after time.Time, afterID string, before time.Time, limi
 	toks := make([]Token, h.Len())
 	for j := len(toks) - 1; j >= 0; j-- {
 		i := heap.Pop(h).(uint32)
-		toks[j] = t.token(&t.slots[i], t.slots[i].off)
+		t.token(&toks[j], &t.slots[i], t.slots[i].off)
 	}
 	return toks
 }
@@ -650,19 +676,37 @@ func (t *Table) textAt(off, n uint32) []byte {
 // prefixes, and where the strings start.
 func header(text []byte) (lens [nStrings]int, scopes, scopeLens, prefixes, body int) {
 	p := 0
-	for f := range lens {
-		v, n := binary.Uvarint(text[p:])
-		lens[f], p = int(v), p+n
+	if len(text) >= nStrings+1 && (text[0]|text[1]|text[2]|text[3]|text[4]|text[5])&0x80 == 0 {
+		// The lengths and the count under 128, a byte each: every text of
+		// a token the Issuer made.
+		lens = [nStrings]int{int(text[0]), int(text[1]), int(text[2]), int(text[3]), int(text[4])}
+		scopes, p = int(text[5]), nStrings+1
+	} else {
+		for f := range lens {
+			lens[f], p = uvarint(text, p)
+		}
+		scopes, p = uvarint(text, p)
 	}
-	v, n := binary.Uvarint(text[p:])
-	scopes, p = int(v), p+n
 	scopeLens = p
 	for range scopes {
-		_, n := binary.Uvarint(text[p:])
-		p += n
+		if text[p] < 0x80 {
+			p++
+		} else {
+			_, p = uvarint(text, p)
+		}
 	}
-	v, n = binary.Uvarint(text[p:])
-	return lens, scopes, scopeLens, int(v), p + n
+	if text[p] < 0x80 {
+		return lens, scopes, scopeLens, int(text[p]), p + 1
+	}
+	prefixes, p = uvarint(text, p)
+	return lens, scopes, scopeLens, prefixes, p
+}
+
+// uvarint reads the uvarint at text[p:] and returns it with the offset that
+// follows it.
+func uvarint(text []byte, p int) (v, next int) {
+	u, n := binary.Uvarint(text[p:])
+	return int(u), p + n
 }
 
 // nStrings is the number of strings in a text before its scopes.
@@ -679,45 +723,50 @@ func (t *Table) text(i uint32, field int) []byte {
 	return text[p : p+lens[field]]
 }
 
-// token rebuilds the token of slot s, whose text is at off (s.off, given
-// apart so that a lookup need not wait for s to load to read the text). Its
-// strings are substrings of one copy of the text.
-func (t *Table) token(s *slot, off uint32) Token {
+// token rebuilds into dst the token of slot s, whose text is at off (s.off,
+// given apart so that a lookup need not wait for s to load to read the
+// text). Its strings view the arena, which is never written again; only
+// Scopes and AllowedIPs, when there are some, are allocated.
+func (t *Table) token(dst *Token, s *slot, off uint32) {
 	text := t.textAt(off, s.n)
 	lens, nScopes, p, nPrefixes, body := header(text)
-	str := string(text[body:])
-	var tok Token
-	q := 0
-	for f, dst := range [...]*string{&tok.ID, &tok.AccountID, &tok.MemberID, &tok.Name, &tok.Hint} {
-		*dst = str[q : q+lens[f]]
-		q += lens[f]
-	}
+	str := unsafe.String(unsafe.SliceData(text[body:]), len(text)-body)
+	q := lens[0] + lens[1]
+	dst.ID, dst.AccountID = str[:lens[0]], str[lens[0]:q]
+	dst.MemberID, q = str[q:q+lens[2]], q+lens[2]
+	dst.Name, q = str[q:q+lens[3]], q+lens[3]
+	dst.Hint, q = str[q:q+lens[4]], q+lens[4]
+	dst.Scopes = nil
 	if nScopes > 0 {
-		tok.Scopes = make([]string, nScopes)
-		for j := range tok.Scopes {
-			v, n := binary.Uvarint(text[p:])
-			p += n
-			tok.Scopes[j] = str[q : q+int(v)]
-			q += int(v)
+		dst.Scopes = make([]string, nScopes)
+		for j := range dst.Scopes {
+			l := int(text[p])
+			if l < 0x80 {
+				p++
+			} else {
+				l, p = uvarint(text, p)
+			}
+			dst.Scopes[j] = str[q : q+l]
+			q += l
 		}
 	}
+	dst.AllowedIPs = nil
 	if nPrefixes > 0 {
-		tok.AllowedIPs = make([]netip.Prefix, nPrefixes)
+		dst.AllowedIPs = make([]netip.Prefix, nPrefixes)
 		b := text[body+q:]
-		for j := range tok.AllowedIPs {
+		for j := range dst.AllowedIPs {
 			l := int(b[0])
 			var a [16]byte
 			copy(a[16-l:], b[1:1+l])
-			tok.AllowedIPs[j] = netip.PrefixFrom(unpackAddr(a, uint8(l)), int(b[1+l]))
+			dst.AllowedIPs[j] = netip.PrefixFrom(unpackAddr(a, uint8(l)), int(b[1+l]))
 			b = b[2+l:]
 		}
 	}
-	tok.CreatedAt = fromMicros(s.created)
-	tok.ExpiresAt = fromMicros(s.expires)
-	tok.LastUsedAt = fromMicros(s.lastUsed)
-	tok.Disabled = s.disabled
-	tok.LastUsedIP = unpackAddr(s.lastIP, s.lastIPLen)
-	return tok
+	dst.CreatedAt = fromMicros(s.created)
+	dst.ExpiresAt = fromMicros(s.expires)
+	dst.LastUsedAt = fromMicros(s.lastUsed)
+	dst.Disabled = s.disabled
+	dst.LastUsedIP = unpackAddr(s.lastIP, s.lastIPLen)
 }
 
 // micros returns t in microseconds since the Unix epoch, truncated, or noTime

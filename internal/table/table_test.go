@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"net/netip"
 	"slices"
 	"strings"
@@ -656,18 +657,105 @@ func TestModel(t *testing.T) {
 	})
 }
 
-// A lookup by hash allocates the record's texts once, and its Scopes once.
+// A lookup by hash allocates only the record's Scopes: its strings view the
+// arena.
 func TestGetAllocations(t *testing.T) {
 	tb := New()
 	r := rec("acme")
 	r.MemberID, r.Name = "member", "name"
 	require.True(t, tb.Put(r))
-	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() { _, _ = tb.Get(r.Hash) }), "without scopes")
+	var tok Token
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = tb.Get(r.Hash) }), "without scopes")
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = tb.GetToken(r.Hash, &tok) }), "GetToken without scopes")
 	r = rec("acme")
 	r.Scopes = []string{"read", "write"}
 	require.True(t, tb.Put(r))
-	assert.Equal(t, 2.0, testing.AllocsPerRun(100, func() { _, _ = tb.Get(r.Hash) }), "with scopes")
+	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() { _, _ = tb.Get(r.Hash) }), "with scopes")
+	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() { _ = tb.GetToken(r.Hash, &tok) }), "GetToken with scopes")
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = tb.Get([32]byte{0xff}) }), "a miss")
+}
+
+// The strings of a read view the arena: they must stay what they were
+// through every later change of the Table, compaction and emptying
+// included, while new texts of the same sizes are written.
+func TestReadsOutliveTheTable(t *testing.T) {
+	forMasks(t, func(t *testing.T, tb *Table) {
+		recs := make([]Record, 400)
+		for i := range recs {
+			recs[i] = rec(fmt.Sprintf("acct-%d", i%7))
+			recs[i].MemberID, recs[i].Name = fmt.Sprint("m", i), strings.Repeat("n", i%20)
+			recs[i].Scopes = []string{"read", fmt.Sprint("s", i)}
+			require.True(t, tb.Put(recs[i]))
+		}
+		type read struct{ got, want Token }
+		var reads []read
+		keep := func(got Token) {
+			want := got
+			want.ID, want.AccountID = strings.Clone(got.ID), strings.Clone(got.AccountID)
+			want.MemberID, want.Name = strings.Clone(got.MemberID), strings.Clone(got.Name)
+			want.Scopes = slices.Clone(got.Scopes)
+			for j := range want.Scopes {
+				want.Scopes[j] = strings.Clone(want.Scopes[j])
+			}
+			reads = append(reads, read{got, want})
+		}
+		for _, r := range recs {
+			got, ok := tb.Get(r.Hash)
+			require.True(t, ok)
+			keep(got.Token)
+		}
+		for _, tok := range tb.Account("acct-3") {
+			keep(tok)
+		}
+		round := 0
+		overwrite := func() {
+			round++
+			for i := range recs {
+				c := string(rune('a' + round))
+				r := rec(fmt.Sprintf("acct-%d", i%7))
+				r.MemberID, r.Name = strings.Repeat(c, len(recs[i].MemberID)), strings.Repeat(c, i%20)
+				r.Scopes = []string{strings.Repeat(c, 4), strings.Repeat(c, len(recs[i].Scopes[1]))}
+				require.True(t, tb.Put(r))
+			}
+		}
+		// Deleting three in four compacts; deleting the rest empties the
+		// Table, which gives its arena back; writing again refills it.
+		for i, r := range recs {
+			if i%4 != 0 {
+				require.True(t, tb.Delete(r.AccountID, r.ID))
+			}
+		}
+		overwrite()
+		for _, tok := range tb.Account("acct-5") {
+			keep(tok) // views of the compacted arena
+		}
+		for i, r := range recs {
+			if i%4 == 0 {
+				require.True(t, tb.Delete(r.AccountID, r.ID))
+			}
+		}
+		for _, a := range []string{"acct-0", "acct-1", "acct-2", "acct-3", "acct-4", "acct-5", "acct-6"} {
+			tb.DeleteAccount(a)
+		}
+		require.Zero(t, tb.Len())
+		overwrite()
+		// A Table emptied in one step, with no compaction before.
+		one := newTable(tb.mask)
+		r := rec("solo")
+		r.Name, r.Scopes = "first", []string{"one"}
+		require.True(t, one.Put(r))
+		got, ok := one.Get(r.Hash)
+		require.True(t, ok)
+		keep(got.Token)
+		require.True(t, one.Delete(r.AccountID, r.ID))
+		r = rec("solo")
+		r.Name, r.Scopes = "again", []string{"two"}
+		require.True(t, one.Put(r))
+		runtime.GC()
+		for _, r := range reads {
+			require.Equal(t, r.want, r.got, "a string read from a Table changed after the Table did")
+		}
+	})
 }
 
 func TestAux(t *testing.T) {

@@ -278,3 +278,59 @@ func Example_bus() {
 	// B verifies: true
 	// B refuses after the delete on A: true
 }
+
+// A Store that reads a replica: Verify and List read it, writes go to the
+// primary, and what this Store wrote within the replica's lag is read on the
+// primary. Here the "replica" is a second handle on the same SQLite file;
+// in production it is a read replica's *sql.DB.
+func Example_readReplica() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "sqlstore-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	dsn := "file:" + filepath.Join(dir, "tokens.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+	primary, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer primary.Close()
+	replica, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer replica.Close()
+
+	store, err := sqlstore.New(primary, sqlstore.SQLite,
+		sqlstore.WithReplica(replica, 5*time.Second), // the longest the replica may lag
+		sqlstore.WithReplicaFallbacks(100),           // primary reads a second after a miss on the replica
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	iss, err := apitoken.NewIssuer(store)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer iss.Close()
+
+	secret, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acct_42"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = iss.Verify(ctx, "acct_42", secret) // issued a moment ago: read on the primary
+	fmt.Println("verified:", err == nil)
+	if _, err := iss.List(ctx, "acct_7"); err != nil { // an account not written lately: the replica
+		log.Fatal(err)
+	}
+	st := store.ReplicaStats()
+	fmt.Println("replica reads:", st.ReplicaReads, "recent, on the primary:", st.Recent)
+	// Output:
+	// verified: true
+	// replica reads: 1 recent, on the primary: 1
+}

@@ -2,6 +2,7 @@ package dbtest_test
 
 import (
 	"database/sql"
+	"errors"
 	"os"
 	"regexp"
 	"strings"
@@ -202,4 +203,36 @@ func exerciseIssuer(t *testing.T, s *sqlstore.Store) {
 	require.NoError(t, iss.Delete(ctx, acct, rotated.ID))
 	_, err = iss.DeleteAll(ctx, acct)
 	require.NoError(t, err)
+
+	// Another instance, with a cache kept current by the Store's Bus: it
+	// reads the revocation log that Disable and DeleteMember write.
+	bus, err := sqlstore.NewBus(s, sqlstore.WithPollInterval(10*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(func() { bus.Close() })
+	other, err := apitoken.NewIssuer(s, apitoken.WithHashKey(newKey), apitoken.WithLastUseInterval(0),
+		apitoken.WithCache(100, time.Hour), apitoken.WithCacheBus(bus))
+	require.NoError(t, err)
+	t.Cleanup(func() { other.Close() })
+	secret, tok, err = iss.Issue(ctx, apitoken.IssueParams{AccountID: acct, MemberID: "dave"})
+	require.NoError(t, err)
+	member, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: acct, MemberID: "erin"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err1 := other.Verify(ctx, acct, secret)
+		_, err2 := other.Verify(ctx, acct, member)
+		return err1 == nil && err2 == nil
+	}, 5*time.Second, 10*time.Millisecond, "the other instance verifies, and caches, both tokens")
+	require.NoError(t, iss.Disable(ctx, acct, tok.ID))
+	require.Eventually(t, func() bool {
+		_, err := other.Verify(ctx, acct, secret)
+		return errors.Is(err, apitoken.ErrInvalidToken)
+	}, 5*time.Second, 10*time.Millisecond, "Disable reaches the other instance's cache through the revocation log")
+	_, err = other.Verify(ctx, acct, member)
+	require.NoError(t, err, "the account's other tokens stay cached")
+	_, err = iss.DeleteMember(ctx, acct, "erin")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := other.Verify(ctx, acct, member)
+		return errors.Is(err, apitoken.ErrInvalidToken)
+	}, 5*time.Second, 10*time.Millisecond, "DeleteMember reaches the other instance's cache through the revocation log")
 }

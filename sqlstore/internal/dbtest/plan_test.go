@@ -82,6 +82,16 @@ func TestQueryPlans(t *testing.T) {
 // explain returns the database's plan for query with arg, as text.
 func explain(t *testing.T, db *sql.DB, d sqlstore.Dialect, query string, arg any) string {
 	t.Helper()
+	// A small table is cheaper to scan and sort than to read through an
+	// index: make the planner show whether the index can answer the query,
+	// in order.
+	return explainWith(t, db, d, []string{"SET enable_seqscan = off", "SET enable_bitmapscan = off", "SET enable_sort = off"}, query, arg)
+}
+
+// explainWith returns the database's plan for query with args, after the
+// PostgreSQL settings pgSets.
+func explainWith(t *testing.T, db *sql.DB, d sqlstore.Dialect, pgSets []string, query string, args ...any) string {
+	t.Helper()
 	conn, err := db.Conn(t.Context())
 	require.NoError(t, err)
 	defer conn.Close()
@@ -91,15 +101,12 @@ func explain(t *testing.T, db *sql.DB, d sqlstore.Dialect, query string, arg any
 		sqlstore.SQLite:   "EXPLAIN QUERY PLAN ",
 	}[d]
 	if d == sqlstore.Postgres {
-		// A small table is cheaper to scan and sort than to read through an
-		// index: make the planner show whether the index can answer the
-		// query, in order.
-		for _, set := range []string{"SET enable_seqscan = off", "SET enable_bitmapscan = off", "SET enable_sort = off"} {
+		for _, set := range pgSets {
 			_, err := conn.ExecContext(t.Context(), set)
 			require.NoError(t, err)
 		}
 	}
-	rows, err := conn.QueryContext(t.Context(), prefix+query, arg)
+	rows, err := conn.QueryContext(t.Context(), prefix+query, args...)
 	require.NoError(t, err)
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -119,4 +126,108 @@ func explain(t *testing.T, db *sql.DB, d sqlstore.Dialect, query string, arg any
 	}
 	require.NoError(t, rows.Err())
 	return plan.String()
+}
+
+// TestGovernancePlans checks that the statements of schema version 3 run
+// on its indexes, never scanning the table: Prune and Expiring on the
+// expiry index (Expiring in its order, without a sort), PruneUnused on the
+// last-use index, DeleteMember on the account index.
+func TestGovernancePlans(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.String(), func(t *testing.T) {
+			db := openDB(t, d)
+			s, err := sqlstore.New(db, d)
+			require.NoError(t, err)
+			t.Cleanup(func() { s.Close() })
+			require.NoError(t, s.Migrate(t.Context()))
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			var hash apitoken.Hash
+			for i := range 300 {
+				rand.Read(hash[:])
+				rec := apitoken.Record{Hash: hash, Token: apitoken.Token{
+					ID: fmt.Sprintf("id-%03d", i), AccountID: fmt.Sprintf("acct-%d", i%100), MemberID: fmt.Sprintf("m-%d", i%7),
+					CreatedAt: now.Add(-time.Duration(i) * time.Hour),
+				}}
+				if i%3 == 0 {
+					rec.ExpiresAt = now.Add(time.Duration(i) * time.Hour)
+				}
+				if i%2 == 0 {
+					rec.LastUsedAt = now.Add(-time.Duration(i) * time.Minute)
+				}
+				require.NoError(t, s.Create(t.Context(), rec))
+			}
+			_, err = db.ExecContext(t.Context(), map[sqlstore.Dialect]string{
+				sqlstore.Postgres: "ANALYZE apitoken_tokens",
+				sqlstore.MySQL:    "ANALYZE TABLE apitoken_tokens",
+				sqlstore.SQLite:   "ANALYZE",
+			}[d])
+			require.NoError(t, err)
+			ts := func(t time.Time) any {
+				switch d {
+				case sqlstore.SQLite:
+					return t.UnixMicro()
+				case sqlstore.MySQL:
+					return t.Format("2006-01-02 15:04:05.000000")
+				}
+				return t
+			}
+			// The cut of a real prune is selective (a year of disuse): here,
+			// 10 of the 300 tokens, so that MySQL's optimizer, which scans a
+			// small table when a third of it matches, shows the index too.
+			cut, later := ts(now.Add(-280*time.Hour)), ts(now.Add(100*time.Hour))
+			expiringArgs := []any{later, ts(now), "", 256}
+			unusedArgs := []any{cut, cut, 500}
+			switch d {
+			case sqlstore.MySQL:
+				expiringArgs = []any{later, ts(now), ts(now), "", 256}
+			case sqlstore.Postgres:
+				unusedArgs = []any{cut, 500}
+			}
+			noScan := []string{"Seq Scan", `"access_type": "ALL"`, "SCAN apitoken_tokens\n"}
+			tests := []struct {
+				name, query string
+				args        []any
+				want        map[sqlstore.Dialect][]string
+				notWant     []string
+			}{
+				{"Expiring: a page of the expiry index, in order", "list-expiring", expiringArgs,
+					map[sqlstore.Dialect][]string{
+						sqlstore.Postgres: {"apitoken_tokens_expiry"},
+						sqlstore.MySQL:    {"apitoken_tokens_expiry"},
+						sqlstore.SQLite:   {"USING INDEX apitoken_tokens_expiry"},
+					}, append([]string{"Sort", "filesort", "TEMP B-TREE"}, noScan...)},
+				{"Prune: the expiry index", "delete-expired", []any{cut},
+					map[sqlstore.Dialect][]string{
+						sqlstore.Postgres: {"apitoken_tokens_expiry"},
+						sqlstore.MySQL:    {"apitoken_tokens_expiry"},
+						sqlstore.SQLite:   {"apitoken_tokens_expiry"},
+					}, noScan},
+				{"PruneUnused: the last-use index", "delete-unused", unusedArgs,
+					map[sqlstore.Dialect][]string{
+						sqlstore.Postgres: {"apitoken_tokens_last_use"},
+						sqlstore.MySQL:    {"apitoken_tokens_last_use"},
+						sqlstore.SQLite:   {"apitoken_tokens_last_use"},
+					}, noScan},
+				{"DeleteMember: the account index", "delete-member", []any{"acct-1", "m-1"},
+					map[sqlstore.Dialect][]string{
+						sqlstore.Postgres: {"apitoken_tokens_account"},
+						sqlstore.MySQL:    {"apitoken_tokens_account"},
+						sqlstore.SQLite:   {"apitoken_tokens_account"},
+					}, noScan},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					// Bitmap scans allowed: PostgreSQL reads an OR of two
+					// ranges of one index with a BitmapOr.
+					plan := explainWith(t, db, d, []string{"SET enable_seqscan = off", "SET enable_sort = off"}, peek.Query(s, tt.query), tt.args...)
+					for _, w := range tt.want[d] {
+						assert.Contains(t, plan, w, "plan:\n%s", plan)
+					}
+					for _, nw := range tt.notWant {
+						assert.NotContains(t, plan, nw, "plan:\n%s", plan)
+					}
+				})
+			}
+		})
+	}
 }
