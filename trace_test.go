@@ -105,6 +105,13 @@ func TestTracer(t *testing.T) {
 	assert.Equal(t, []apitoken.Op{apitoken.OpIssue, apitoken.OpVerify, apitoken.OpVerify, apitoken.OpRotate, apitoken.OpDelete, apitoken.OpPrune}, eventOps,
 		"each event comes with its operation's context")
 
+	t.Run("a malformed secret has its span too", func(t *testing.T) {
+		_, err := iss.Verify(ctx, "acme", "nope")
+		require.Equal(t, apitoken.ErrInvalidToken, err)
+		assert.Equal(t, []string{"start Verify", "end Verify: apitoken: invalid token"}, tr.take())
+		assert.Equal(t, apitoken.OpVerify, eventOps[len(eventOps)-1], "its event comes with the span's context")
+	})
+
 	t.Run("a store failure ends the span with it", func(t *testing.T) {
 		store.failWith = errors.New("down")
 		_, err := iss.Verify(ctx, "acme", secret)

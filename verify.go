@@ -24,20 +24,39 @@ func (iss *Issuer) Verify(ctx context.Context, accountID, secret string) (Token,
 }
 
 // verify is Verify with the client address found through from.
+// It is small enough to be inlined into its callers.
 func (iss *Issuer) verify(ctx context.Context, accountID, secret string, from clientAddr) (Token, error) {
-	// With a tracer, verify runs again inside its span. (A wrapper around
-	// verify would cost every Verify a copy of the Token it returns, and a
+	// The format check costs a CRC of ~50 bytes and spares the store every
+	// mistyped, truncated or foreign secret.
+	if iss.closed.Load() || accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head, iss.headCRC) {
+		return Token{}, iss.refuseEarly(ctx, accountID)
+	}
+	return iss.verifyWellFormed(ctx, accountID, secret, from)
+}
+
+// refuseEarly is verify's error before any lookup: ErrClosed on a closed
+// Issuer, otherwise the refusal of a malformed secret.
+func (iss *Issuer) refuseEarly(ctx context.Context, accountID string) error {
+	if iss.closed.Load() {
+		return ErrClosed
+	}
+	if iss.tracer != nil {
+		ctx = iss.tracer.Start(ctx, OpVerify)
+		err := iss.malformed(ctx, accountID)
+		iss.tracer.End(ctx, OpVerify, err)
+		return err
+	}
+	return iss.malformed(ctx, accountID)
+}
+
+// verifyWellFormed is the rest of verify, for a well-formed secret: apart,
+// so that a malformed one is refused without setting up its frame.
+func (iss *Issuer) verifyWellFormed(ctx context.Context, accountID, secret string, from clientAddr) (Token, error) {
+	// With a tracer, verifyWellFormed runs again inside its span. (A
+	// wrapper would cost every Verify a copy of the Token it returns, and a
 	// deferred End its bookkeeping: this costs one test.)
 	if iss.tracer != nil && !from.traced {
 		return iss.verifyTraced(ctx, accountID, secret, from)
-	}
-	if iss.closed.Load() {
-		return Token{}, ErrClosed
-	}
-	// The format check costs a CRC of ~50 bytes and spares the store every
-	// mistyped, truncated or foreign secret.
-	if accountID == "" || len(accountID) > maxTextLen || !wellFormed(secret, iss.head, iss.headCRC) {
-		return Token{}, iss.malformed(ctx, accountID)
 	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
@@ -185,11 +204,11 @@ func (iss *Issuer) rehash(ctx context.Context, rec Record, to Hash) {
 	}
 }
 
-// verifyTraced is verify between the tracer's Start and End.
+// verifyTraced is verifyWellFormed between the tracer's Start and End.
 func (iss *Issuer) verifyTraced(ctx context.Context, accountID, secret string, from clientAddr) (Token, error) {
 	ctx = iss.tracer.Start(ctx, OpVerify)
 	from.traced = true
-	tok, err := iss.verify(ctx, accountID, secret, from)
+	tok, err := iss.verifyWellFormed(ctx, accountID, secret, from)
 	iss.tracer.End(ctx, OpVerify, err)
 	return tok, err
 }

@@ -138,13 +138,15 @@
 //
 // # Faults
 //
-// Last uses are written one UPDATE per token, each a statement on its own,
-// in the order of the tokens' ids: no write holds a row lock while waiting
-// for another, so the last-use writes of several instances cannot deadlock
-// with each other, nor with a Delete, Rotate or DeleteAll. Where the
-// database still reports a deadlock or a serialization failure (PostgreSQL
-// 40P01 and 40001, MySQL 1213 and 1205), a statement or transaction of the
-// Store's own runs again, up to 8 times; in the caller's transaction
+// Last uses are written one UPDATE per token, in the order of the tokens'
+// ids, 100 per transaction: every writer locks rows in that one order, so
+// the last-use writes of several instances cannot deadlock with each other,
+// nor with a Delete or Rotate. Where the database still reports a deadlock
+// or a serialization failure (PostgreSQL 40P01 and 40001, MySQL 1213 and
+// 1205; a DeleteAll, or an InnoDB delete that locks an account's rows in
+// its own order), the victim, a statement or transaction of the Store's
+// own, runs again, up to 8 times, and a last-use transaction that keeps
+// losing is written one statement at a time; in the caller's transaction
 // (WithTx), the error is the caller's to handle. A Store not yet warm
 // prepares each statement once, with the context of the call that needs it
 // first; calls that come meanwhile run the statement unprepared, so that

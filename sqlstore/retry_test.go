@@ -7,6 +7,8 @@ import (
 	"github.com/DATA-DOG/go-sqlmock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/apitoken-go/apitoken"
 )
 
 // fakePgError has what pgx's *pgconn.PgError and lib/pq's *pq.Error have:
@@ -87,4 +89,38 @@ func TestDeadlockVictimRunsAgain(t *testing.T) {
 			require.NoError(t, mock.ExpectationsWereMet())
 		})
 	}
+}
+
+// TestLastUseChunkFallsBackToOneStatementEach checks that a chunk of last
+// uses whose transaction keeps losing deadlocks is written one statement at
+// a time, and that a deadlock-free chunk is one transaction.
+func TestLastUseChunkFallsBackToOneStatementEach(t *testing.T) {
+	victim := &fakePgError{"40P01"}
+	uses := []apitoken.LastUse{{ID: "b", At: testCreatedAt}, {ID: "a", At: testCreatedAt}}
+	q := func(s *Store) string { return s.script.queries["set-last-used"] }
+
+	t.Run("ok, one transaction in id order", func(t *testing.T) {
+		s, _, mock := newMockStore(t, Postgres)
+		mock.ExpectPrepare(q(s))
+		mock.ExpectBegin()
+		mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "a", nil).WillReturnResult(sqlmock.NewResult(0, 1))
+		mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "b", nil).WillReturnResult(sqlmock.NewResult(0, 1))
+		mock.ExpectCommit()
+		require.NoError(t, s.RecordLastUse(t.Context(), uses))
+		require.NoError(t, mock.ExpectationsWereMet())
+	})
+	t.Run("ok, a chunk that keeps losing is written one statement at a time", func(t *testing.T) {
+		s, _, mock := newMockStore(t, Postgres)
+		prep := mock.ExpectPrepare(q(s))
+		for range retryAttempts {
+			mock.ExpectBegin()
+			mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "a", nil).WillReturnError(victim)
+			mock.ExpectRollback()
+		}
+		prep.ExpectExec().WithArgs(testCreatedAt, "a", nil).WillReturnError(victim) // and that one runs again
+		prep.ExpectExec().WithArgs(testCreatedAt, "a", nil).WillReturnResult(sqlmock.NewResult(0, 1))
+		prep.ExpectExec().WithArgs(testCreatedAt, "b", nil).WillReturnResult(sqlmock.NewResult(0, 1))
+		require.NoError(t, s.RecordLastUse(t.Context(), uses))
+		require.NoError(t, mock.ExpectationsWereMet())
+	})
 }
