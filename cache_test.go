@@ -1248,6 +1248,11 @@ func TestCacheVerifyAfterDeleteDoesNotTakeEarlierLookup(t *testing.T) {
 				require.ErrorIs(t, err, apitoken.ErrInvalidToken)
 			}
 			assert.Equal(t, tc.lookups, n.store.lookups.Load())
+			if tc.deleteOther {
+				_, err := n.iss.Verify(t.Context(), "acme", secret)
+				require.NoError(t, err)
+				assert.Equal(t, tc.lookups, n.store.lookups.Load(), "the fill begun before another token's delete was kept")
+			}
 		})
 	}
 }

@@ -185,13 +185,19 @@ SELECT COUNT(*) FROM apitoken_tokens WHERE id = ? AND account_id = ?;
 -- query: delete-member
 DELETE FROM apitoken_tokens WHERE account_id = ? AND member_id = ?;
 
--- query: delete-unused
--- At most ? rows, found through the last-use index (two ranges of it: the
--- last used before the time, the never used created before it), so that
--- InnoDB locks those rows and not the table.
-DELETE FROM apitoken_tokens
+-- query: select-unused
+-- PruneUnused in two steps, so that InnoDB never locks rows it does not
+-- delete: this plain read (a consistent read, which takes no lock) finds at
+-- most ? of them, through the last-use index when the optimizer takes it...
+SELECT hash FROM apitoken_tokens
 WHERE last_used_at < ? OR (last_used_at IS NULL AND created_at < ?)
 LIMIT ?;
+
+-- query: delete-unused
+-- ...and this deletes them by primary key, each checked again (a token used
+-- meanwhile stays). The "IN (?)" is given one placeholder per hash.
+DELETE FROM apitoken_tokens
+WHERE (last_used_at < ? OR (last_used_at IS NULL AND created_at < ?)) AND hash IN (?);
 
 -- query: list-expiring
 -- A page of the expiry index, after the last row of the page before.
