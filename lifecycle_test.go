@@ -760,3 +760,34 @@ func TestClientAddrCalledOnlyWhenNeeded(t *testing.T) {
 	}
 	assert.EqualValues(t, 10, calls.Load(), "a token with a list: on each request (and the last use reuses that address)")
 }
+
+// TestRotateRacingDisable disables the token while Rotate creates its
+// successor: Rotate must not leave the paused token a working successor.
+func TestRotateRacingDisable(t *testing.T) {
+	ctx := t.Context()
+	for _, grace := range []time.Duration{0, time.Hour} {
+		t.Run(fmt.Sprint("grace ", grace), func(t *testing.T) {
+			spy := newSpy()
+			iss := newIssuer(t, spy, apitoken.WithLastUseInterval(0))
+			secret, old, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+			spy.onCreate = func(ctx context.Context, rec apitoken.Record, next func(context.Context, apitoken.Record) error) error {
+				err := next(ctx, rec)
+				require.NoError(t, iss.Disable(ctx, "acme", old.ID)) // between Rotate's read and its change
+				return err
+			}
+			_, _, err = iss.Rotate(ctx, "acme", old.ID, grace)
+			require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+			assert.ErrorContains(t, err, "disabled")
+			spy.onCreate = nil
+			toks, err := iss.List(ctx, "acme")
+			require.NoError(t, err)
+			require.Len(t, toks, 1, "the successor was removed")
+			assert.Equal(t, old.ID, toks[0].ID)
+			assert.True(t, toks[0].Disabled)
+			assert.Equal(t, old.ExpiresAt, toks[0].ExpiresAt, "no grace was applied")
+			_, err = iss.Verify(ctx, "acme", secret)
+			require.Equal(t, apitoken.ErrInvalidToken, err)
+		})
+	}
+}
