@@ -64,7 +64,8 @@ var benchHashKey = []byte("apitoken benchmarks: 32+ bytes of hash key")
 type fixture struct {
 	size   int
 	iss    *apitoken.Issuer
-	probes []probe // issued tokens, in random order
+	store  *memstore.Store // iss's
+	probes []probe         // issued tokens, in random order
 	floor  map[[32]byte]apitoken.Token
 	keyed  map[apitoken.Hash]apitoken.Token
 	ptrs   map[[32]byte]*apitoken.Token // the floor with memstore's indirection
@@ -119,6 +120,7 @@ func newFixture(size int) (*fixture, error) {
 	f := &fixture{
 		size:  size,
 		iss:   iss,
+		store: store,
 		floor: make(map[[32]byte]apitoken.Token),
 		keyed: make(map[apitoken.Hash]apitoken.Token),
 		ptrs:  make(map[[32]byte]*apitoken.Token),

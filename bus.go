@@ -2,6 +2,7 @@ package apitoken
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -81,8 +82,13 @@ func (iss *Issuer) announce(ctx context.Context, accountID, id string) {
 	if err := iss.bus.Publish(ctx, encodeInvalidation(accountID, id)); err != nil {
 		iss.logger().LogAttrs(ctx, slog.LevelWarn, "apitoken: cache invalidation not sent",
 			slog.String("account_id", accountID), slog.String("token_id", id), slog.Any("err", err))
+		iss.emitBackground(ctx, Event{Kind: KindBusPublishFailed, AccountID: accountID, TokenID: id, Err: err})
 	}
 }
+
+// errSubscriptionEnded is the cause of a subscription that ended without
+// an error.
+var errSubscriptionEnded = errors.New("apitoken: cache bus subscription ended")
 
 // subscribe applies the other instances' invalidations until Close.
 func (iss *Issuer) subscribe(ctx context.Context) {
@@ -91,15 +97,28 @@ func (iss *Issuer) subscribe(ctx context.Context) {
 		accountID, id, ok := decodeInvalidation(msg)
 		if !ok { // nil (messages may be lost) or unreadable
 			iss.cache.clear()
+			iss.busChanged(ctx, msg == nil, nil)
 			return
 		}
+		iss.busState.message(iss.now(), false)
 		iss.cache.invalidate(accountID, id)
 	}
+	lost := func(err error) { iss.busChanged(ctx, false, err) }
+	rb, reporting := iss.bus.(ReportingBus)
 	for {
-		err := iss.bus.Subscribe(ctx, deliver)
+		var err error
+		if reporting {
+			err = rb.SubscribeReporting(ctx, deliver, lost)
+		} else {
+			err = iss.bus.Subscribe(ctx, deliver)
+		}
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil {
+			err = errSubscriptionEnded
+		}
+		iss.busChanged(ctx, false, err)
 		// No clear here: the next Subscribe empties the cache once it
 		// listens, and until then the cache keeps serving (the store may be
 		// down too).

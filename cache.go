@@ -39,6 +39,8 @@ type cache struct {
 	// while they were under way.
 	dropped atomic.Uint64
 
+	evictions uint64 // entries pushed out before their TTL, for Stats
+
 	flightMu sync.Mutex
 	flights  map[Hash]*flight
 }
@@ -181,8 +183,8 @@ func (c *cache) put(rec Record, gen uint64, now time.Time) {
 		c.evict(rec.Hash, p) // past its TTL: filled again below
 	}
 	i := c.head
-	if e := c.ring[i]; e.used {
-		c.evict(e.h, uint32(i))
+	if e := c.ring[i]; e.used && c.evict(e.h, uint32(i)) && now.Sub(c.base) < e.deadline {
+		c.evictions++ // pushed out before its TTL
 	}
 	if !c.recs.Put(table.Record{Token: table.Token(rec.Token), Hash: rec.Hash}) {
 		return // its id is cached under another hash: a stale entry; leave it
@@ -196,15 +198,16 @@ func (c *cache) put(rec Record, gen uint64, now time.Time) {
 	c.head = (i + 1) % len(c.ring)
 }
 
-// evict drops the entry of ring position i, if h is still there. c.mu is
-// held.
-func (c *cache) evict(h Hash, i uint32) {
+// evict drops the entry of ring position i, if h is still there, and
+// reports whether it did. c.mu is held.
+func (c *cache) evict(h Hash, i uint32) bool {
 	if p, ok := c.recs.Aux(h); !ok || p != i {
-		return // invalidated, or filled again elsewhere in the ring
+		return false // invalidated, or filled again elsewhere in the ring
 	}
 	if r, ok := c.recs.Get(h); ok {
-		c.recs.Delete(r.AccountID, r.ID)
+		return c.recs.Delete(r.AccountID, r.ID)
 	}
+	return false
 }
 
 // invalidate drops the token of the account with that id, or, when id is

@@ -65,8 +65,9 @@ func normalAddr(a netip.Addr) netip.Addr {
 // when a token needs it: from r through fn in the middleware, from the
 // context otherwise.
 type clientAddr struct {
-	r  *http.Request
-	fn func(*http.Request) (netip.Addr, bool)
+	r      *http.Request
+	fn     func(*http.Request) (netip.Addr, bool)
+	traced bool // verify runs inside the tracer's span already
 }
 
 func (c clientAddr) get(ctx context.Context) (netip.Addr, bool) {

@@ -140,6 +140,16 @@
 // Verify keeps from its caller) and every successful one, with account and
 // token ids, never a secret.
 //
+// # Observing
+//
+// [WithEvents] hands the app one [Event] per thing that happens (a token
+// issued, verified, refused with its [Reason], deleted; a store failure;
+// the cache bus lost), synchronously and never with a secret; the audit
+// log is written from them. [Issuer.Stats] is a snapshot of counters for
+// metrics, and [WithTracer] puts a span around each method. Packages
+// apitokenprom and apitokenotel, modules of their own, turn them into
+// Prometheus and OpenTelemetry metrics and traces.
+//
 // # Stores
 //
 // [Store] is small: Create, Lookup, List and Delete, each taking a context.

@@ -30,6 +30,7 @@ type Issuer struct {
 	bus      Bus       // nil without WithCacheBus
 	tx       *txState  // set on an Issuer made by InTx
 	closed   atomic.Bool
+	busState busStatus // for Stats
 
 	stop       context.CancelFunc // ends the background work of the bus
 	background sync.WaitGroup
@@ -40,9 +41,12 @@ type settings struct {
 	head      string // the prefix and '_': how every secret starts
 	headCRC   uint32 // checksumIEEE(head), from which a secret's checksum resumes
 	now       func() time.Time
-	maxTokens int          // per account; 0: no limit
-	auditLog  *slog.Logger // nil: no audit records
-	log       *slog.Logger // for failures in the background; nil: slog.Default()
+	maxTokens int                            // per account; 0: no limit
+	auditLog  *slog.Logger                   // nil: no audit records
+	log       *slog.Logger                   // for failures in the background; nil: slog.Default()
+	events    []func(context.Context, Event) // the audit logger's and WithEvents' hooks
+	tracer    Tracer                         // nil without WithTracer
+	stats     *counters                      // Verify's, shared with InTx's Issuers
 
 	defaultLifetime, maxLifetime time.Duration // 0: none
 }
@@ -84,6 +88,9 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 			maxTokens: c.maxTokens,
 			auditLog:  c.auditLog,
 			log:       c.logger,
+			events:    c.hooks(),
+			tracer:    c.tracer,
+			stats:     newCounters(),
 
 			defaultLifetime: c.defaultLifetime,
 			maxLifetime:     c.maxLifetime,
@@ -96,12 +103,13 @@ func NewIssuer(store Store, opts ...Option) (*Issuer, error) {
 		c.lastUse = defaultLastUseInterval
 	}
 	if c.lastUse > 0 {
-		iss.lastUses = &lastUses{store: caps.recordLastUse, interval: c.lastUse, log: c.logger, recorded: make(map[string]time.Time)}
+		iss.lastUses = &lastUses{store: caps.recordLastUse, interval: c.lastUse, log: c.logger, recorded: make(map[string]time.Time), emit: iss.emitBackground}
 	}
 	if c.cacheSize > 0 {
 		iss.cache = newCache(c.cacheSize, c.cacheTTL, c.now())
 	}
 	if c.bus != nil {
+		iss.busState.set(BusConnecting, c.now())
 		var ctx context.Context
 		ctx, iss.stop = context.WithCancel(context.Background())
 		iss.background.Add(1)
@@ -172,14 +180,14 @@ const (
 // WithMaxTokensPerAccount until it is deleted. The caller sees an error
 // and should try again once the store answers.
 func (iss *Issuer) Issue(ctx context.Context, p IssueParams) (secret string, tok Token, err error) {
+	ctx = iss.begin(ctx, OpIssue)
+	defer iss.end(ctx, OpIssue, p.AccountID, "", &err)
 	if p.ExpiresAt.IsZero() && iss.defaultLifetime > 0 {
 		p.ExpiresAt = iss.clock().Add(iss.defaultLifetime)
 	}
 	secret, tok, err = iss.issue(ctx, p, iss.maxTokens)
-	if err == nil {
-		iss.audit(ctx, slog.LevelInfo, "apitoken: token issued",
-			slog.String("account_id", tok.AccountID), slog.String("token_id", tok.ID), slog.String("member_id", tok.MemberID),
-			slog.String("hint", tok.Hint))
+	if err == nil && iss.observed() {
+		iss.emit(ctx, Event{Kind: KindIssued, Op: OpIssue, AccountID: tok.AccountID, TokenID: tok.ID, MemberID: tok.MemberID, Hint: tok.Hint, At: tok.CreatedAt})
 	}
 	return secret, tok, err
 }
@@ -264,7 +272,9 @@ func (iss *Issuer) undoCreate(ctx context.Context, tok Token, err error) error {
 
 // List returns the tokens of an account, oldest first (ties by ID). It never
 // returns another account's token, nor anything secret.
-func (iss *Issuer) List(ctx context.Context, accountID string) ([]Token, error) {
+func (iss *Issuer) List(ctx context.Context, accountID string) (_ []Token, err error) {
+	ctx = iss.begin(ctx, OpList)
+	defer iss.end(ctx, OpList, accountID, "", &err)
 	if iss.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -281,7 +291,9 @@ func (iss *Issuer) List(ctx context.Context, accountID string) ([]Token, error) 
 // Delete removes a token of the account for good: its secret stops
 // verifying at once. An unknown id, or the id of another account's token, is
 // an error wrapping ErrNotFound, and changes nothing.
-func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error {
+func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) (err error) {
+	ctx = iss.begin(ctx, OpDelete)
+	defer iss.end(ctx, OpDelete, accountID, tokenID, &err)
 	if iss.closed.Load() {
 		return ErrClosed
 	}
@@ -291,7 +303,7 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 	if tokenID == "" || len(tokenID) > maxTextLen {
 		return fmt.Errorf("%w: no token with that id", ErrNotFound)
 	}
-	err := iss.store.Delete(ctx, accountID, tokenID)
+	err = iss.store.Delete(ctx, accountID, tokenID)
 	// Also after an error: the token may be gone anyway (deleted through
 	// another instance, or by a commit whose answer was lost), and may still
 	// be cached, here or elsewhere. Forgetting a live token costs a lookup.
@@ -302,7 +314,9 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 		}
 		return fmt.Errorf("apitoken: store: %w", err)
 	}
-	iss.audit(ctx, slog.LevelInfo, "apitoken: token deleted", slog.String("account_id", accountID), slog.String("token_id", tokenID))
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindDeleted, Op: OpDelete, AccountID: accountID, TokenID: tokenID, At: iss.now()})
+	}
 	return nil
 }
 
@@ -338,6 +352,8 @@ func (iss *Issuer) Delete(ctx context.Context, accountID, tokenID string) error 
 // once the store answers, and rotate again or issue a token if the old one
 // is gone or shortened.
 func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace time.Duration) (secret string, tok Token, err error) {
+	ctx = iss.begin(ctx, OpRotate)
+	defer iss.end(ctx, OpRotate, accountID, tokenID, &err)
 	if iss.closed.Load() {
 		return "", Token{}, ErrClosed
 	}
@@ -371,14 +387,17 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		return "", Token{}, err
 	}
 	until := now.Add(grace).Truncate(time.Microsecond)
-	if grace == 0 {
+	switch {
+	case iss.disabledMeanwhile(ctx, old, now):
+		err = errRotateDisabled
+	case grace == 0:
 		err = iss.store.Delete(ctx, accountID, old.ID)
-	} else {
+	default:
 		err = iss.shortenExpiry(ctx, old, until)
 	}
 	// Also after an error: the change may have reached the store anyway.
 	iss.invalidate(ctx, accountID, old.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) && iss.tx == nil {
+	if err != nil && !errors.Is(err, ErrNotFound) && err != errRotateDisabled && iss.tx == nil {
 		// A failure may hide a success: read the old token back. (In the
 		// caller's transaction, its commit or rollback decides.)
 		switch applied, checkErr := iss.rotated(ctx, old, grace, until); {
@@ -395,15 +414,18 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		defer cancel()
 		if undo := iss.store.Delete(undoCtx, accountID, tok.ID); undo != nil {
 			err = errors.Join(err, undo)
+		} else if err == errRotateDisabled {
+			return "", Token{}, err
 		}
 		if errors.Is(err, ErrNotFound) {
 			return "", Token{}, errNoLiveToken // deleted or expired meanwhile
 		}
 		return "", Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
-	iss.audit(ctx, slog.LevelInfo, "apitoken: token rotated", slog.String("account_id", accountID),
-		slog.String("token_id", old.ID), slog.String("hint", old.Hint),
-		slog.String("successor_id", tok.ID), slog.String("successor_hint", tok.Hint), slog.Duration("grace", grace))
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindRotated, Op: OpRotate, AccountID: accountID, TokenID: old.ID, Hint: old.Hint,
+			Related: tok.ID, RelatedHint: tok.Hint, Grace: grace, At: now})
+	}
 	return secret, tok, nil
 }
 
@@ -472,6 +494,15 @@ func (iss *Issuer) shortenExpiry(ctx context.Context, old Token, until time.Time
 	return fmt.Errorf("apitoken: the token's expiry changed %d times during Rotate", expiryRetries)
 }
 
+// disabledMeanwhile reports whether old, which Rotate read enabled, was
+// disabled since, by a Disable that raced Rotate's read: it must not leave
+// the paused token a working successor. A failed read says no: the change
+// that follows meets the store's answer.
+func (iss *Issuer) disabledMeanwhile(ctx context.Context, old Token, now time.Time) bool {
+	cur, err := iss.liveToken(ctx, old.AccountID, old.ID, now)
+	return err == nil && cur.Disabled
+}
+
 // errNoLiveToken is Rotate's answer for a token it cannot rotate.
 var errNoLiveToken = fmt.Errorf("%w: no live token with that id", ErrNotFound)
 
@@ -503,17 +534,19 @@ func (iss *Issuer) Close() error {
 // AccountDeleter (memstore and sqlstore do) it is one store call; with
 // another, it lists the account's tokens and deletes them one by one, so a
 // token issued meanwhile may survive: call it again to be sure.
-func (iss *Issuer) DeleteAll(ctx context.Context, accountID string) (int, error) {
+func (iss *Issuer) DeleteAll(ctx context.Context, accountID string) (n int, err error) {
+	ctx = iss.begin(ctx, OpDeleteAll)
+	defer iss.end(ctx, OpDeleteAll, accountID, "", &err)
 	if iss.closed.Load() {
 		return 0, ErrClosed
 	}
 	if err := checkAccountID(accountID); err != nil {
 		return 0, err
 	}
-	n, err := iss.deleteAll(ctx, accountID)
+	n, err = iss.deleteAll(ctx, accountID)
 	iss.invalidate(ctx, accountID, "") // also when the store had none left: they may still be cached here
-	if n > 0 {
-		iss.audit(ctx, slog.LevelInfo, "apitoken: account tokens deleted", slog.String("account_id", accountID), slog.Int("count", n))
+	if n > 0 && iss.observed() {
+		iss.emit(ctx, Event{Kind: KindDeletedAccount, Op: OpDeleteAll, AccountID: accountID, Count: n, At: iss.now()})
 	}
 	return n, err
 }
@@ -553,7 +586,9 @@ func (iss *Issuer) deleteAll(ctx context.Context, accountID string) (int, error)
 // lists a while, to tell their owners. The Store must implement
 // ExpiredDeleter (memstore and sqlstore do); otherwise Prune returns an
 // error wrapping errors.ErrUnsupported.
-func (iss *Issuer) Prune(ctx context.Context, before time.Time) (int, error) {
+func (iss *Issuer) Prune(ctx context.Context, before time.Time) (_ int, err error) {
+	ctx = iss.begin(ctx, OpPrune)
+	defer iss.end(ctx, OpPrune, "", "", &err)
 	if iss.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -566,7 +601,9 @@ func (iss *Issuer) Prune(ctx context.Context, before time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("apitoken: store: %w", err)
 	}
-	iss.audit(ctx, slog.LevelInfo, "apitoken: expired tokens pruned", slog.Time("before", before), slog.Int("count", n))
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindPruned, Op: OpPrune, Before: before, Count: n, At: iss.now()})
+	}
 	return n, nil
 }
 

@@ -18,10 +18,13 @@ type lastUses struct {
 	store    LastUseRecorder
 	interval time.Duration
 	log      *slog.Logger // for failed writes; nil: slog.Default
+	emit     func(context.Context, Event)
 
 	mu       sync.RWMutex
 	recorded map[string]time.Time // token id → last use sent to the store
 	err      error                // of the last failed write, for Close
+	written  uint64               // last uses written, for Stats
+	failed   uint64               // last uses whose write failed, for Stats
 	pending  []LastUse
 	swept    time.Time // when recorded was last cleared of old entries
 	flushing bool
@@ -91,12 +94,19 @@ func (l *lastUses) write(batch []LastUse) {
 	defer cancel()
 	// A failed write fails no request; a use after the interval writes again.
 	err := l.store.RecordLastUse(ctx, batch)
+	l.mu.Lock()
 	if err == nil {
+		l.written += uint64(len(batch))
+	} else {
+		l.err = err
+		l.failed += uint64(len(batch))
+	}
+	l.mu.Unlock()
+	if err == nil {
+		l.emit(ctx, Event{Kind: KindLastUsesFlushed, Count: len(batch)})
 		return
 	}
-	l.mu.Lock()
-	l.err = err
-	l.mu.Unlock()
+	l.emit(ctx, Event{Kind: KindLastUsesFailed, Count: len(batch), Err: err})
 	log := l.log
 	if log == nil {
 		log = slog.Default()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"log/slog"
 	"time"
 )
 
@@ -86,7 +85,9 @@ func (iss *Issuer) checkLifetime(expires, now time.Time) error {
 // other instances' through WithCacheBus, as after Delete. The Store must
 // implement Disabler (memstore and sqlstore do); otherwise Disable returns
 // an error wrapping errors.ErrUnsupported.
-func (iss *Issuer) Disable(ctx context.Context, accountID, tokenID string) error {
+func (iss *Issuer) Disable(ctx context.Context, accountID, tokenID string) (err error) {
+	ctx = iss.begin(ctx, OpDisable)
+	defer iss.end(ctx, OpDisable, accountID, tokenID, &err)
 	return iss.setDisabled(ctx, accountID, tokenID, true)
 }
 
@@ -95,7 +96,9 @@ func (iss *Issuer) Disable(ctx context.Context, accountID, tokenID string) error
 // another account's token, is an error wrapping ErrNotFound. A token that
 // has expired meanwhile, or is older than WithMaxLifetime allows, stays
 // refused. The Store must implement Disabler.
-func (iss *Issuer) Enable(ctx context.Context, accountID, tokenID string) error {
+func (iss *Issuer) Enable(ctx context.Context, accountID, tokenID string) (err error) {
+	ctx = iss.begin(ctx, OpEnable)
+	defer iss.end(ctx, OpEnable, accountID, tokenID, &err)
 	return iss.setDisabled(ctx, accountID, tokenID, false)
 }
 
@@ -125,11 +128,13 @@ func (iss *Issuer) setDisabled(ctx context.Context, accountID, tokenID string, d
 		}
 		return fmt.Errorf("apitoken: store: %w", err)
 	}
-	msg := "apitoken: token enabled"
-	if disabled {
-		msg = "apitoken: token disabled"
+	if iss.observed() {
+		e := Event{Kind: KindEnabled, Op: OpEnable, AccountID: accountID, TokenID: tokenID, At: iss.now()}
+		if disabled {
+			e.Kind, e.Op = KindDisabled, OpDisable
+		}
+		iss.emit(ctx, e)
 	}
-	iss.audit(ctx, slog.LevelInfo, msg, slog.String("account_id", accountID), slog.String("token_id", tokenID))
 	return nil
 }
 
@@ -143,7 +148,9 @@ func (iss *Issuer) setDisabled(ctx context.Context, accountID, tokenID string, d
 // the account's tokens, through the bus too, as after DeleteAll. An empty
 // memberID is an error wrapping ErrInvalidInput: it would name the tokens
 // issued without a member.
-func (iss *Issuer) DeleteMember(ctx context.Context, accountID, memberID string) (int, error) {
+func (iss *Issuer) DeleteMember(ctx context.Context, accountID, memberID string) (n int, err error) {
+	ctx = iss.begin(ctx, OpDeleteMember)
+	defer iss.end(ctx, OpDeleteMember, accountID, "", &err)
 	if iss.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -156,11 +163,10 @@ func (iss *Issuer) DeleteMember(ctx context.Context, accountID, memberID string)
 	if err := checkText("MemberID", memberID); err != nil {
 		return 0, err
 	}
-	n, err := iss.deleteMember(ctx, accountID, memberID)
+	n, err = iss.deleteMember(ctx, accountID, memberID)
 	iss.invalidate(ctx, accountID, "") // also after an error: some may be gone
-	if n > 0 {
-		iss.audit(ctx, slog.LevelInfo, "apitoken: member tokens deleted", slog.String("account_id", accountID),
-			slog.String("member_id", memberID), slog.Int("count", n))
+	if n > 0 && iss.observed() {
+		iss.emit(ctx, Event{Kind: KindDeletedMember, Op: OpDeleteMember, AccountID: accountID, MemberID: memberID, Count: n, At: iss.now()})
 	}
 	return n, err
 }
@@ -215,7 +221,9 @@ const (
 // UnusedDeleter (memstore and sqlstore do); otherwise PruneUnused returns
 // an error wrapping errors.ErrUnsupported. A failure after some batches
 // returns how many were removed with the error.
-func (iss *Issuer) PruneUnused(ctx context.Context, unusedSince time.Time) (int, error) {
+func (iss *Issuer) PruneUnused(ctx context.Context, unusedSince time.Time) (_ int, err error) {
+	ctx = iss.begin(ctx, OpPruneUnused)
+	defer iss.end(ctx, OpPruneUnused, "", "", &err)
 	if iss.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -239,7 +247,9 @@ func (iss *Issuer) PruneUnused(ctx context.Context, unusedSince time.Time) (int,
 		} else if n >= pruneBatch {
 			continue
 		}
-		iss.audit(ctx, slog.LevelInfo, "apitoken: unused tokens pruned", slog.Time("unused_since", unusedSince), slog.Int("count", total))
+		if iss.observed() {
+			iss.emit(ctx, Event{Kind: KindPrunedUnused, Op: OpPruneUnused, Before: unusedSince, Count: total, At: iss.now()})
+		}
 		return total, err
 	}
 }

@@ -1,6 +1,7 @@
 package apitoken
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -23,6 +24,8 @@ type config struct {
 	cacheTTL   time.Duration
 	bus        Bus
 	logger     *slog.Logger // nil: slog.Default()
+	events     []func(context.Context, Event)
+	tracer     Tracer
 
 	defaultLifetime, maxLifetime time.Duration // 0: none
 }

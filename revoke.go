@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 )
 
@@ -38,7 +37,9 @@ func (iss *Issuer) Inspect(ctx context.Context, secret string) (Token, error) {
 // are Inspect's: ErrInvalidToken for a malformed secret, with no store
 // call, and ErrNotFound for one that names no token (already revoked: a
 // re-delivered leak report is a recognisable no-op).
-func (iss *Issuer) RevokeSecret(ctx context.Context, secret string) (Token, error) {
+func (iss *Issuer) RevokeSecret(ctx context.Context, secret string) (_ Token, err error) {
+	ctx = iss.begin(ctx, OpRevoke)
+	defer iss.end(ctx, OpRevoke, "", "", &err)
 	rec, err := iss.find(ctx, secret)
 	if err != nil {
 		return Token{}, err
@@ -52,8 +53,9 @@ func (iss *Issuer) RevokeSecret(ctx context.Context, secret string) (Token, erro
 		}
 		return Token{}, fmt.Errorf("apitoken: store: %w", err)
 	}
-	iss.audit(ctx, slog.LevelInfo, "apitoken: token revoked", slog.String("account_id", rec.AccountID),
-		slog.String("token_id", rec.ID), slog.String("reason", revokeReason(ctx)))
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindRevoked, Op: OpRevoke, AccountID: rec.AccountID, TokenID: rec.ID, Related: revokeReason(ctx), At: iss.now()})
+	}
 	return rec.Token, nil
 }
 

@@ -40,12 +40,24 @@ func (iss *Issuer) refuseEarly(ctx context.Context, accountID string) error {
 	if iss.closed.Load() {
 		return ErrClosed
 	}
-	return iss.refused(ctx, accountID, "", "", reasonMalformed, "")
+	if iss.tracer != nil {
+		ctx = iss.tracer.Start(ctx, OpVerify)
+		err := iss.malformed(ctx, accountID)
+		iss.tracer.End(ctx, OpVerify, err)
+		return err
+	}
+	return iss.malformed(ctx, accountID)
 }
 
 // verifyWellFormed is the rest of verify, for a well-formed secret: apart,
 // so that a malformed one is refused without setting up its frame.
 func (iss *Issuer) verifyWellFormed(ctx context.Context, accountID, secret string, from clientAddr) (Token, error) {
+	// With a tracer, verifyWellFormed runs again inside its span. (A
+	// wrapper would cost every Verify a copy of the Token it returns, and a
+	// deferred End its bookkeeping: this costs one test.)
+	if iss.tracer != nil && !from.traced {
+		return iss.verifyTraced(ctx, accountID, secret, from)
+	}
 	h := iss.keys.hash(secret)
 	now := iss.now() // one reading for the whole check: time.Now is a tenth of a cache hit
 	if iss.cache != nil {
@@ -86,33 +98,34 @@ func (iss *Issuer) verifyCached(ctx context.Context, accountID, secret string, h
 // shared from another caller's lookup is re-hashed by that caller. It
 // returns verify's error, nil when the token verifies.
 func (iss *Issuer) accept(ctx context.Context, accountID string, rec *Record, want, h Hash, f *fetched, now time.Time, from clientAddr, err error) error {
-	refuse := func(tokenID, hint, reason, tokenAccountID string) error {
+	cached := f != nil && f.cached
+	refuse := func(r Reason, tokenID, hint, tokenAccountID string) error {
 		if f != nil && !f.cached {
 			iss.cache.refuse(h, accountID, now)
 		}
-		return iss.refused(ctx, accountID, tokenID, hint, reason, tokenAccountID)
+		return iss.refused(ctx, h[0], r, cached, accountID, tokenID, hint, tokenAccountID, now)
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return refuse("", "", reasonUnknown, "")
+			return refuse(ReasonUnknown, "", "", "")
 		}
-		return fmt.Errorf("apitoken: store: %w", err)
+		return iss.verifyFailed(ctx, h[0], accountID, now, fmt.Errorf("apitoken: store: %w", err))
 	}
 	// rec.Hash is checked again so that a faulty custom store fails closed.
 	if rec.Hash != want {
-		return refuse("", "", reasonUnknown, "")
+		return refuse(ReasonUnknown, "", "", "")
 	}
 	if rec.AccountID != accountID {
-		return refuse(rec.ID, rec.Hint, reasonWrongAccount, rec.AccountID)
+		return refuse(ReasonWrongAccount, rec.ID, rec.Hint, rec.AccountID)
 	}
 	switch st := iss.status(&rec.Token, now); st {
 	case StatusActive:
 	case StatusDisabled:
 		// Not remembered as a refusal: Enable must take effect at once.
 		// (Telling it from an unknown token by its cost needs its secret.)
-		return iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonDisabled, "")
+		return iss.refused(ctx, h[0], ReasonDisabled, cached, accountID, rec.ID, rec.Hint, "", now)
 	default:
-		return refuse(rec.ID, rec.Hint, statusReasons[st], "")
+		return refuse(statusReasons[st], rec.ID, rec.Hint, "")
 	}
 	var ip netip.Addr
 	ipKnown := false
@@ -120,7 +133,7 @@ func (iss *Issuer) accept(ctx context.Context, accountID string, rec *Record, wa
 		// Not remembered as a refusal either: the refusal is of the
 		// address, and the same token from an allowed one must verify.
 		if ip, ipKnown = from.get(ctx); !ipKnown || !addrAllowed(rec.AllowedIPs, ip) {
-			return iss.refused(ctx, accountID, rec.ID, rec.Hint, reasonAddress, "")
+			return iss.refused(ctx, h[0], ReasonAddressNotAllowed, cached, accountID, rec.ID, rec.Hint, "", now)
 		}
 	}
 	if len(iss.keys.previous) > 0 && want != h { // only a previous key finds another hash
@@ -132,9 +145,9 @@ func (iss *Issuer) accept(ctx context.Context, accountID string, rec *Record, wa
 	if f != nil {
 		iss.cache.keep(*f, *rec, now)
 	}
-	if iss.auditLog != nil {
-		iss.audit(ctx, slog.LevelDebug, "apitoken: token verified",
-			slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID), slog.String("hint", rec.Hint))
+	iss.stats.verified(h[0], cached)
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindVerified, Op: OpVerify, AccountID: rec.AccountID, TokenID: rec.ID, Hint: rec.Hint, Cached: cached, At: now})
 	}
 	// A last use the store already has from within the interval spares the
 	// coalescer's map: the common case, once a token's use is written. (In
@@ -181,7 +194,41 @@ func (iss *Issuer) rehash(ctx context.Context, rec Record, to Hash) {
 	if err != nil {
 		iss.logger().LogAttrs(ctx, slog.LevelWarn, "apitoken: token not re-hashed", slog.String("account_id", rec.AccountID),
 			slog.String("token_id", rec.ID), slog.Any("err", err))
+		if iss.observed() {
+			iss.emit(ctx, Event{Kind: KindRehashFailed, Op: OpVerify, AccountID: rec.AccountID, TokenID: rec.ID, Err: err, At: iss.now()})
+		}
 		return
 	}
-	iss.audit(ctx, slog.LevelInfo, "apitoken: token re-hashed", slog.String("account_id", rec.AccountID), slog.String("token_id", rec.ID))
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindRehashed, Op: OpVerify, AccountID: rec.AccountID, TokenID: rec.ID, At: iss.now()})
+	}
+}
+
+// verifyTraced is verifyWellFormed between the tracer's Start and End.
+func (iss *Issuer) verifyTraced(ctx context.Context, accountID, secret string, from clientAddr) (Token, error) {
+	ctx = iss.tracer.Start(ctx, OpVerify)
+	from.traced = true
+	tok, err := iss.verifyWellFormed(ctx, accountID, secret, from)
+	iss.tracer.End(ctx, OpVerify, err)
+	return tok, err
+}
+
+// malformed counts and reports a secret refused by the format check, and
+// returns ErrInvalidToken: the cheapest refusal, kept so.
+func (iss *Issuer) malformed(ctx context.Context, accountID string) error {
+	iss.stats.count(0, ReasonMalformed, false)
+	if iss.observed() {
+		iss.emitRefused(ctx, ReasonMalformed, false, accountID, "", "", "", time.Time{})
+	}
+	return ErrInvalidToken
+}
+
+// verifyFailed counts and reports a verification that the store failed,
+// and returns err.
+func (iss *Issuer) verifyFailed(ctx context.Context, stripe byte, accountID string, at time.Time, err error) error {
+	iss.stats.storeFailed(stripe)
+	if iss.observed() {
+		iss.emit(ctx, Event{Kind: KindStoreFailed, Op: OpVerify, AccountID: accountID, Err: err, At: at})
+	}
+	return err
 }

@@ -85,12 +85,22 @@ type listened struct {
 }
 
 func (l *listened) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
-	return l.Bus.Subscribe(ctx, func(msg []byte) {
+	return l.Bus.Subscribe(ctx, l.wrap(deliver))
+}
+
+// SubscribeReporting passes the Bus's lost connections on, so that the
+// Issuer's Stats see them as with the Bus itself.
+func (l *listened) SubscribeReporting(ctx context.Context, deliver func(msg []byte), lost func(error)) error {
+	return l.Bus.(apitoken.ReportingBus).SubscribeReporting(ctx, l.wrap(deliver), lost)
+}
+
+func (l *listened) wrap(deliver func(msg []byte)) func(msg []byte) {
+	return func(msg []byte) {
 		deliver(msg)
 		if msg == nil {
 			l.once.Do(func() { close(l.listening) })
 		}
-	})
+	}
 }
 
 // Two instances, each with its own connection, cache and Bus, over one store:

@@ -123,7 +123,10 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	secret1, tok1 := issue(t, a, account, a, b)
 	secret2, tok2 := issue(t, a, account, a, b)
 
+	require.Equal(t, apitoken.BusConnected, b.Stats().Bus.State)
 	srv.kill()
+	require.Eventually(t, func() bool { return b.Stats().Bus.State == apitoken.BusDisconnected }, 10*time.Second, 10*time.Millisecond,
+		"the lost connection shows in the Issuer's Stats (the Bus is an apitoken.ReportingBus)")
 	down := time.Now()
 	require.Eventually(t, func() bool { return !ncObserved.IsConnected() }, wait, time.Millisecond, "the connection must notice")
 	s.expectNone(t, 300*time.Millisecond, "NATS down: the cache must keep serving, so no deliver(nil) yet")
@@ -166,6 +169,9 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	// the token deleted while NATS was down is refused now.
 	refusedWithin(t, b, account, secret1, 10*time.Second)
 	t.Logf("B refused the token deleted during the outage %v after the restart", time.Since(restarted))
+
+	require.Eventually(t, func() bool { return b.Stats().Bus.State == apitoken.BusConnected }, 10*time.Second, 10*time.Millisecond,
+		"connected again in the Issuer's Stats")
 
 	// And a delete after the restart propagates again.
 	_, err = b.Verify(t.Context(), account, secret2)

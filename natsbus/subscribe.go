@@ -27,6 +27,10 @@ const (
 	msgBuffer = 4096
 )
 
+// errConnectionLost is what SubscribeReporting reports when the connection
+// reconnects: the connection does not say why.
+var errConnectionLost = errors.New("natsbus: connection lost; reconnecting")
+
 // errSubscriptionClosed is returned by Subscribe when its subscription was
 // closed under it (by a permissions violation, say).
 var errSubscriptionClosed = errors.New("natsbus: subscription closed")
@@ -50,6 +54,15 @@ var errSubscriptionClosed = errors.New("natsbus: subscription closed")
 // closed under it; the Issuer then calls it again after a pause. deliver
 // must not call Close.
 func (b *Bus) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
+	return b.SubscribeReporting(ctx, deliver, nil)
+}
+
+// SubscribeReporting is Subscribe, also calling lost, from the goroutine
+// that calls deliver, each time the connection is lost (it reconnects on
+// its own; the next deliver(nil) means it listens again). With it, the
+// Issuer's Stats and events tell when the bus is down
+// (apitoken.ReportingBus). A nil lost reports nothing.
+func (b *Bus) SubscribeReporting(ctx context.Context, deliver func(msg []byte), lost func(err error)) error {
 	if deliver == nil {
 		return fmt.Errorf("natsbus: %w: deliver is nil", apitoken.ErrInvalidInput)
 	}
@@ -76,7 +89,10 @@ func (b *Bus) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
 		return fmt.Errorf("natsbus: subscribe: %w", err)
 	}
 	defer sub.Unsubscribe() // an error means the subscription is gone already
-	l := &listener{bus: b, sub: sub, deliver: deliver, msgs: msgs, status: status,
+	if lost == nil {
+		lost = func(error) {}
+	}
+	l := &listener{bus: b, sub: sub, deliver: deliver, lost: lost, msgs: msgs, status: status,
 		subClosed: sub.StatusChanged(nats.SubscriptionClosed), pause: minBackoff, confirm: true}
 	err = l.run(ctx)
 	if b.closed.Load() {
@@ -90,6 +106,7 @@ type listener struct {
 	bus       *Bus
 	sub       *nats.Subscription
 	deliver   func(msg []byte)
+	lost      func(err error)
 	msgs      <-chan *nats.Msg
 	status    <-chan nats.Status
 	subClosed <-chan nats.SubStatus
@@ -136,6 +153,7 @@ func (l *listener) run(ctx context.Context) error {
 				if !l.down {
 					l.down = true
 					b.logger().LogAttrs(ctx, slog.LevelWarn, "natsbus: connection lost; the connection reconnects")
+					l.lost(errConnectionLost)
 				}
 			case nats.CLOSED:
 				return fmt.Errorf("natsbus: %w", nats.ErrConnectionClosed)

@@ -41,7 +41,14 @@ func TestOutageWithBus(t *testing.T) {
 			require.NoError(t, err)
 			_, err = iss.Verify(t.Context(), "acme", secret)
 			require.NoError(t, err, "fill")
+			if withBus {
+				require.Equal(t, apitoken.BusConnected, iss.Stats().Bus.State)
+			}
 			p.stop() // the database is gone
+			if withBus {
+				require.Eventually(t, func() bool { return iss.Stats().Bus.State == apitoken.BusDisconnected }, 10*time.Second, 10*time.Millisecond,
+					"the lost connection shows in the Issuer's Stats (pgnotify is an apitoken.ReportingBus)")
+			}
 			time.Sleep(300 * time.Millisecond)
 			_, err = iss.Verify(t.Context(), "acme", secret)
 			require.NoError(t, err, "a cached token keeps working during an outage")

@@ -68,7 +68,7 @@ type Bus struct {
 	onListen          func(pid uint32) // test hook, called once LISTEN took effect
 }
 
-var _ apitoken.Bus = (*Bus)(nil)
+var _ apitoken.ReportingBus = (*Bus)(nil)
 
 // An Option configures a Bus. New returns the first error an option
 // reports.
@@ -219,6 +219,15 @@ func (b *Bus) Publish(ctx context.Context, msg []byte) error {
 // It returns nil when ctx ends and ErrClosed when the Bus is closed. deliver
 // must not call Close.
 func (b *Bus) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
+	return b.SubscribeReporting(ctx, deliver, nil)
+}
+
+// SubscribeReporting is Subscribe, also calling lost, from the goroutine
+// that calls deliver, each time the connection it listens on is lost (it
+// reconnects; the next deliver(nil) means it listens again). With it, the
+// Issuer's Stats and events tell when the bus is down
+// (apitoken.ReportingBus). A nil lost reports nothing.
+func (b *Bus) SubscribeReporting(ctx context.Context, deliver func(msg []byte), lost func(err error)) error {
 	if deliver == nil {
 		return fmt.Errorf("pgnotify: %w: deliver is nil", apitoken.ErrInvalidInput)
 	}
@@ -263,6 +272,9 @@ func (b *Bus) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
 			// listening again; until then the cache's TTL bounds it.
 			closeConn(conn)
 			b.logger().LogAttrs(ctx, slog.LevelWarn, "pgnotify: connection lost; reconnecting", slog.Any("err", err))
+			if lost != nil {
+				lost(fmt.Errorf("pgnotify: connection lost: %w", err))
+			}
 			if conn = b.connect(ctx); conn == nil {
 				return done()
 			}

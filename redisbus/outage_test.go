@@ -104,7 +104,10 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	secret1, tok1 := issue(t, a, account, a, b)
 	secret2, tok2 := issue(t, a, account, a, b)
 
+	require.Equal(t, apitoken.BusConnected, b.Stats().Bus.State)
 	srv.kill()
+	require.Eventually(t, func() bool { return b.Stats().Bus.State == apitoken.BusDisconnected }, 10*time.Second, 10*time.Millisecond,
+		"the lost connection shows in the Issuer's Stats (the Bus is an apitoken.ReportingBus)")
 	down := time.Now()
 	s.expectNone(t, 300*time.Millisecond, "Redis down: the cache must keep serving, so no deliver(nil) yet")
 
@@ -139,6 +142,9 @@ func TestServerKilledAndRestarted(t *testing.T) {
 
 	require.NoError(t, observed.Publish(t.Context(), []byte("after")))
 	s.expect(t, []byte("after"))
+
+	require.Eventually(t, func() bool { return b.Stats().Bus.State == apitoken.BusConnected }, 10*time.Second, 10*time.Millisecond,
+		"connected again in the Issuer's Stats")
 
 	// And a delete after the restart propagates again.
 	_, err = b.Verify(t.Context(), account, secret2)

@@ -48,7 +48,7 @@ type Bus struct {
 	idle, pingTimeout time.Duration
 }
 
-var _ apitoken.Bus = (*Bus)(nil)
+var _ apitoken.ReportingBus = (*Bus)(nil)
 
 // An Option configures a Bus. New returns the first error an option
 // reports.

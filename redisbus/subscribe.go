@@ -36,6 +36,15 @@ const (
 // It returns nil when ctx ends and ErrClosed when the Bus is closed. deliver
 // must not call Close.
 func (b *Bus) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
+	return b.SubscribeReporting(ctx, deliver, nil)
+}
+
+// SubscribeReporting is Subscribe, also calling lost, from the goroutine
+// that calls deliver, each time the connection it listens on is lost or
+// found silent (it reconnects; the next deliver(nil) means it listens
+// again). With it, the Issuer's Stats and events tell when the bus is down
+// (apitoken.ReportingBus). A nil lost reports nothing.
+func (b *Bus) SubscribeReporting(ctx context.Context, deliver func(msg []byte), lost func(err error)) error {
 	if deliver == nil {
 		return fmt.Errorf("redisbus: %w: deliver is nil", apitoken.ErrInvalidInput)
 	}
@@ -52,7 +61,10 @@ func (b *Bus) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
 	stop := context.AfterFunc(b.closing, cancel)
 	defer stop()
 
-	l := &listener{bus: b, deliver: deliver, pause: minBackoff}
+	if lost == nil {
+		lost = func(error) {}
+	}
+	l := &listener{bus: b, deliver: deliver, lost: lost, pause: minBackoff}
 	for ctx.Err() == nil {
 		l.session(ctx)
 	}
@@ -66,6 +78,7 @@ func (b *Bus) Subscribe(ctx context.Context, deliver func(msg []byte)) error {
 type listener struct {
 	bus        *Bus
 	deliver    func(msg []byte)
+	lost       func(err error)
 	subscribed bool          // Redis confirmed the subscription on the connection in use
 	attempts   int           // failed in a row
 	pause      time.Duration // before the next attempt
@@ -113,9 +126,11 @@ func (l *listener) session(ctx context.Context) {
 				l.subscribed = false
 				b.logger().LogAttrs(ctx, slog.LevelWarn, "redisbus: connection silent; reconnecting",
 					slog.Duration("silent_for", b.idle+b.pingTimeout))
+				l.lost(fmt.Errorf("redisbus: connection silent for %v", b.idle+b.pingTimeout))
 			case l.subscribed:
 				l.subscribed = false
 				b.logger().LogAttrs(ctx, slog.LevelWarn, "redisbus: connection lost; reconnecting", slog.Any("err", err))
+				l.lost(fmt.Errorf("redisbus: connection lost: %w", err))
 			default:
 				l.failed(ctx, err)
 			}

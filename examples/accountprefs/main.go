@@ -7,7 +7,8 @@
 //
 // Tokens live in an SQL database through sqlstore: an SQLite file by default
 // (pure Go, no server), or PostgreSQL or MySQL when -db is one of their DSNs.
-// Only their hashes are stored. -base-url is where members reach the app
+// Only their hashes are stored. GET /metrics serves the Issuer's metrics
+// for Prometheus (package apitokenprom). -base-url is where members reach the app
 // (behind a proxy, say): the curl commands on the page use it.
 //
 // The sign-in is a demo (any member name, in a signed cookie): a real app
@@ -37,7 +38,11 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/apitoken-go/apitoken"
+	"github.com/apitoken-go/apitoken/apitokenprom"
 	"github.com/apitoken-go/apitoken/sqlstore"
 )
 
@@ -71,10 +76,14 @@ func run(ctx context.Context, addr, db, baseURL string, stdout io.Writer) (err e
 		return err
 	}
 	defer closeStore()
-	iss, err := apitoken.NewIssuer(store)
+	// The Prometheus collector counts the Issuer's events and reads its
+	// Stats at each scrape of /metrics.
+	metrics := apitokenprom.New()
+	iss, err := apitoken.NewIssuer(store, apitoken.WithEvents(metrics.Event))
 	if err != nil {
 		return err
 	}
+	metrics.Watch(iss)
 	defer func() {
 		// Writes the last uses still pending, after the server stopped.
 		err = cmp.Or(err, iss.Close())
@@ -99,7 +108,7 @@ func run(ctx context.Context, addr, db, baseURL string, stdout io.Writer) (err e
 	fmt.Fprintf(stdout, "Account Preferences on http://%s/ (base URL %s; tokens in %s); press Ctrl+C to stop.\n", ln.Addr(), baseURL, describeDB(db))
 
 	srv := &http.Server{
-		Handler:           a.routes(),
+		Handler:           withMetrics(a.routes(), metrics),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -123,6 +132,19 @@ func run(ctx context.Context, addr, db, baseURL string, stdout io.Writer) (err e
 		return err
 	}
 	return nil
+}
+
+// withMetrics serves the Prometheus metrics of c on GET /metrics, and
+// everything else with app. A real app serves them on an address of its
+// own, reached by Prometheus only: they tell how many tokens are refused,
+// and why.
+func withMetrics(app http.Handler, c prometheus.Collector) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", app)
+	return mux
 }
 
 // openStore opens the database named by db, picks the sqlstore dialect from

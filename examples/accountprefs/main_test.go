@@ -173,6 +173,32 @@ func TestRun(t *testing.T) {
 	assert.NotContains(t, logs, secret, "the secret reached the log")
 }
 
+// TestRunMetrics checks that /metrics shows the verifications of the
+// lifecycle by outcome, and Verify's duration, without a secret or an id.
+func TestRunMetrics(t *testing.T) {
+	app := start(t, filepath.Join(t.TempDir(), "tokens.db"))
+	defer app.stop(t)
+	secret := lifecycle(t, app.url)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(app.url + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	body := string(b)
+	for _, want := range []string{
+		`apitoken_verifications_total{outcome="verified"} 1`, // the one call of generate
+		`apitoken_verifications_total{outcome="unknown"} 1`,  // after the delete
+		`apitoken_verify_duration_seconds_count{cached="false",outcome="verified"} 1`,
+		`apitoken_events_total{kind="issued"} 1`,
+		`apitoken_events_total{kind="deleted"} 1`,
+	} {
+		assert.Contains(t, body, want)
+	}
+	assert.NotContains(t, body, secret)
+	assert.NotContains(t, body, demoAccount)
+}
+
 // TestRunBaseURL checks the curl commands: by default on the address that
 // run listens on (port 0 became a real port), else on -base-url.
 func TestRunBaseURL(t *testing.T) {
