@@ -1158,15 +1158,31 @@ func TestCreateLimitedFailure(t *testing.T) {
 			check: func(t *testing.T, err error) { requireSystemError(t, err, "create", errDown) },
 		},
 		{
-			name: "nok, the count fails: a system error, released", dialect: MySQL,
+			name: "nok, MySQL's counting insert fails: a system error, released", dialect: MySQL,
 			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
 				mock.ExpectQuery(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnRows(lockRows(1))
-				mock.ExpectBegin()
-				mock.ExpectQuery(sc.queries["count-account"]).WithArgs("acct-1").WillReturnError(errDown)
-				mock.ExpectRollback()
+				mock.ExpectExec(sc.queries["create-limited"]).WillReturnError(errDown)
 				mock.ExpectQuery(sc.queries["unlock-account"]).WithArgs("acct-1").WillReturnRows(lockRows(1))
 			},
 			check: func(t *testing.T, err error) { requireSystemError(t, err, "create", errDown) },
+		},
+		{
+			name: "nok, at the limit on MySQL: the insert adds no row, ErrLimitReached, released", dialect: MySQL,
+			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
+				mock.ExpectQuery(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnRows(lockRows(1))
+				mock.ExpectExec(sc.queries["create-limited"]).WillReturnResult(sqlmock.NewResult(0, 0))
+				mock.ExpectQuery(sc.queries["unlock-account"]).WithArgs("acct-1").WillReturnRows(lockRows(1))
+			},
+			check: func(t *testing.T, err error) { require.ErrorIs(t, err, apitoken.ErrLimitReached) },
+		},
+		{
+			name: "ok, room left on MySQL: one counting insert under the lock", dialect: MySQL,
+			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
+				mock.ExpectQuery(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnRows(lockRows(1))
+				mock.ExpectExec(sc.queries["create-limited"]).WillReturnResult(sqlmock.NewResult(0, 1))
+				mock.ExpectQuery(sc.queries["unlock-account"]).WithArgs("acct-1").WillReturnRows(lockRows(1))
+			},
+			check: func(t *testing.T, err error) { require.NoError(t, err) },
 		},
 		{
 			name: "nok, MySQL's lock times out: nothing counted or inserted", dialect: MySQL,

@@ -68,8 +68,21 @@ func (s *Store) CreateLimited(ctx context.Context, rec apitoken.Record, max int)
 			return insert(tx)
 		})
 	case MySQL:
-		err = withNamedLock(ctx, conn, q["lock-account"], q["unlock-account"], []any{rec.AccountID}, func() error {
-			return inTx(ctx, conn, func(tx *sql.Tx) error { return insert(tx) })
+		// Three round trips: the lock, one INSERT that counts the account's
+		// tokens and goes in only below the limit, the unlock.
+		err = s.detached(ctx, rec.AccountID, rec.ID, func(ctx context.Context) error {
+			return withNamedLock(ctx, conn, q["lock-account"], q["unlock-account"], []any{rec.AccountID}, func() error {
+				res, err := conn.ExecContext(ctx, q["create-limited"], append(args, rec.AccountID, max)...)
+				if err != nil {
+					return s.created(res, err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return err
+				} else if n == 0 {
+					return errLimitReached
+				}
+				return nil
+			})
 		})
 	case SQLite:
 		err = inImmediateTx(ctx, conn, q, func() error { return insert(conn) })
