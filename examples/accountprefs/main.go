@@ -150,11 +150,11 @@ func withMetrics(app http.Handler, c prometheus.Collector) http.Handler {
 // its form, and migrates it. The returned function closes the store and the
 // database.
 func openStore(ctx context.Context, db string) (*sqlstore.Store, func(), error) {
-	driver, dsn, dialect, err := dbConfig(db)
+	driver, source, dialect, err := dbConfig(db)
 	if err != nil {
 		return nil, nil, err
 	}
-	sqlDB, err := sql.Open(driver, dsn)
+	sqlDB, err := sql.Open(driver, source)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -182,7 +182,7 @@ var dialects = map[dsn.Dialect]sqlstore.Dialect{
 // (see dsn.Parse for the forms), a MySQL DSN checked by go-sql-driver/mysql.
 // Another form is an error that names the forms it knows, and never the
 // value, which may hold a password.
-func dbConfig(db string) (driver, dsnString string, d sqlstore.Dialect, err error) {
+func dbConfig(db string) (driver, source string, d sqlstore.Dialect, err error) {
 	parsed, err := dsn.Parse(db, checkMySQL)
 	switch {
 	case errors.Is(err, dsn.ErrEmpty):
