@@ -422,6 +422,22 @@ func BenchmarkIssue(b *testing.B) {
 					i++
 				}
 			})
+			// 16 goroutines issuing into one account without a limit: the
+			// floor of the contended limited Issue below.
+			b.Run("op=issue-contended", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(8) // 16 goroutines on 2 cores
+				acct := "contended-plain-" + d.String()
+				b.RunParallel(func(pb *testing.PB) {
+					p := apitoken.IssueParams{AccountID: acct, MemberID: "member"}
+					for pb.Next() {
+						if _, _, err := s.iss.Issue(ctx, p); err != nil {
+							b.Errorf("Issue: %v", err)
+							return
+						}
+					}
+				})
+			})
 			// 16 goroutines issuing into one account, the contention the
 			// limit's lock serializes.
 			b.Run("op=issue-limited-contended", func(b *testing.B) {
