@@ -384,7 +384,7 @@ func BenchmarkIssue(b *testing.B) {
 					var h [32]byte
 					rand.Read(h[:])
 					_, err := insert.ExecContext(ctx, h[:], uuid.Must(uuid.NewV7()).String(), benchAccountName(i),
-						"member", "bench", "tokens:read", created, nil, nil)
+						"member", "bench", "tokens:read", created, nil, nil, false, "Ab12", "", nil)
 					if err != nil {
 						b.Fatalf("insert: %v", err)
 					}
