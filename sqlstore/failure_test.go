@@ -1129,8 +1129,8 @@ func TestCreateLimitedFailure(t *testing.T) {
 			expect: func(mock sqlmock.Sqlmock, sc *script, rec apitoken.Record) {
 				mock.ExpectBegin()
 				mock.ExpectExec(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnResult(ok)
-				mock.ExpectQuery(sc.queries["count-account"]).WithArgs("acct-1").WillReturnRows(countRows(4))
-				mock.ExpectExec(sc.queries["create"]).WithArgs(createArgs(Postgres, rec)...).WillReturnResult(ok)
+				mock.ExpectQuery(sc.queries["create-limited"]).WithArgs(append(createArgs(Postgres, rec), 5)...).
+					WillReturnRows(sqlmock.NewRows([]string{"n", "inserted"}).AddRow(4, 1))
 				mock.ExpectCommit()
 			},
 			check: func(t *testing.T, err error) { require.NoError(t, err) },
@@ -1140,13 +1140,23 @@ func TestCreateLimitedFailure(t *testing.T) {
 			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
 				mock.ExpectBegin()
 				mock.ExpectExec(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnResult(ok)
-				mock.ExpectQuery(sc.queries["count-account"]).WithArgs("acct-1").WillReturnRows(countRows(5))
+				mock.ExpectQuery(sc.queries["create-limited"]).WillReturnRows(sqlmock.NewRows([]string{"n", "inserted"}).AddRow(5, 0))
 				mock.ExpectRollback()
 			},
 			check: func(t *testing.T, err error) {
 				require.ErrorIs(t, err, apitoken.ErrLimitReached)
 				requireNoUnexpectedCall(t, err)
 			},
+		},
+		{
+			name: "nok, below the limit but nothing inserted: the id or the hash exists, ErrDuplicate", dialect: Postgres,
+			expect: func(mock sqlmock.Sqlmock, sc *script, _ apitoken.Record) {
+				mock.ExpectBegin()
+				mock.ExpectExec(sc.queries["lock-account"]).WithArgs("acct-1").WillReturnResult(ok)
+				mock.ExpectQuery(sc.queries["create-limited"]).WillReturnRows(sqlmock.NewRows([]string{"n", "inserted"}).AddRow(4, 0))
+				mock.ExpectRollback()
+			},
+			check: func(t *testing.T, err error) { require.ErrorIs(t, err, apitoken.ErrDuplicate) },
 		},
 		{
 			name: "nok, the lock fails: a system error, rolled back", dialect: Postgres,

@@ -10,8 +10,10 @@ import (
 )
 
 // CreateLimited implements apitoken.LimitedCreator: it counts the account's
-// tokens and inserts in one transaction, under a lock on the account
-// (PostgreSQL: an advisory lock; MySQL: GET_LOCK; SQLite: the write lock).
+// tokens and inserts under a lock on the account, held for as few round
+// trips as can be: PostgreSQL, an advisory lock and one INSERT that counts,
+// in a transaction; MySQL, GET_LOCK, one INSERT that counts, RELEASE_LOCK;
+// SQLite, the write lock of a transaction, a count and the INSERT.
 // In a Store made by WithTx it needs PostgreSQL and a *sql.Tx at read
 // committed or serializable isolation, and returns an error wrapping
 // errors.ErrUnsupported otherwise: MySQL's and SQLite's locks cannot be held
@@ -24,8 +26,22 @@ func (s *Store) CreateLimited(ctx context.Context, rec apitoken.Record, max int)
 	}
 	s.replica.created(rec.AccountID, rec.Hash)
 	q := s.script.queries
-	// count and insert run under the lock.
+	// count and insert run under the lock: on PostgreSQL in one statement,
+	// which reports the count and whether it inserted.
 	insert := func(db execQuerier) error {
+		if s.dialect == Postgres {
+			var n, inserted int64
+			if err := db.QueryRowContext(ctx, q["create-limited"], append(args, max)...).Scan(&n, &inserted); err != nil {
+				return err
+			}
+			switch {
+			case inserted == 1:
+				return nil
+			case n >= int64(max):
+				return errLimitReached
+			}
+			return errDuplicate
+		}
 		var n int
 		if err := db.QueryRowContext(ctx, q["count-account"], rec.AccountID).Scan(&n); err != nil {
 			return err

@@ -48,7 +48,7 @@ func (sc *script) check(d Dialect) error {
 		"set-disabled", "exists", "delete-member", "delete-unused", "list-expiring"}
 	switch d {
 	case Postgres:
-		need = append(need, "lock-account", "isolation")
+		need = append(need, "lock-account", "create-limited", "isolation")
 	case MySQL:
 		need = append(need, "unlock", "lock-account", "unlock-account", "create-limited", "select-unused")
 	case SQLite:

@@ -25,7 +25,7 @@ func wantQueries(d Dialect) []string {
 		"set-disabled", "exists", "delete-member", "delete-unused", "list-expiring"}
 	switch d {
 	case Postgres:
-		q = append(q, "lock-account", "isolation") // CreateLimited's lock, and its check of the caller's transaction
+		q = append(q, "lock-account", "create-limited", "isolation") // CreateLimited's lock, counting INSERT, and check of the caller's transaction
 	case MySQL:
 		q = append(q, "unlock", "lock-account", "unlock-account", "create-limited", "select-unused") // RELEASE_LOCK; CreateLimited's lock and counting INSERT; PruneUnused's read
 	case SQLite:

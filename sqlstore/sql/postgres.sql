@@ -117,6 +117,24 @@ DELETE FROM apitoken_tokens WHERE expires_at <= $1;
 -- A compare-and-set: the expiry changes only if it is still $4 (NULL: none).
 UPDATE apitoken_tokens SET expires_at = $1 WHERE id = $2 AND account_id = $3 AND expires_at IS NOT DISTINCT FROM $4;
 
+-- query: create-limited
+-- CreateLimited's INSERT, under the account's advisory lock: the row goes in
+-- only while the account holds fewer tokens than the limit ($14), counted by
+-- the same statement, which says both the count and whether it inserted
+-- (nothing inserted below the limit: the id or the hash exists). The casts
+-- type the parameters, which a SELECT list leaves unknown.
+WITH counted AS (SELECT count(*) AS n FROM apitoken_tokens WHERE account_id = $3::text),
+inserted AS (
+    INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+        disabled, hint, allowed_ips, last_used_ip)
+    SELECT $1::bytea, $2::text, $3::text, $4::text, $5::text, $6::text, $7::timestamptz, $8::timestamptz,
+        $9::timestamptz, $10::boolean, $11::text, $12::text, $13::text
+    FROM counted WHERE counted.n < $14::bigint
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT n FROM counted), (SELECT count(*) FROM inserted);
+
 -- query: count-account
 SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = $1;
 
