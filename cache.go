@@ -94,24 +94,37 @@ type fetched struct {
 // the refusal TTL, which answers both kinds from memory (ErrNotFound when
 // the cache does not hold h).
 func (c *cache) fetch(ctx context.Context, h Hash, accountID string, now time.Time, lookup func(context.Context) (Record, Hash, error)) (fetched, error) {
+	var f fetched
+	err := c.fetchInto(ctx, h, accountID, now, lookup, &f)
+	return f, err
+}
+
+// fetchInto is fetch writing into f, which spares Verify the copies of a
+// large result on every cache hit.
+func (c *cache) fetchInto(ctx context.Context, h Hash, accountID string, now time.Time, lookup func(context.Context) (Record, Hash, error), f *fetched) error {
 	if c == nil {
-		rec, want, err := lookup(ctx)
-		return fetched{rec: rec, want: want}, err
+		var err error
+		f.rec, f.want, err = lookup(ctx)
+		return err
 	}
-	rec, ok := c.get(h, now)
-	if ok && rec.AccountID == accountID && (rec.ExpiresAt.IsZero() || now.Before(rec.ExpiresAt)) {
-		return fetched{rec: rec, want: h, cached: true}, nil
+	ok := c.getInto(h, now, &f.rec)
+	if ok && f.rec.AccountID == accountID && (f.rec.ExpiresAt.IsZero() || now.Before(f.rec.ExpiresAt)) {
+		f.want, f.cached = h, true
+		return nil
 	}
 	if c.refusedRecently(h, accountID, now) {
+		f.want, f.cached = h, true
 		if ok {
-			return fetched{rec: rec, want: h, cached: true}, nil
+			return nil
 		}
-		return fetched{want: h, cached: true}, ErrNotFound
+		f.rec = Record{}
+		return ErrNotFound
 	}
-	f := fetched{gen: c.generation()}
+	f.rec = Record{}
+	f.gen = c.generation()
 	var err error
 	f.rec, f.want, f.shared, err = c.lookup(ctx, h, f.gen, lookup)
-	return f, err
+	return err
 }
 
 // keep caches rec, which f fetched and Verify accepted at now (re-hashed, if
@@ -127,13 +140,20 @@ func (c *cache) keep(f fetched, rec Record, now time.Time) {
 // get returns the record cached for h, unless it is missing or past its
 // TTL at now.
 func (c *cache) get(h Hash, now time.Time) (Record, bool) {
+	var rec Record
+	ok := c.getInto(h, now, &rec)
+	return rec, ok
+}
+
+// getInto is get writing into dst; it leaves dst's Token in an unspecified
+// state when it reports false.
+func (c *cache) getInto(h Hash, now time.Time, dst *Record) bool {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	r, i, ok := c.recs.GetAux(h)
-	if !ok || now.Sub(c.base) >= c.ring[i].deadline {
-		return Record{}, false
-	}
-	return Record{Token: Token(r.Token), Hash: r.Hash}, true
+	i, ok := c.recs.GetTokenAux(h, (*table.Token)(&dst.Token))
+	ok = ok && now.Sub(c.base) < c.ring[i].deadline
+	c.mu.RUnlock()
+	dst.Hash = h
+	return ok
 }
 
 // refusedRecently reports whether Verify refused h for accountID, after a

@@ -79,9 +79,10 @@ func (iss *Issuer) verifyWellFormed(ctx context.Context, accountID, secret strin
 // verifyCached is the rest of verify with a cache: the record comes from the
 // cache, or from the store through it, and goes into it once accepted.
 func (iss *Issuer) verifyCached(ctx context.Context, accountID, secret string, h Hash, now time.Time, from clientAddr) (Token, error) {
-	f, err := iss.cache.fetch(ctx, h, accountID, now, func(ctx context.Context) (Record, Hash, error) {
+	var f fetched
+	err := iss.cache.fetchInto(ctx, h, accountID, now, func(ctx context.Context) (Record, Hash, error) {
 		return iss.lookup(ctx, secret, h)
-	})
+	}, &f)
 	if err = iss.accept(ctx, accountID, &f.rec, f.want, h, &f, now, from, err); err != nil {
 		return Token{}, err
 	}

@@ -216,6 +216,17 @@ func (t *Table) GetAux(h [32]byte) (Record, uint32, bool) {
 	return rec, s.aux, true
 }
 
+// GetTokenAux is GetToken and Aux in one lookup.
+func (t *Table) GetTokenAux(h [32]byte, dst *Token) (uint32, bool) {
+	r, ok := t.byHash[h]
+	if !ok {
+		return 0, false
+	}
+	s := &t.slots[r.slot]
+	t.token(dst, s, r.off)
+	return s.aux, true
+}
+
 // SetAux keeps v with the record whose hash is h, for the caller (the
 // verification cache keeps its ring position there), and reports whether
 // a record has the hash.
