@@ -101,7 +101,7 @@ func (iss *Issuer) subscribe(ctx context.Context) {
 			return
 		}
 		iss.busState.message(iss.now(), false)
-		iss.cache.invalidate(accountID, id)
+		iss.cache.invalidate(accountID, id) // both empty: every account (a prune)
 	}
 	lost := func(err error) { iss.busChanged(ctx, false, err) }
 	rb, reporting := iss.bus.(ReportingBus)

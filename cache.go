@@ -211,11 +211,15 @@ func (c *cache) evict(h Hash, i uint32) bool {
 }
 
 // invalidate drops the token of the account with that id, or, when id is
-// empty, every token of the account, and makes the fills of those tokens
-// under way drop their result.
+// empty, every token of the account, or, when both are empty, every entry,
+// and makes the fills of those tokens under way drop their result.
 func (c *cache) invalidate(accountID, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if accountID == "" {
+		c.clearLocked()
+		return
+	}
 	c.gen++
 	c.inv.add(c.gen, accountID, id)
 	ids := []string{id}
@@ -235,6 +239,11 @@ func (c *cache) invalidate(accountID, id string) {
 func (c *cache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.clearLocked()
+}
+
+// clearLocked is clear with c.mu held.
+func (c *cache) clearLocked() {
 	c.gen++
 	c.inv.clear(c.gen)
 	c.recs = table.New()

@@ -954,6 +954,28 @@ func TestCacheBus(t *testing.T) {
 		})
 	}
 
+	t.Run("PruneUnused on A: every cache forgets every token, A's at once and B's through the bus", func(t *testing.T) {
+		// PruneUnused does not learn which tokens it removed.
+		env := newCacheEnv(t)
+		a := env.node(t, true, apitoken.WithLastUseInterval(time.Second))
+		b := env.node(t, true)
+		secret, tok := a.issue(t, apitoken.IssueParams{AccountID: "acme"})
+		otherSecret, other := a.issue(t, apitoken.IssueParams{AccountID: "globex"})
+		for _, n := range []*cacheNode{a, b} {
+			n.requireMiss(t, tok, secret, "fill")
+			n.requireMiss(t, other, otherSecret, "fill")
+		}
+		env.at(10 * time.Second) // within the TTL
+		n, err := a.iss.PruneUnused(t.Context(), cacheT0.Add(5*time.Second))
+		require.NoError(t, err)
+		require.Equal(t, 2, n, "neither was used after it was created")
+		a.requireRefused(t, "acme", secret, "A forgets at once")
+		a.requireRefused(t, "globex", otherSecret, "every account")
+		require.Eventually(t, func() bool { return b.refused(t, "acme", secret) }, soon, time.Millisecond,
+			"B kept verifying a pruned token")
+		b.requireRefused(t, "globex", otherSecret, "every account on B too")
+	})
+
 	t.Run("Rotate with a grace on A: B's cached old token stops at the end of the grace", func(t *testing.T) {
 		env, a, b, secret, tok := twoNodes(t)
 		before := b.bus.delivered.Load()

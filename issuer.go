@@ -387,14 +387,17 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		return "", Token{}, err
 	}
 	until := now.Add(grace).Truncate(time.Microsecond)
-	if grace == 0 {
+	switch {
+	case iss.disabledMeanwhile(ctx, old, now):
+		err = errRotateDisabled
+	case grace == 0:
 		err = iss.store.Delete(ctx, accountID, old.ID)
-	} else {
+	default:
 		err = iss.shortenExpiry(ctx, old, until)
 	}
 	// Also after an error: the change may have reached the store anyway.
 	iss.invalidate(ctx, accountID, old.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) && iss.tx == nil {
+	if err != nil && !errors.Is(err, ErrNotFound) && err != errRotateDisabled && iss.tx == nil {
 		// A failure may hide a success: read the old token back. (In the
 		// caller's transaction, its commit or rollback decides.)
 		switch applied, checkErr := iss.rotated(ctx, old, grace, until); {
@@ -411,6 +414,8 @@ func (iss *Issuer) Rotate(ctx context.Context, accountID, tokenID string, grace 
 		defer cancel()
 		if undo := iss.store.Delete(undoCtx, accountID, tok.ID); undo != nil {
 			err = errors.Join(err, undo)
+		} else if err == errRotateDisabled {
+			return "", Token{}, err
 		}
 		if errors.Is(err, ErrNotFound) {
 			return "", Token{}, errNoLiveToken // deleted or expired meanwhile
@@ -487,6 +492,15 @@ func (iss *Issuer) shortenExpiry(ctx context.Context, old Token, until time.Time
 		}
 	}
 	return fmt.Errorf("apitoken: the token's expiry changed %d times during Rotate", expiryRetries)
+}
+
+// disabledMeanwhile reports whether old, which Rotate read enabled, was
+// disabled since, by a Disable that raced Rotate's read: it must not leave
+// the paused token a working successor. A failed read says no: the change
+// that follows meets the store's answer.
+func (iss *Issuer) disabledMeanwhile(ctx context.Context, old Token, now time.Time) bool {
+	cur, err := iss.liveToken(ctx, old.AccountID, old.ID, now)
+	return err == nil && cur.Disabled
 }
 
 // errNoLiveToken is Rotate's answer for a token it cannot rotate.

@@ -247,6 +247,12 @@ func (iss *Issuer) PruneUnused(ctx context.Context, unusedSince time.Time) (_ in
 		} else if n >= pruneBatch {
 			continue
 		}
+		// The ids removed are not known here: every cache empties, this
+		// one at once and the others' through the bus. Also after an
+		// error: a batch may have been removed.
+		if total > 0 || err != nil {
+			iss.invalidate(ctx, "", "")
+		}
 		if iss.observed() {
 			iss.emit(ctx, Event{Kind: KindPrunedUnused, Op: OpPruneUnused, Before: unusedSince, Count: total, At: iss.now()})
 		}

@@ -725,3 +725,69 @@ func TestLastUsedIP(t *testing.T) {
 	assert.Equal(t, netip.MustParseAddr("2001:db8::1"), toks[0].LastUsedIP)
 	assert.Equal(t, t0, toks[0].LastUsedAt)
 }
+
+// TestClientAddrCalledOnlyWhenNeeded checks MiddlewareConfig.ClientAddr's
+// promise: it runs for a token with AllowedIPs, and for a last use due to
+// be written, not on every request.
+func TestClientAddrCalledOnlyWhenNeeded(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{t: t0}
+	iss := newIssuer(t, memstore.New(), apitoken.WithClock(clk.Now), apitoken.WithLastUseInterval(time.Minute))
+	var calls atomic.Int64
+	g, err := iss.NewGuard(apitoken.MiddlewareConfig{ClientAddr: func(*http.Request) (netip.Addr, bool) {
+		calls.Add(1)
+		return netip.MustParseAddr("192.0.2.1"), true
+	}})
+	require.NoError(t, err)
+	plain, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+	require.NoError(t, err)
+	bound, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme", AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	require.NoError(t, err)
+	auth := func(secret string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+secret)
+		r.Header.Set("X-Account-ID", "acme")
+		_, err := g.Authenticate(r)
+		require.NoError(t, err)
+	}
+	for range 10 {
+		auth(plain)
+	}
+	assert.EqualValues(t, 1, calls.Load(), "a token without a list: once, for the one last use written in the interval")
+	calls.Store(0)
+	for range 10 {
+		auth(bound)
+	}
+	assert.EqualValues(t, 10, calls.Load(), "a token with a list: on each request (and the last use reuses that address)")
+}
+
+// TestRotateRacingDisable disables the token while Rotate creates its
+// successor: Rotate must not leave the paused token a working successor.
+func TestRotateRacingDisable(t *testing.T) {
+	ctx := t.Context()
+	for _, grace := range []time.Duration{0, time.Hour} {
+		t.Run(fmt.Sprint("grace ", grace), func(t *testing.T) {
+			spy := newSpy()
+			iss := newIssuer(t, spy, apitoken.WithLastUseInterval(0))
+			secret, old, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+			require.NoError(t, err)
+			spy.onCreate = func(ctx context.Context, rec apitoken.Record, next func(context.Context, apitoken.Record) error) error {
+				err := next(ctx, rec)
+				require.NoError(t, iss.Disable(ctx, "acme", old.ID)) // between Rotate's read and its change
+				return err
+			}
+			_, _, err = iss.Rotate(ctx, "acme", old.ID, grace)
+			require.ErrorIs(t, err, apitoken.ErrInvalidInput)
+			assert.ErrorContains(t, err, "disabled")
+			spy.onCreate = nil
+			toks, err := iss.List(ctx, "acme")
+			require.NoError(t, err)
+			require.Len(t, toks, 1, "the successor was removed")
+			assert.Equal(t, old.ID, toks[0].ID)
+			assert.True(t, toks[0].Disabled)
+			assert.Equal(t, old.ExpiresAt, toks[0].ExpiresAt, "no grace was applied")
+			_, err = iss.Verify(ctx, "acme", secret)
+			require.Equal(t, apitoken.ErrInvalidToken, err)
+		})
+	}
+}

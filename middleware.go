@@ -129,7 +129,8 @@ func checkRealm(realm string) error {
 // and calls next with the verified Token in the request context, where
 // FromContext finds it. Otherwise it answers without calling next: 401 when
 // there are no credentials (or only of another scheme) or the token is
-// invalid, expired, deleted or of another account, challenging for Bearer
+// invalid, expired, deleted, disabled, of another account or used from an
+// address outside its AllowedIPs (all with the same answer), challenging for Bearer
 // and Basic; 400 when the credentials are malformed or ambiguous, or a
 // token is in the URL query (never accepted); 503 when the store fails.
 // NewMiddleware configures it.

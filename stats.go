@@ -47,8 +47,9 @@ type CacheStats struct {
 	// that asked the store (a malformed secret asks neither).
 	Hits, Misses uint64
 	// DroppedFills counts the records a lookup found and did not keep,
-	// because an invalidation came while it ran (a token deleted meanwhile
-	// must not come back).
+	// because their token (or its account, or the whole cache) was
+	// invalidated while it ran: a token deleted meanwhile must not come back.
+	// Invalidations of other tokens drop nothing.
 	DroppedFills uint64
 	// Evictions counts the entries pushed out before their TTL by a full
 	// cache: a cache too small for the tokens in use evicts steadily.

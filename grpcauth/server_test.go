@@ -266,11 +266,11 @@ func TestContextEnded(t *testing.T) {
 	tests := []struct {
 		name string
 		end  func(ctx context.Context) (context.Context, context.CancelFunc)
-		want codes.Code // on the client
+		want []codes.Code // on the client: the first, or, when its own timer fires late, the server's answer
 	}{
 		{"nok, deadline exceeded", func(ctx context.Context) (context.Context, context.CancelFunc) {
 			return context.WithTimeout(ctx, 100*time.Millisecond)
-		}, codes.DeadlineExceeded},
+		}, []codes.Code{codes.DeadlineExceeded, codes.Unavailable}},
 		{"nok, canceled", func(ctx context.Context) (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(ctx)
 			lookups := st.lookups.Load()
@@ -281,14 +281,14 @@ func TestContextEnded(t *testing.T) {
 				cancel()
 			}()
 			return ctx, cancel
-		}, codes.Canceled},
+		}, []codes.Code{codes.Canceled}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := tt.end(t.Context())
 			defer cancel()
 			_, err := s.who(ctx, methodWho, bearer(acctA, secret)...)
-			assert.Equal(t, tt.want, status.Code(err))
+			assert.Contains(t, tt.want, status.Code(err))
 			select {
 			case err := <-s.codes:
 				sts := status.Convert(err)

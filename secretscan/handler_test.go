@@ -388,6 +388,26 @@ func TestKeysEndpointDown(t *testing.T) {
 	assert.False(t, e.live(t, "acct_1", leaked))
 }
 
+// TestStaleKeyWhileEndpointDown: keys past their TTL are refetched, but a
+// keys endpoint that is down is no sign a key was withdrawn: a report
+// signed with a key already fetched still verifies.
+func TestStaleKeyWhileEndpointDown(t *testing.T) {
+	e := newEnv(t, secretscan.GitHub, secretscan.Config{KeysTTL: 50 * time.Millisecond, KeysRefetch: 50 * time.Millisecond})
+	first, _ := e.issue(t, "acct_1")
+	require.Equal(t, http.StatusNoContent, e.send(t, report(first)).Code)
+	require.EqualValues(t, 1, e.keys.fetches.Load())
+
+	time.Sleep(100 * time.Millisecond) // past the TTL and the refetch interval
+	e.keys.setDown(true)
+	for i := range 2 { // the failed refetch, then within the interval after it
+		leaked, _ := e.issue(t, "acct_1")
+		w := e.send(t, report(leaked))
+		require.Equal(t, http.StatusNoContent, w.Code, "report %d: %s", i, w.Body.String())
+		assert.False(t, e.live(t, "acct_1", leaked), "report %d revoked", i)
+	}
+	assert.EqualValues(t, 2, e.keys.fetches.Load(), "one refetch was tried")
+}
+
 func TestKeysDocumentProblems(t *testing.T) {
 	for _, tc := range []struct{ name, doc string }{
 		{"not JSON", "<html>"},

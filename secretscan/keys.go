@@ -74,15 +74,24 @@ func (k *keyring) key(ctx context.Context, id string) (*ecdsa.PublicKey, error) 
 		return pub, nil
 	}
 	if !k.tried.IsZero() && now.Sub(k.tried) < k.refetch {
-		// Stale keys, or an id the keys fetched a moment ago lack (a key
-		// that is new to us, or a forgery): the sender retries later, when a
-		// fetch is allowed again.
+		if known {
+			// Stale, but the last fetch that could refresh it failed a
+			// moment ago: the key was published, and an unreachable keys
+			// endpoint is no sign that it was withdrawn.
+			return pub, nil
+		}
+		// An id the keys fetched a moment ago lack (a key that is new to
+		// us, or a forgery): the sender retries later, when a fetch is
+		// allowed again.
 		return nil, fmt.Errorf("%w: fetched less than %v ago", errKeysUnavailable, k.refetch)
 	}
 	k.tried = now
 	keys, err := k.fetch(ctx)
 	if err != nil {
 		k.log.LogAttrs(ctx, slog.LevelWarn, "secretscan: public keys not fetched", slog.String("origin", k.origin.Name), slog.Any("err", err))
+		if known {
+			return pub, nil // as above: kept until the endpoint answers
+		}
 		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, err)
 	}
 	k.keys, k.fetched = keys, now

@@ -146,7 +146,7 @@
 // 1205; a DeleteAll, or an InnoDB delete that locks an account's rows in
 // its own order), the victim, a statement or transaction of the Store's
 // own, runs again, up to 8 times, and a last-use transaction that keeps
-// losing is written one statement at a time; in the caller's transaction
+// losing is written one token at a time; in the caller's transaction
 // (WithTx), the error is the caller's to handle. A Store not yet warm
 // prepares each statement once, with the context of the call that needs it
 // first; calls that come meanwhile run the statement unprepared, so that

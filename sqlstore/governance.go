@@ -111,7 +111,6 @@ func (s *Store) DeleteUnused(ctx context.Context, since time.Time, limit int) (i
 func (s *Store) deleteUnusedMySQL(ctx context.Context, at any, limit int) (int, error) {
 	var db interface {
 		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	} = s.db
 	if s.tx != nil {
 		db = s.tx
@@ -143,14 +142,18 @@ func (s *Store) deleteUnusedMySQL(ctx context.Context, at any, limit int) (int, 
 			return total, nil
 		}
 		q := strings.Replace(s.script.queries["delete-unused"], "IN (?)", "IN (?"+strings.Repeat(", ?", len(hashes)-1)+")", 1)
-		res, err := db.ExecContext(ctx, q, append([]any{at, at}, hashes...)...)
+		var n int
+		err = s.revoking(ctx, func(db execer) (_ []revocation, err error) {
+			n, err = execCount(ctx, db, q, append([]any{at, at}, hashes...)...)
+			// As on the other databases: every cache forgets everything.
+			return revokedIf(n, "", ""), err
+		})
 		if err != nil {
 			return total, fmt.Errorf("sqlstore: delete unused: %w", err)
 		}
-		n, err := rowsAffected("delete unused", res)
 		total += n
-		if err != nil || len(hashes) < want || total >= limit {
-			return total, err
+		if len(hashes) < want || total >= limit {
+			return total, nil
 		}
 	}
 	return total, nil

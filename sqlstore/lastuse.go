@@ -24,7 +24,7 @@ const lastUseChunk = 100
 // themselves, nor with a Delete or Rotate, which lock one token; a
 // DeleteAll, which locks an account's tokens in another order, can meet
 // one, and the database's victim (either side) runs again; a chunk that
-// keeps losing is written one statement at a time. In a Store made
+// keeps losing is written one token at a time. In a Store made
 // by WithTx the UPDATEs run in the caller's transaction, in the same order.
 func (s *Store) RecordLastUse(ctx context.Context, uses []apitoken.LastUse) error {
 	uses = slices.DeleteFunc(slices.Clone(uses), func(u apitoken.LastUse) bool { return !storable(u.ID) || u.At.IsZero() })
@@ -38,10 +38,14 @@ func (s *Store) RecordLastUse(ctx context.Context, uses []apitoken.LastUse) erro
 			if retryable(err) {
 				// Still the victim of each lock cycle (a stream of
 				// deletes that lock an account's rows in their order):
-				// write the chunk one statement at a time, each
-				// holding one row's lock, and each run again if it
-				// loses all the same.
-				err = s.writeLastUses(ctx, ownStatements{s}, part)
+				// write the chunk one token at a time, each holding one
+				// row's locks, and each run again if it loses all the
+				// same.
+				for _, u := range part {
+					if err = retry(ctx, func() error { return s.writeLastUsesInTx(ctx, []apitoken.LastUse{u}) }); err != nil {
+						break
+					}
+				}
 			}
 		}
 		if err != nil {
@@ -94,12 +98,4 @@ type stmtExecer struct{ stmt *sql.Stmt }
 
 func (e stmtExecer) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
 	return e.stmt.ExecContext(ctx, args...)
-}
-
-// ownStatements runs the Store's set-last-used statement on its own,
-// prepared, and again if it is a deadlock's victim (see Store.exec).
-type ownStatements struct{ s *Store }
-
-func (o ownStatements) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
-	return o.s.exec(ctx, &o.s.stmts.setLastUsed, args...)
 }

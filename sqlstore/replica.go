@@ -131,7 +131,8 @@ func (r *replica) created(accountID string, h apitoken.Hash) {
 }
 
 // revoked records that the account's token with that id (every token of
-// the account, with an empty id) was revoked now: for maxLag, Lookups that
+// the account, with an empty id; every token of every account, with both
+// empty) was revoked now: for maxLag, Lookups that
 // find it on the replica, and Lists of the account, read the primary. On a
 // nil replica it does nothing.
 func (r *replica) revoked(accountID, id string) {
@@ -158,7 +159,8 @@ func (r *replica) lookup(ctx context.Context, s *Store, h apitoken.Hash) (apitok
 	rec, err := s.lookupOn(ctx, &r.lookupStmt, h)
 	switch {
 	case err == nil:
-		if !r.recent.has(now, "t", rec.ID) && !r.recent.has(now, "r", rec.AccountID) {
+		// An empty account id stands for every account (a prune).
+		if !r.recent.has(now, "t", rec.ID) && !r.recent.has(now, "r", rec.AccountID) && !r.recent.has(now, "r", "") {
 			return rec, nil
 		}
 		// Changed within the lag: the replica's copy may be gone on the
@@ -182,7 +184,7 @@ func (r *replica) lookup(ctx context.Context, s *Store, h apitoken.Hash) (apitok
 // listOn returns the statement that lists the account: the replica's,
 // unless the account was written within the lag.
 func (r *replica) listOn(accountID string, primary *preparedStmt) *preparedStmt {
-	if r.recent.has(time.Now(), "a", accountID) {
+	if now := time.Now(); r.recent.has(now, "a", accountID) || r.recent.has(now, "a", "") {
 		r.recentReads.Add(1)
 		return primary
 	}

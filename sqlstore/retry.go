@@ -49,16 +49,19 @@ func sqlState(err error) string {
 	if errors.As(err, &st) {
 		return st.SQLState()
 	}
-	for ; err != nil; err = errors.Unwrap(err) {
-		v := reflect.ValueOf(err)
+	var code string
+	walkErrors(err, func(e error) bool {
+		v := reflect.ValueOf(e)
 		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
-			continue
+			return false
 		}
 		if f := v.Elem().FieldByName("Code"); f.IsValid() && f.Kind() == reflect.String {
-			return f.String()
+			code = f.String()
+			return true
 		}
-	}
-	return ""
+		return false
+	})
+	return code
 }
 
 // Bounds of retry: the attempts, and the first pause between two, which

@@ -35,6 +35,8 @@ func TestRetryable(t *testing.T) {
 		{"ok, wrapped", errors.Join(errors.New("exec"), &fakePgError{"40P01"}), true},
 		{"ok, MySQL deadlock", &fakeMySQLError{Number: 1213}, true},
 		{"ok, MySQL lock wait timeout", &fakeMySQLError{Number: 1205}, true},
+		{"ok, MySQL deadlock joined with a rollback's error", errors.Join(&fakeMySQLError{Number: 1213}, errors.New("rollback")), true},
+		{"ok, PostgreSQL deadlock in a Code field, joined", errors.Join(errors.New("rollback"), &codeOnlyPgError{"40P01"}), true},
 		{"nok, PostgreSQL unique violation", &fakePgError{"23505"}, false},
 		{"nok, MySQL duplicate entry", &fakeMySQLError{Number: 1062}, false},
 		{"nok, another error", errors.New("connection refused"), false},
@@ -91,10 +93,10 @@ func TestDeadlockVictimRunsAgain(t *testing.T) {
 	}
 }
 
-// TestLastUseChunkFallsBackToOneStatementEach checks that a chunk of last
-// uses whose transaction keeps losing deadlocks is written one statement at
-// a time, and that a deadlock-free chunk is one transaction.
-func TestLastUseChunkFallsBackToOneStatementEach(t *testing.T) {
+// TestLastUseChunkFallsBackToOneTokenEach checks that a chunk of last uses
+// whose transaction keeps losing deadlocks is written one token at a time,
+// and that a deadlock-free chunk is one transaction.
+func TestLastUseChunkFallsBackToOneTokenEach(t *testing.T) {
 	victim := &fakePgError{"40P01"}
 	uses := []apitoken.LastUse{{ID: "b", At: testCreatedAt}, {ID: "a", At: testCreatedAt}}
 	q := func(s *Store) string { return s.script.queries["set-last-used"] }
@@ -109,17 +111,23 @@ func TestLastUseChunkFallsBackToOneStatementEach(t *testing.T) {
 		require.NoError(t, s.RecordLastUse(t.Context(), uses))
 		require.NoError(t, mock.ExpectationsWereMet())
 	})
-	t.Run("ok, a chunk that keeps losing is written one statement at a time", func(t *testing.T) {
+	t.Run("ok, a chunk that keeps losing is written one token at a time", func(t *testing.T) {
 		s, _, mock := newMockStore(t, Postgres)
-		prep := mock.ExpectPrepare(q(s))
+		mock.ExpectPrepare(q(s))
 		for range retryAttempts {
 			mock.ExpectBegin()
 			mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "a", nil).WillReturnError(victim)
 			mock.ExpectRollback()
 		}
-		prep.ExpectExec().WithArgs(testCreatedAt, "a", nil).WillReturnError(victim) // and that one runs again
-		prep.ExpectExec().WithArgs(testCreatedAt, "a", nil).WillReturnResult(sqlmock.NewResult(0, 1))
-		prep.ExpectExec().WithArgs(testCreatedAt, "b", nil).WillReturnResult(sqlmock.NewResult(0, 1))
+		// One transaction per token, each run again if it loses.
+		mock.ExpectBegin()
+		mock.ExpectExec(q(s)).WithArgs(testCreatedAt, "a", nil).WillReturnError(victim)
+		mock.ExpectRollback()
+		for _, id := range []string{"a", "b"} {
+			mock.ExpectBegin()
+			mock.ExpectExec(q(s)).WithArgs(testCreatedAt, id, nil).WillReturnResult(sqlmock.NewResult(0, 1))
+			mock.ExpectCommit()
+		}
 		require.NoError(t, s.RecordLastUse(t.Context(), uses))
 		require.NoError(t, mock.ExpectationsWereMet())
 	})

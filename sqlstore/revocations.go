@@ -38,12 +38,13 @@ func (s *Store) revoking(ctx context.Context, change func(db execer) ([]revocati
 		return errClosed
 	}
 	// Outside the caller's transaction, a deadlock's victim runs again.
-	return schemaHint(retry(ctx, func() error {
+	var revs []revocation
+	err := schemaHint(retry(ctx, func() error {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		revs, err := change(tx)
+		revs, err = change(tx)
 		if err == nil {
 			err = s.logRevocations(ctx, tx, revs)
 		}
@@ -55,6 +56,14 @@ func (s *Store) revoking(ctx context.Context, change func(db execer) ([]revocati
 		}
 		return tx.Commit()
 	}))
+	// The replica lags behind the commit, not behind the statement: the
+	// window of primary reads starts again now (a slow commit would
+	// otherwise end it before the replica has the change). Also after an
+	// error: the commit may have happened.
+	for _, r := range revs {
+		s.replica.revoked(r.accountID, r.tokenID)
+	}
+	return err
 }
 
 // logRevocations writes revs to the revocation log through db.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -1075,55 +1074,6 @@ func TestOlderTokensWithoutHint(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	_, body = e.do(t, c, "GET", resp.Header.Get("Location"), nil, nil)
 	assert.Contains(t, body, "Token “legacy” was deleted.")
-}
-
-func TestDBConfig(t *testing.T) {
-	const sqlitePragmas = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	tests := []struct {
-		name, db, driver, dsn string
-		dialect               sqlstore.Dialect
-	}{
-		{"ok, postgres URL", "postgres://app:pw@db:5432/app?sslmode=require", "pgx", "", sqlstore.Postgres},
-		{"ok, postgresql URL", "postgresql://app:pw@db/app", "pgx", "", sqlstore.Postgres},
-		{"ok, libpq keyword/value", "host=db user=app password=pw dbname=app sslmode=disable", "pgx", "", sqlstore.Postgres},
-		{"ok, libpq with spaces around =", "  user = app host=db password=pw", "pgx", "", sqlstore.Postgres},
-		{"ok, mysql tcp", "app:pw@tcp(db:3306)/app?parseTime=true", "mysql", "", sqlstore.MySQL},
-		{"ok, mysql socket", "app:pw@unix(/run/mysqld/mysqld.sock)/app", "mysql", "", sqlstore.MySQL},
-		{"ok, mysql URL", "mysql://app:pw@db:3307/app?parseTime=true", "mysql", "app:pw@tcp(db:3307)/app?parseTime=true", sqlstore.MySQL},
-		{"ok, mysql URL without port", "mysql://app:pw@db/app", "mysql", "app:pw@tcp(db:3306)/app", sqlstore.MySQL},
-		{"ok, sqlite path", "/tmp/x.db", "sqlite", "file:/tmp/x.db" + sqlitePragmas, sqlstore.SQLite},
-		{"ok, relative sqlite path", "tokens.db", "sqlite", "file:tokens.db" + sqlitePragmas, sqlstore.SQLite},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			driver, dsn, d, err := dbConfig(tt.db)
-			require.NoError(t, err)
-			assert.Equal(t, tt.driver, driver)
-			assert.Equal(t, tt.dialect, d)
-			assert.Equal(t, cmp.Or(tt.dsn, tt.db), dsn)
-			if d != sqlstore.SQLite {
-				assert.NotContains(t, describeDB(tt.db), "pw", "the start-up line would print a password")
-			}
-		})
-	}
-	for _, tt := range []struct{ name, db, want string }{
-		{"nok, empty", "", "-db is empty"},
-		{"nok, another URL scheme", "sqlserver://sa:pw@db/app", "a sqlserver:// URL is not a database this demo opens"},
-		{"nok, key=value that is not libpq's", "server=db;uid=sa;pwd=pw", "not a form this demo knows"},
-		{"nok, mysql without tcp()", "app:pw@db:3306/app", "not a form this demo knows"},
-		{"nok, mysql URL without host", "mysql:///app", "must be mysql://user:pass@host:3306/db"},
-		{"nok, mysql URL with bad parameters", "mysql://app:pw@db/app?parseTime=maybe", "not go-sql-driver/mysql's"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			_, _, _, err := dbConfig(tt.db)
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tt.want)
-			assert.NotContains(t, err.Error(), "pw", "an error would print a password")
-			if !strings.Contains(tt.want, "mysql://user") && !strings.Contains(tt.want, "go-sql-driver") {
-				assert.Contains(t, err.Error(), "give an SQLite file path, a PostgreSQL URL")
-			}
-		})
-	}
 }
 
 // TestFavicon checks that /favicon.ico, which browsers ask for on every

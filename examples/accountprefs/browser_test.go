@@ -468,6 +468,7 @@ func TestBrowserPhone(t *testing.T) {
 	// width of the screen, and the page's own overflow.
 	offScreen := func(selector string) string {
 		t.Helper()
+		loaded(t, ctx)
 		return eval(`(() => {
 			const w = window.innerWidth, out = [];
 			if (document.documentElement.scrollWidth > w) out.push("the page is " + document.documentElement.scrollWidth + " px wide for " + w);
@@ -493,6 +494,7 @@ func TestBrowserPhone(t *testing.T) {
 	))
 	// A page wider than the screen makes a phone's browser zoom out: the
 	// layout viewport grows past 390 px.
+	loaded(t, ctx)
 	assert.Equal(t, "390", eval(`String(window.innerWidth)`), "the page is wider than the 390 px screen: the browser zoomed out")
 	assert.Empty(t, offScreen(`table.tokens td.actions button, table.tokens td[data-label="Last used"], table.tokens td[data-label="Name"], pre, .generate button`),
 		"off the screen at 390 px")
@@ -514,4 +516,13 @@ func TestBrowserPhone(t *testing.T) {
 	save("accountprefs-phone-dialog.png")
 	assert.Empty(t, missing(), "responses of 400 and more the pages asked for")
 	t.Logf("screenshots in %s", shots)
+}
+
+// loaded waits until the page and its style sheets have loaded: measured
+// before, an unstyled page is wider than the screen (seen on a loaded
+// machine: 839 px for 390).
+func loaded(t *testing.T, ctx context.Context) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.readyState === "complete" && [...document.styleSheets].length > 0`, chromedp.WithPollingTimeout(20*time.Second)))
+	require.NoError(t, err, "the page did not finish loading")
 }

@@ -26,11 +26,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +41,7 @@ import (
 
 	"github.com/apitoken-go/apitoken"
 	"github.com/apitoken-go/apitoken/apitokenprom"
+	"github.com/apitoken-go/apitoken/internal/dsn"
 	"github.com/apitoken-go/apitoken/sqlstore"
 )
 
@@ -105,7 +104,7 @@ func run(ctx context.Context, addr, db, baseURL string, stdout io.Writer) (err e
 		return err
 	}
 	a.ready = store.Ready
-	fmt.Fprintf(stdout, "Account Preferences on http://%s/ (base URL %s; tokens in %s); press Ctrl+C to stop.\n", ln.Addr(), baseURL, describeDB(db))
+	fmt.Fprintf(stdout, "Account Preferences on http://%s/ (base URL %s; tokens in %s); press Ctrl+C to stop.\n", ln.Addr(), baseURL, dsn.Describe(db))
 
 	srv := &http.Server{
 		Handler:           withMetrics(a.routes(), metrics),
@@ -151,11 +150,11 @@ func withMetrics(app http.Handler, c prometheus.Collector) http.Handler {
 // its form, and migrates it. The returned function closes the store and the
 // database.
 func openStore(ctx context.Context, db string) (*sqlstore.Store, func(), error) {
-	driver, dsn, dialect, err := dbConfig(db)
+	driver, source, dialect, err := dbConfig(db)
 	if err != nil {
 		return nil, nil, err
 	}
-	sqlDB, err := sql.Open(driver, dsn)
+	sqlDB, err := sql.Open(driver, source)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,121 +171,30 @@ func openStore(ctx context.Context, db string) (*sqlstore.Store, func(), error) 
 	return store, func() { store.Close(); sqlDB.Close() }, nil
 }
 
-// dbConfig maps the -db value to a driver, its DSN and the sqlstore dialect:
-//
-//   - postgres://… or postgresql://…, or a libpq keyword/value string
-//     ("host=db user=app dbname=app sslmode=disable"): PostgreSQL;
-//   - user:pass@tcp(host:3306)/db (go-sql-driver's form) or
-//     mysql://user:pass@host:3306/db: MySQL or MariaDB;
-//   - anything else without a URL scheme, '=' or '@': an SQLite file.
-//
+// dialects maps the dialects of package dsn to sqlstore's.
+var dialects = map[dsn.Dialect]sqlstore.Dialect{
+	dsn.SQLite:   sqlstore.SQLite,
+	dsn.Postgres: sqlstore.Postgres,
+	dsn.MySQL:    sqlstore.MySQL,
+}
+
+// dbConfig maps the -db value to a driver, its DSN and the sqlstore dialect
+// (see dsn.Parse for the forms), a MySQL DSN checked by go-sql-driver/mysql.
 // Another form is an error that names the forms it knows, and never the
 // value, which may hold a password.
-func dbConfig(db string) (driver, dsn string, d sqlstore.Dialect, err error) {
-	scheme, _, isURL := strings.Cut(db, "://")
+func dbConfig(db string) (driver, source string, d sqlstore.Dialect, err error) {
+	parsed, err := dsn.Parse(db, checkMySQL)
 	switch {
-	case db == "":
-		return "", "", 0, errors.New("-db is empty: " + dbForms)
-	case isURL && (scheme == "postgres" || scheme == "postgresql"):
-		return "pgx", db, sqlstore.Postgres, nil
-	case isURL && scheme == "mysql":
-		dsn, err := mysqlURL(db)
-		if err != nil {
-			return "", "", 0, err
-		}
-		return "mysql", dsn, sqlstore.MySQL, nil
-	case isURL:
-		if !validScheme(scheme) {
-			scheme = "?"
-		}
-		return "", "", 0, fmt.Errorf("-db: a %s:// URL is not a database this demo opens: %s", scheme, dbForms)
-	case libpqKeywordValue(db):
-		return "pgx", db, sqlstore.Postgres, nil
-	case strings.Contains(db, "@tcp("), strings.Contains(db, "@unix("):
-		return "mysql", db, sqlstore.MySQL, nil
-	case strings.ContainsAny(db, "=@"):
-		return "", "", 0, errors.New("-db: not a form this demo knows: " + dbForms)
-	default:
-		// WAL lets readers run beside a writer; busy_timeout makes a writer
-		// wait for another instead of failing.
-		return "sqlite", "file:" + db + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)", sqlstore.SQLite, nil
+	case errors.Is(err, dsn.ErrEmpty):
+		return "", "", 0, errors.New("-db is empty: give " + dsn.Forms)
+	case err != nil:
+		return "", "", 0, fmt.Errorf("-db: %w", err)
 	}
+	return parsed.Driver, parsed.DSN, dialects[parsed.Dialect], nil
 }
 
-// dbForms lists the -db forms, for errors.
-const dbForms = "give an SQLite file path, a PostgreSQL URL (postgres://user:pass@host:5432/db) or libpq string (host=… user=… dbname=…), " +
-	"or a MySQL DSN (user:pass@tcp(host:3306)/db or mysql://user:pass@host:3306/db)"
-
-// validScheme reports whether s is a URL scheme, so that an error may name it.
-func validScheme(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i, r := range s {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.')) {
-			return false
-		}
-	}
-	return true
-}
-
-// libpqKeywords are the connection parameters a libpq keyword/value string
-// most often starts with.
-var libpqKeywords = map[string]bool{
-	"host": true, "hostaddr": true, "port": true, "dbname": true, "user": true, "password": true,
-	"sslmode": true, "service": true, "passfile": true, "connect_timeout": true, "application_name": true,
-	"options": true, "target_session_attrs": true, "sslrootcert": true, "sslcert": true, "sslkey": true,
-}
-
-// libpqKeywordValue reports whether db is a libpq keyword/value string:
-// "keyword=value" pairs separated by spaces, the first keyword one of
-// libpq's.
-func libpqKeywordValue(db string) bool {
-	key, rest, ok := strings.Cut(strings.TrimLeft(db, " \t"), "=")
-	if !ok {
-		return false
-	}
-	key = strings.TrimRight(key, " \t")
-	return libpqKeywords[key] && !strings.ContainsAny(key, " \t") && rest != ""
-}
-
-// mysqlURL turns mysql://user:pass@host:port/db?params into
-// go-sql-driver's DSN, user:pass@tcp(host:port)/db?params (port 3306 by
-// default). Its errors never hold the URL.
-func mysqlURL(db string) (string, error) {
-	u, err := url.Parse(db)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return "", errors.New("-db: a mysql:// URL must be mysql://user:pass@host:3306/db")
-	}
-	cfg := mysql.NewConfig()
-	if u.User != nil {
-		cfg.User = u.User.Username()
-		cfg.Passwd, _ = u.User.Password()
-	}
-	cfg.Net = "tcp"
-	cfg.Addr = u.Host
-	if u.Port() == "" {
-		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
-	}
-	cfg.DBName = strings.TrimPrefix(u.Path, "/")
-	if strings.Contains(cfg.DBName, "/") {
-		return "", errors.New("-db: a mysql:// URL must be mysql://user:pass@host:3306/db")
-	}
-	dsn := cfg.FormatDSN()
-	if u.RawQuery != "" {
-		dsn += "?" + u.RawQuery
-	}
-	if _, err := mysql.ParseDSN(dsn); err != nil {
-		return "", errors.New("-db: the parameters of the mysql:// URL are not go-sql-driver/mysql's")
-	}
-	return dsn, nil
-}
-
-// describeDB names the database for the start-up line without printing a
-// server DSN, which may hold a password.
-func describeDB(db string) string {
-	if _, _, d, _ := dbConfig(db); d != sqlstore.SQLite {
-		return d.String()
-	}
-	return db
+// checkMySQL checks a MySQL DSN as the driver will parse it.
+func checkMySQL(s string) error {
+	_, err := mysql.ParseDSN(s)
+	return err
 }

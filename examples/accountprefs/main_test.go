@@ -259,6 +259,24 @@ func TestRunBadDB(t *testing.T) {
 	assert.Error(t, run(t.Context(), "127.0.0.1:0", bad, "", io.Discard))
 }
 
+// TestRunBadDBForm checks that a -db value of a form the demo does not open
+// stops run with an error naming the flag, and never the value: a password.
+func TestRunBadDBForm(t *testing.T) {
+	for _, tc := range []struct{ name, db, want string }{
+		{"empty", " ", "-db is empty: give an SQLite file path"},
+		{"another scheme", "sqlserver://sa:s3cret@db/app", "-db: a sqlserver:// URL is not a database"},
+		{"a MySQL DSN the driver refuses", "app:s3cret@tcp(db:3306)app", "-db: not a valid MySQL DSN"},
+		{"a mysql:// URL with parameters the driver refuses", "mysql://app:s3cret@db/app?parseTime=maybe", "-db: the parameters of the mysql:// URL are not go-sql-driver/mysql's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(t.Context(), "127.0.0.1:0", tc.db, "", io.Discard)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "s3cret", "an error would print a password")
+		})
+	}
+}
+
 // TestRunBadAddr checks that a listen error comes back from run.
 func TestRunBadAddr(t *testing.T) {
 	assert.Error(t, run(t.Context(), "127.0.0.1:-1", filepath.Join(t.TempDir(), "tokens.db"), "", io.Discard))

@@ -11,14 +11,19 @@ const (
 	Version = 1
 	Token   = 't' // one token of the account
 	Account = 'a' // every token of the account
+	All     = '*' // every token of every account (a prune): empty the cache
 )
 
 // Encode returns the message that invalidates the account's token with that
-// id, or every token of the account when id is empty. accountID is not empty
-// and at most 255 bytes.
+// id, every token of the account when id is empty, or every token of every
+// account when both are empty. accountID is at most 255 bytes. A reader of
+// an earlier version cannot read All, and empties its cache: what All asks.
 func Encode(accountID, id string) []byte {
 	kind := byte(Token)
-	if id == "" {
+	switch {
+	case accountID == "":
+		kind, id = All, ""
+	case id == "":
 		kind = Account
 	}
 	msg := make([]byte, 0, 3+len(accountID)+len(id))
@@ -27,10 +32,14 @@ func Encode(accountID, id string) []byte {
 	return append(msg, id...)
 }
 
-// Decode reads a message; ok is false for one it cannot read.
+// Decode reads a message; ok is false for one it cannot read. All gives
+// an empty account id.
 func Decode(msg []byte) (accountID, id string, ok bool) {
 	if len(msg) < 3 || msg[0] != Version {
 		return "", "", false
+	}
+	if msg[1] == All {
+		return "", "", len(msg) == 3 && msg[2] == 0
 	}
 	n := int(msg[2])
 	if len(msg) < 3+n || n == 0 {

@@ -173,6 +173,28 @@ func TestReplica(t *testing.T) {
 				assert.Empty(t, toks, "the account was written: listed from the primary")
 			})
 
+			t.Run("nor a pruned one, a prune counting for every token", func(t *testing.T) {
+				r := newReplicated(t, d)
+				s := r.store(t)
+				iss := issuerOn(t, s, apitoken.WithCache(100, time.Hour), apitoken.WithLastUseInterval(time.Second))
+				t.Cleanup(func() { assert.NoError(t, iss.Close()) })
+				acct := "acct-" + t.Name()
+				// Issued an hour ago through another instance, long
+				// replicated, never used since.
+				hourAgo := func() time.Time { return time.Now().Add(-time.Hour) }
+				secret, _, err := issuerOn(t, newStoreOn(t, r.open(), d), apitoken.WithClock(hourAgo)).Issue(ctx, apitoken.IssueParams{AccountID: acct})
+				require.NoError(t, err)
+				r.replicate(t)
+				n, err := iss.PruneUnused(ctx, time.Now().Add(-time.Minute))
+				require.NoError(t, err)
+				require.Positive(t, n)
+				// The replica lags: it still holds the token.
+				for range 3 {
+					_, err = iss.Verify(ctx, acct, secret)
+					require.ErrorIs(t, err, apitoken.ErrInvalidToken, "found on the replica, refused by the primary, never cached")
+				}
+			})
+
 			t.Run("nor one revoked through another instance, with the Bus", func(t *testing.T) {
 				r := newReplicated(t, d)
 				a := newBusInstance(t, d, r.open)
