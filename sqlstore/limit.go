@@ -68,45 +68,24 @@ func (s *Store) CreateLimited(ctx context.Context, rec apitoken.Record, max int)
 			return insert(tx)
 		})
 	case MySQL:
-		err = withNamedLock(ctx, conn, q["lock-account"], q["unlock-account"], []any{rec.AccountID}, func() error {
-			return inTx(ctx, conn, func(tx *sql.Tx) error { return insert(tx) })
+		// Three round trips: the lock, one INSERT that counts the account's
+		// tokens and goes in only below the limit, the unlock.
+		err = s.detached(ctx, rec.AccountID, rec.ID, func(ctx context.Context) error {
+			return withNamedLock(ctx, conn, q["lock-account"], q["unlock-account"], []any{rec.AccountID}, func() error {
+				res, err := conn.ExecContext(ctx, q["create-limited"], append(args, rec.AccountID, max)...)
+				if err != nil {
+					return s.created(res, err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return err
+				} else if n == 0 {
+					return errLimitReached
+				}
+				return nil
+			})
 		})
 	case SQLite:
 		err = inImmediateTx(ctx, conn, q, func() error { return insert(conn) })
 	}
 	return createError(err)
-}
-
-// insertInTx runs the create statement in a transaction of its own. MySQL's
-// driver answers a cancelled context by dropping the connection, and the
-// server would still commit an INSERT running on its own: in a transaction,
-// the dropped connection rolls it back, so a failed Issue leaves no row.
-func (s *Store) insertInTx(ctx context.Context, args []any) (res sql.Result, err error) {
-	err = retry(ctx, func() (err error) {
-		res, err = s.insertInTxOnce(ctx, args)
-		return err
-	})
-	return res, err
-}
-
-func (s *Store) insertInTxOnce(ctx context.Context, args []any) (sql.Result, error) {
-	stmt, err := s.stmts.create.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	var res sql.Result
-	if stmt != nil {
-		res, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
-	} else { // being prepared by another caller
-		res, err = tx.ExecContext(ctx, s.stmts.create.query, args...)
-	}
-	if err != nil {
-		_ = tx.Rollback() // err says what went wrong; the row is not there
-		return nil, err
-	}
-	return res, tx.Commit()
 }

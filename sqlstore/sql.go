@@ -50,7 +50,7 @@ func (sc *script) check(d Dialect) error {
 	case Postgres:
 		need = append(need, "lock-account", "isolation")
 	case MySQL:
-		need = append(need, "unlock", "lock-account", "unlock-account", "select-unused")
+		need = append(need, "unlock", "lock-account", "unlock-account", "create-limited", "select-unused")
 	case SQLite:
 		need = append(need, "unlock", "rollback")
 	}

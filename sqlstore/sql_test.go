@@ -27,7 +27,7 @@ func wantQueries(d Dialect) []string {
 	case Postgres:
 		q = append(q, "lock-account", "isolation") // CreateLimited's lock, and its check of the caller's transaction
 	case MySQL:
-		q = append(q, "unlock", "lock-account", "unlock-account", "select-unused") // RELEASE_LOCK; CreateLimited's lock; PruneUnused's read
+		q = append(q, "unlock", "lock-account", "unlock-account", "create-limited", "select-unused") // RELEASE_LOCK; CreateLimited's lock and counting INSERT; PruneUnused's read
 	case SQLite:
 		q = append(q, "unlock", "rollback") // COMMIT, ROLLBACK
 	}

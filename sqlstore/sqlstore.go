@@ -146,13 +146,12 @@ func (s *Store) Create(ctx context.Context, rec apitoken.Record) error {
 		return err
 	}
 	s.replica.created(rec.AccountID, rec.Hash)
-	var res sql.Result
 	if s.dialect == MySQL && s.tx == nil {
-		res, err = s.insertInTx(ctx, args)
-	} else {
-		res, err = s.exec(ctx, &s.stmts.create, args...)
+		return createError(s.detached(ctx, rec.AccountID, rec.ID, func(ctx context.Context) error {
+			return s.created(s.exec(ctx, &s.stmts.create, args...))
+		}))
 	}
-	return createError(s.created(res, err))
+	return createError(s.created(s.exec(ctx, &s.stmts.create, args...)))
 }
 
 // createArgs checks rec and returns the arguments of the create statement.

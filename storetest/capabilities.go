@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -281,6 +282,15 @@ func testSetDisabled(t *testing.T, s apitoken.Store) {
 		checkNoError(t, d.SetDisabled(t.Context(), acct, rec.ID, false),
 			"a Store must enable a disabled token, and enabling an enabled token is not an error")
 		checkLookup(t, s, rec, "a token enabled again must be as it was before SetDisabled")
+	}
+
+	// A Disable that fails because its context ended is an outage: as "no
+	// such token" it would tell the owner their token is gone.
+	dead, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := d.SetDisabled(dead, acct, rec.ID, true); err != nil {
+		check(t, !errors.Is(err, apitoken.ErrNotFound), "a Store need not fail SetDisabled on a cancelled context, but if it does, the error must be a system error, not one wrapping ErrNotFound: got %v", err)
+		checkLookup(t, s, rec, "a failed SetDisabled must change nothing")
 	}
 }
 

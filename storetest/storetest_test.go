@@ -56,6 +56,7 @@ const (
 	lastUseDropsIP            fault = "does not record the address of a last use"
 	disableIgnoresAccount     fault = "disables a token of another account"
 	disableNotIdempotent      fault = "refuses to disable a disabled token"
+	disableCancelNotFound     fault = "reports a SetDisabled with a cancelled context as ErrNotFound"
 	deleteMemberAnyAccount    fault = "deletes the member's tokens in every account"
 	deleteMemberMiscounts     fault = "reports the tokens DeleteMember scanned, not those it removed"
 	pruneUnusedByCreation     fault = "removes tokens created before the cut, used or not, in DeleteUnused"
@@ -351,7 +352,10 @@ func (s *faultyStore) Rehash(_ context.Context, accountID, id string, from, to a
 }
 
 // SetDisabled implements apitoken.Disabler.
-func (s *faultyStore) SetDisabled(_ context.Context, accountID, id string, disabled bool) error {
+func (s *faultyStore) SetDisabled(ctx context.Context, accountID, id string, disabled bool) error {
+	if s.fault == disableCancelNotFound && ctx.Err() != nil {
+		return fmt.Errorf("faulty: %w", apitoken.ErrNotFound)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.indexLocked(accountID, id, s.fault == disableIgnoresAccount)
@@ -508,6 +512,7 @@ func TestRunFailsOnBrokenStores(t *testing.T) {
 		{fault: lastUseDropsIP, subtest: "RecordLastUse", rule: "a Store must record a first use, to the microsecond, with its address"},
 		{fault: disableIgnoresAccount, subtest: "SetDisabled", rule: "SetDisabled of the token of another account must return an error wrapping ErrNotFound"},
 		{fault: disableNotIdempotent, subtest: "SetDisabled", rule: "disabling a disabled token is not an error"},
+		{fault: disableCancelNotFound, subtest: "SetDisabled", rule: "the error must be a system error, not one wrapping ErrNotFound"},
 		{fault: deleteMemberAnyAccount, subtest: "DeleteMember", rule: "DeleteMember must leave other accounts' tokens in place, the member's included"},
 		{fault: deleteMemberMiscounts, subtest: "DeleteMember", rule: "a Store must report how many tokens DeleteMember removed"},
 		{fault: pruneUnusedByCreation, subtest: "DeleteUnused", rule: "DeleteUnused must keep tokens used at or after the time given"},

@@ -131,6 +131,15 @@ DELETE FROM apitoken_tokens WHERE expires_at <= ?;
 -- argument (NULL: none).
 UPDATE apitoken_tokens SET expires_at = ? WHERE id = ? AND account_id = ? AND expires_at <=> ?;
 
+-- query: create-limited
+-- CreateLimited's INSERT, under the account's named lock: the row goes in
+-- only while the account holds fewer tokens than the limit (the last
+-- argument), counted by the same statement.
+INSERT INTO apitoken_tokens (hash, id, account_id, member_id, name, scopes, created_at, expires_at, last_used_at,
+    disabled, hint, allowed_ips, last_used_ip)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL
+WHERE (SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = ?) < ?;
+
 -- query: count-account
 SELECT COUNT(*) FROM apitoken_tokens WHERE account_id = ?;
 

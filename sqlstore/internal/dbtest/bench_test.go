@@ -384,7 +384,7 @@ func BenchmarkIssue(b *testing.B) {
 					var h [32]byte
 					rand.Read(h[:])
 					_, err := insert.ExecContext(ctx, h[:], uuid.Must(uuid.NewV7()).String(), benchAccountName(i),
-						"member", "bench", "tokens:read", created, nil, nil)
+						"member", "bench", "tokens:read", created, nil, nil, false, "Ab12", "", nil)
 					if err != nil {
 						b.Fatalf("insert: %v", err)
 					}
@@ -421,6 +421,22 @@ func BenchmarkIssue(b *testing.B) {
 					}
 					i++
 				}
+			})
+			// 16 goroutines issuing into one account without a limit: the
+			// floor of the contended limited Issue below.
+			b.Run("op=issue-contended", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(8) // 16 goroutines on 2 cores
+				acct := "contended-plain-" + d.String()
+				b.RunParallel(func(pb *testing.PB) {
+					p := apitoken.IssueParams{AccountID: acct, MemberID: "member"}
+					for pb.Next() {
+						if _, _, err := s.iss.Issue(ctx, p); err != nil {
+							b.Errorf("Issue: %v", err)
+							return
+						}
+					}
+				})
 			})
 			// 16 goroutines issuing into one account, the contention the
 			// limit's lock serializes.

@@ -1,11 +1,13 @@
 package dbtest_test
 
 import (
+	"context"
 	"crypto/rand"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -51,9 +53,10 @@ func TestLostCommitReply(t *testing.T) {
 					iss := issuerOn(t, s, opts...)
 					acct := "acct-" + rand.Text()
 					marker := "ghost-" + rand.Text()
-					// MySQL inserts in a transaction of its own, and the
-					// limit counts and inserts in one on every database.
-					px.loseReplyAfter(commitAfter(d == sqlstore.MySQL || limited, marker)...)
+					// A plain Create is one INSERT on its own; the limit's
+					// is one too on MySQL (under a named lock), and counts
+					// and inserts in a transaction on PostgreSQL.
+					px.loseReplyAfter(commitAfter(limited && d != sqlstore.MySQL, marker)...)
 					lost := px.lostReplies()
 					_, _, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: acct, Name: marker})
 					require.Equal(t, lost+1, px.lostReplies(), "the proxy lost the commit's reply")
@@ -106,6 +109,62 @@ func TestLostCommitReply(t *testing.T) {
 					}
 				})
 			}
+		})
+	}
+}
+
+// TestCancelledCreateLeavesNoRow cancels Create while its INSERT waits at
+// the server for a table lock another connection holds, as a client that
+// gives up on a slow database does, and calls it on the Store directly, with
+// no Issuer to undo it: a failed call must leave the Store as it was. MySQL's
+// driver drops the connection of a cancelled statement, and the server still
+// runs the INSERT once the lock is free: Create lets it finish with a
+// context of its own and deletes the row it made. On PostgreSQL the
+// cancellation stops the statement.
+func TestCancelledCreateLeavesNoRow(t *testing.T) {
+	for _, d := range serverDialects {
+		t.Run(d.String(), func(t *testing.T) {
+			direct, _, _ := proxiedDB(t, d)
+			s, err := sqlstore.New(direct, d)
+			require.NoError(t, err)
+			require.NoError(t, s.Migrate(t.Context()))
+			t.Cleanup(func() { s.Close() })
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			record := func(acct string) apitoken.Record {
+				rec := apitoken.Record{Token: apitoken.Token{ID: uuid.Must(uuid.NewV7()).String(), AccountID: acct, Name: "cancelled", CreatedAt: now}}
+				_, _ = rand.Read(rec.Hash[:])
+				return rec
+			}
+			require.NoError(t, s.Create(t.Context(), record("warm")), "statements prepared")
+
+			conn, err := direct.Conn(t.Context())
+			require.NoError(t, err)
+			defer conn.Close()
+			var unlock func()
+			if d == sqlstore.MySQL {
+				_, err = conn.ExecContext(t.Context(), "LOCK TABLES apitoken_tokens WRITE")
+				unlock = func() { _, _ = conn.ExecContext(context.Background(), "UNLOCK TABLES") }
+			} else {
+				tx, txErr := conn.BeginTx(t.Context(), nil)
+				require.NoError(t, txErr)
+				_, err = tx.ExecContext(t.Context(), "LOCK TABLE apitoken_tokens IN EXCLUSIVE MODE")
+				unlock = func() { _ = tx.Rollback() }
+			}
+			require.NoError(t, err)
+			acct := "acct-" + rand.Text()
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			err = s.Create(ctx, record(acct))
+			require.ErrorIs(t, err, context.DeadlineExceeded, "Create fails when its context ends")
+			unlock()
+			assert.Eventually(t, func() bool {
+				toks, err := s.List(t.Context(), acct)
+				return err == nil && len(toks) == 0
+			}, 10*time.Second, 20*time.Millisecond, "a failed Create must leave no row")
+			time.Sleep(200 * time.Millisecond) // nor does one come back later
+			toks, err := s.List(t.Context(), acct)
+			require.NoError(t, err)
+			assert.Empty(t, toks, "a failed Create must leave no row")
 		})
 	}
 }
