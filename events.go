@@ -89,10 +89,10 @@ const (
 	// KindDeleted: a token was deleted (AccountID, TokenID).
 	KindDeleted
 	// KindDeletedAccount: every token of an account was deleted
-	// (AccountID, Count).
+	// (AccountID, Count; not sent when there was none).
 	KindDeletedAccount
 	// KindDeletedMember: the tokens of a member were deleted (AccountID,
-	// MemberID, Count).
+	// MemberID, Count; not sent when there was none).
 	KindDeletedMember
 	// KindRevoked: a token was revoked by its secret, as leaked
 	// (AccountID, TokenID; Related is the reason, "leaked" or the one of

@@ -92,7 +92,7 @@ func (l *lastUses) sweep(now time.Time) {
 func (l *lastUses) write(batch []LastUse) {
 	ctx, cancel := context.WithTimeout(context.Background(), lastUseTimeout)
 	defer cancel()
-	// A failed write fails no request; a use after the interval writes again.
+	// A failed write fails no request; the next use writes again.
 	err := l.store.RecordLastUse(ctx, batch)
 	l.mu.Lock()
 	if err == nil {
@@ -100,6 +100,14 @@ func (l *lastUses) write(batch []LastUse) {
 	} else {
 		l.err = err
 		l.failed += uint64(len(batch))
+		// Not written: the next use of each is written again, however
+		// soon, or the store would keep a last use older than the
+		// interval (and PruneUnused could remove a token in use).
+		for _, u := range batch {
+			if l.recorded[u.ID].Equal(u.At) {
+				delete(l.recorded, u.ID)
+			}
+		}
 	}
 	l.mu.Unlock()
 	if err == nil {

@@ -76,6 +76,50 @@ func TestLastUse(t *testing.T) {
 		}
 	})
 
+	t.Run("ok, after a failed write the next use is written, within the interval", func(t *testing.T) {
+		ctx := t.Context()
+		down := errors.New("database down")
+		calls := make(chan error, 4)
+		var failed atomic.Bool
+		store := newSpy()
+		store.onRecordLastUse = func(ctx context.Context, uses []apitoken.LastUse, next func(context.Context, []apitoken.LastUse) error) error {
+			err := down
+			if failed.Swap(true) { // the first write fails, the others go through
+				err = next(ctx, uses)
+			}
+			calls <- err
+			return err
+		}
+		written := func() error {
+			t.Helper()
+			select {
+			case err := <-calls:
+				return err
+			case <-time.After(5 * time.Second):
+				t.Fatal("no last use was written")
+				return nil
+			}
+		}
+		clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+		iss, err := apitoken.NewIssuer(store, apitoken.WithLastUseInterval(5*time.Minute), apitoken.WithClock(clk.Now))
+		require.NoError(t, err)
+		secret, tok, err := iss.Issue(ctx, apitoken.IssueParams{AccountID: "acme"})
+		require.NoError(t, err)
+		_, err = iss.Verify(ctx, "acme", secret)
+		require.NoError(t, err)
+		require.ErrorIs(t, written(), down)
+		clk.Add(30 * time.Second) // within the interval
+		_, err = iss.Verify(ctx, "acme", secret)
+		require.NoError(t, err)
+		require.NoError(t, written(), "the use after the failure is written")
+		require.ErrorIs(t, iss.Close(), down, "Close still reports the failed write")
+		toks, err := store.List(ctx, "acme")
+		require.NoError(t, err)
+		require.Len(t, toks, 1)
+		assert.Equal(t, tok.ID, toks[0].ID)
+		assert.Equal(t, clk.Now(), toks[0].LastUsedAt)
+	})
+
 	t.Run("ok, 100,000 verifications of 100 tokens write each token once per interval", func(t *testing.T) {
 		ctx := t.Context()
 		store := newRecording(nil)

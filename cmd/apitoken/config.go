@@ -56,7 +56,8 @@ func (o *options) addIssuerFlags(fs *flag.FlagSet) {
 
 func (o *options) addDBFlags(fs *flag.FlagSet) {
 	// Not the flag's default: help would print it, password included.
-	fs.StringVar(&o.db, "db", "", "the database (`DSN`, env "+envDB+"): "+dsnForms)
+	fs.StringVar(&o.db, "db", "", "the database (`DSN`, env "+envDB+"; a DSN with a password belongs in "+envDB+
+		" or a passfile, since ps and shell history see flags): "+dsnForms)
 	fs.Func("table-prefix", "the prefix of the table names (`PREFIX`, env "+envTablePrefix+"; default apitoken_)", func(s string) error {
 		o.tablePrefix, o.tablePrefSet = s, true
 		return nil
