@@ -595,7 +595,8 @@ func (t *Table) remove(i uint32) {
 // compact copies the live texts to a new arena when more than half of the
 // arena is garbage, and the garbage outweighs the slots it must read: each
 // byte copied, each slot read and each offset updated in byHash was paid for
-// by a byte deleted, so deletion stays O(1) amortized.
+// by a byte deleted, so deletion stays O(1) amortized. It copies into a new
+// arena, never within the old one, which earlier reads may still view.
 func (t *Table) compact() {
 	if t.Len() == 0 {
 		// Nothing to copy: give all the memory back.
@@ -636,6 +637,8 @@ const (
 )
 
 // appendText appends the text of tok to the arena and returns where it is.
+// It writes only past len(t.arena): the bytes before it are viewed by the
+// strings of earlier reads, and must never change (see the package doc).
 func (t *Table) appendText(tok *Token) (off, n uint32) {
 	start := len(t.arena) // a multiple of textAlign
 	if start/textAlign > math.MaxUint32 {
