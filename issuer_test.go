@@ -374,7 +374,8 @@ func TestRedaction(t *testing.T) {
 	}
 	for _, out := range outputs {
 		assert.NotContains(t, strings.ToLower(out), "abab", "a hash must never print")
-		assert.NotContains(t, out, "171", "a hash must never print in decimal")
+		// Two bytes: "171" alone may be part of a time or an id.
+		assert.NotContains(t, out, "171 171", "a hash must never print in decimal")
 		assert.NotContains(t, out, secret)
 	}
 	assert.Contains(t, fmt.Sprintf("%v", h), "REDACTED")

@@ -86,7 +86,11 @@ func TestStatsCountersUnderContention(t *testing.T) {
 	assert.Equal(t, uint64(workers*each), s.Verifications.Verified)
 	assert.Equal(t, uint64(workers*each), s.Verifications.RefusedFor(apitoken.ReasonMalformed))
 	assert.Equal(t, uint64(workers*each), s.Cache.Hits+s.Cache.Misses, "a malformed secret is neither")
-	assert.LessOrEqual(t, s.Cache.Misses, uint64(64+workers), "about one miss per token, before its first fill")
+	// Each worker misses a token at most once, before its first fill
+	// (how many share that fill depends on the scheduling: 74 of 72 seen
+	// under -race), and then hits it: the cache holds all 64.
+	assert.LessOrEqual(t, s.Cache.Misses, uint64(len(secrets)*workers), "at most one miss per worker and token")
+	assert.GreaterOrEqual(t, s.Cache.Hits, uint64(workers*each-len(secrets)*workers))
 }
 
 func TestStatsCache(t *testing.T) {
