@@ -1,6 +1,7 @@
 package apitoken
 
 import (
+	"crypto/fips140"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -61,8 +62,9 @@ func (k *hasher) hash(secret string) Hash { return k.current.sum(secret) }
 // pointers behind the hash.Hash, which newMAC checks (its type, its size,
 // that it holds no pointer) before relying on it, and which it checks again
 // against crypto/hmac on a known input. Should either check fail (another
-// Go release, a BoringCrypto build), the mac uses crypto/hmac through a pool
-// instead: the same digests, slower.
+// Go release, a BoringCrypto build), or in FIPS 140-3 mode (GODEBUG
+// fips140=on), the mac uses crypto/hmac through a pool instead: the same
+// digests, slower.
 type mac struct {
 	inner, outer hash.Hash // SHA-256 states after K^ipad and K^opad; never written after newMAC
 	slow         bool      // the states cannot be copied: use crypto/hmac
@@ -125,7 +127,8 @@ func state(h hash.Hash) *digestState {
 }
 
 func newMAC(key []byte) *mac {
-	if copyableDigest == nil {
+	// In FIPS 140-3 mode the MAC must be the module's own HMAC.
+	if copyableDigest == nil || fips140.Enabled() {
 		return newSlowMAC(key)
 	}
 	// The key block as HMAC defines it: a key longer than a block is hashed
