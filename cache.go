@@ -346,8 +346,10 @@ func cloneScopes(s []string) []string {
 // most this), and for how long (the cache's TTL, at most this). A hash is
 // unknown until an Issue creates it, and Issue hands its secret to no one
 // before the store has it, so a refusal can only be wrong for a store that
-// does not see its own writes at once (a lagging replica): the refusal TTL
-// bounds how long such a token is refused after its first refusal.
+// does not see its own writes at once (a lagging replica), or for a secret
+// issued through InTx and verified through the parent before the commit:
+// the refusal TTL bounds how long such a token is refused after its first
+// refusal.
 const (
 	maxRefusals   = 1 << 16
 	maxRefusalTTL = time.Second
