@@ -563,12 +563,22 @@ func (iss *Issuer) deleteAll(ctx context.Context, accountID string) (int, error)
 			return 0, fmt.Errorf("apitoken: store: %w", err)
 		}
 	}
+	return iss.deleteListed(ctx, accountID, func(Token) bool { return true })
+}
+
+// deleteListed is the fallback of the bulk deletes for a store without the
+// capability: it lists the account and deletes, one by one, the tokens
+// that match, and returns how many it deleted.
+func (iss *Issuer) deleteListed(ctx context.Context, accountID string, match func(Token) bool) (int, error) {
 	toks, err := iss.store.List(ctx, accountID)
 	if err != nil {
 		return 0, fmt.Errorf("apitoken: store: %w", err)
 	}
 	n := 0
 	for _, tok := range toks {
+		if !match(tok) {
+			continue
+		}
 		switch err := iss.store.Delete(ctx, accountID, tok.ID); {
 		case err == nil:
 			n++

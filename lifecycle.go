@@ -180,23 +180,7 @@ func (iss *Issuer) deleteMember(ctx context.Context, accountID, memberID string)
 			return 0, fmt.Errorf("apitoken: store: %w", err)
 		}
 	}
-	toks, err := iss.store.List(ctx, accountID)
-	if err != nil {
-		return 0, fmt.Errorf("apitoken: store: %w", err)
-	}
-	n := 0
-	for _, tok := range toks {
-		if tok.MemberID != memberID {
-			continue
-		}
-		switch err := iss.store.Delete(ctx, accountID, tok.ID); {
-		case err == nil:
-			n++
-		case !errors.Is(err, ErrNotFound): // gone meanwhile is fine
-			return n, fmt.Errorf("apitoken: store: %w", err)
-		}
-	}
-	return n, nil
+	return iss.deleteListed(ctx, accountID, func(tok Token) bool { return tok.MemberID == memberID })
 }
 
 // Batch sizes of PruneUnused and Expiring: each store call handles at most
