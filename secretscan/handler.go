@@ -34,9 +34,11 @@ type Config struct {
 	// revoked at once, with RevokeSecret.
 	ReportOnly bool
 
-	// OnLeak, if set, is called once for each reported place of each secret
-	// that names a token (revoked or not), after it was revoked: to e-mail
-	// the owner or open an incident. The Leak never holds the secret. It
+	// OnLeak, if set, is called once for each reported place (URL) of each
+	// secret that names a token (revoked or not), after it was revoked: to
+	// e-mail the owner or open an incident. A report delivered again calls
+	// it for no place it was called for within the last day (in this
+	// process); a place not reported before is called for. The Leak never holds the secret. It
 	// runs on the report's goroutines, several at once (Concurrency), within
 	// Timeout: queue slow work.
 	OnLeak func(ctx context.Context, leak Leak)
@@ -350,8 +352,11 @@ feed:
 // one handles a secret reported in ms, and reports whether it names a
 // token (or did, before an earlier delivery revoked it).
 func (h *handler) one(ctx context.Context, origin, secret string, ms []match) (bool, error) {
-	if h.memo.seen(secret) {
-		return true, nil // an earlier delivery handled it: no store call, no hook again
+	if tok, ok := h.memo.token(secret); ok {
+		// An earlier delivery handled it: no store call, and the hook only
+		// for the places not reported before.
+		h.notify(ctx, tok, origin, secret, ms)
+		return true, nil
 	}
 	var (
 		tok apitoken.Token
@@ -368,60 +373,106 @@ func (h *handler) one(ctx context.Context, origin, secret string, ms []match) (b
 	case err != nil:
 		return false, err
 	}
-	h.memo.add(secret)
-	if h.onLeak != nil {
-		for _, m := range ms {
-			h.onLeak(ctx, Leak{Token: tok, Revoked: !h.reportOnly, Origin: origin, Type: m.Type, URL: m.URL, Source: m.Source})
-		}
-	}
+	h.memo.add(secret, tok)
+	h.notify(ctx, tok, origin, secret, ms)
 	return true, nil
 }
 
+// notify calls the hook for each match of secret at a place (its URL) the
+// memo has not seen it at.
+func (h *handler) notify(ctx context.Context, tok apitoken.Token, origin, secret string, ms []match) {
+	if h.onLeak == nil {
+		return
+	}
+	for _, m := range ms {
+		if h.memo.newPlace(secret, m.URL) {
+			h.onLeak(ctx, Leak{Token: tok, Revoked: !h.reportOnly, Origin: origin, Type: m.Type, URL: m.URL, Source: m.Source})
+		}
+	}
+}
+
 // A memo remembers, for a day and in this process only, the secrets that
-// named a token, so that a report delivered again calls no hook again
-// (with ReportOnly, nothing else would tell) and is labelled as the first
-// delivery was. It keeps an HMAC of each secret under a key drawn when the
-// handler is made, never the secret nor its plain hash.
+// named a token, with the token, and the places (URLs) each was reported
+// at, so that a report delivered again calls no store and no hook again
+// (with ReportOnly, nothing else would tell), and is labelled as the first
+// delivery was, while a known secret found at a new place still reaches
+// the hook. It keeps HMACs of the secrets under a key drawn when the
+// handler is made, never a secret nor its plain hash.
 type memo struct {
-	key []byte
-	mu  sync.Mutex
-	at  map[[sha256.Size]byte]time.Time
+	key    []byte
+	mu     sync.Mutex
+	tokens map[[sha256.Size]byte]memoEntry // by the secret's HMAC
+	places map[[sha256.Size]byte]time.Time // by the HMAC of the secret and a URL
+}
+
+type memoEntry struct {
+	at  time.Time
+	tok apitoken.Token
 }
 
 func newMemo() *memo {
 	key := make([]byte, 32)
 	rand.Read(key) // never fails: crypto/rand crashes the program instead
-	return &memo{key: key, at: make(map[[sha256.Size]byte]time.Time)}
+	return &memo{key: key, tokens: make(map[[sha256.Size]byte]memoEntry), places: make(map[[sha256.Size]byte]time.Time)}
 }
 
-func (m *memo) sum(secret string) (s [sha256.Size]byte) {
+// sum returns the HMAC of the parts, each ended by a NUL (which neither a
+// secret nor a URL holds where it matters: a URL with one is one place).
+func (m *memo) sum(parts ...string) (s [sha256.Size]byte) {
 	mac := hmac.New(sha256.New, m.key)
-	mac.Write([]byte(secret))
+	for _, p := range parts {
+		mac.Write([]byte(p))
+		mac.Write([]byte{0})
+	}
 	copy(s[:], mac.Sum(nil))
 	return s
 }
 
-func (m *memo) seen(secret string) bool {
+// token returns the token secret named when a delivery of the last day
+// handled it.
+func (m *memo) token(secret string) (apitoken.Token, bool) {
 	k := m.sum(secret)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	at, ok := m.at[k]
-	return ok && time.Since(at) < memoTTL
+	e, ok := m.tokens[k]
+	return e.tok, ok && time.Since(e.at) < memoTTL
 }
 
-func (m *memo) add(secret string) {
+func (m *memo) add(secret string, tok apitoken.Token) {
 	k := m.sum(secret)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.at) >= memoSize {
-		for k, at := range m.at {
-			if time.Since(at) >= memoTTL {
-				delete(m.at, k)
-			}
-		}
-		if len(m.at) >= memoSize {
-			clear(m.at) // forgetting costs a store call, and a hook call with ReportOnly
+	bound(m.tokens, func(e memoEntry) time.Time { return e.at })
+	m.tokens[k] = memoEntry{time.Now(), tok}
+}
+
+// newPlace reports whether secret was not reported at url within the last
+// day, and remembers that it now was.
+func (m *memo) newPlace(secret, url string) bool {
+	k := m.sum(secret, url)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if at, ok := m.places[k]; ok && time.Since(at) < memoTTL {
+		return false
+	}
+	bound(m.places, func(at time.Time) time.Time { return at })
+	m.places[k] = time.Now()
+	return true
+}
+
+// bound makes room in a memo's map: old entries go, and all of them if
+// that is not enough (forgetting costs a store call, and a hook call with
+// ReportOnly).
+func bound[V any](entries map[[sha256.Size]byte]V, at func(V) time.Time) {
+	if len(entries) < memoSize {
+		return
+	}
+	for k, v := range entries {
+		if time.Since(at(v)) >= memoTTL {
+			delete(entries, k)
 		}
 	}
-	m.at[k] = time.Now()
+	if len(entries) >= memoSize {
+		clear(entries)
+	}
 }

@@ -500,6 +500,20 @@ func TestRedeliveryIsIdempotent(t *testing.T) {
 			assert.NotEqual(t, leaks[0].URL, leaks[1].URL)
 			assert.Equal(t, reportOnly, e.live(t, "acct_1", leaked), "ReportOnly revokes nothing")
 			assert.LessOrEqual(t, strings.Count(e.logs.String(), "token revoked"), 1)
+
+			// The same secret found at a new place reaches the hook, once.
+			moved, err := json.Marshal([]map[string]string{{"token": leaked, "type": "acme_api_token",
+				"url": "https://github.com/octo/fork/blob/def/moved.txt", "source": "content"}})
+			require.NoError(t, err)
+			for i := range 2 {
+				w := e.send(t, moved)
+				require.Equal(t, http.StatusOK, w.Code, "delivery %d", i)
+				assert.Contains(t, w.Body.String(), `"label":"true_positive"`)
+			}
+			leaks = e.reported()
+			require.Len(t, leaks, 3, "one more call, for the new place only")
+			assert.Equal(t, "https://github.com/octo/fork/blob/def/moved.txt", leaks[2].URL)
+			assert.Equal(t, tok, leaks[2].Token)
 		})
 	}
 	t.Run("another instance (no memo): nothing left to revoke, no hook", func(t *testing.T) {
