@@ -7,21 +7,27 @@ import "errors"
 // wrong but never contains a secret.
 var (
 	// ErrInvalidToken is returned by Verify for every refusal: a malformed
-	// secret, an unknown, deleted or expired token, or a token of another
-	// account. It is returned unwrapped, with the same text in every case, so
-	// that no caller can learn whether a token exists.
+	// secret; an unknown, deleted, expired or disabled token; a token older
+	// than WithMaxLifetime; one presented from an address outside its
+	// AllowedIPs; a token of another account. Verify returns it unwrapped,
+	// with the same text in every case, so that no caller can learn whether
+	// a token exists. Inspect and RevokeSecret wrap it for a malformed
+	// secret.
 	ErrInvalidToken = errors.New("apitoken: invalid token")
 
-	// ErrNotFound is returned by Delete for a token id that does not exist in
-	// the account, and by a Store for a hash or id it does not hold.
+	// ErrNotFound is returned by the Issuer's methods that name a token
+	// (Delete, Rotate, Disable, Enable) for an id that does not exist in the
+	// account, by Inspect and RevokeSecret for a secret that names no token,
+	// and by a Store for a hash or id it does not hold.
 	ErrNotFound = errors.New("apitoken: not found")
 
 	// ErrDuplicate is returned by Store.Create when a record with the same id
 	// or hash already exists. The Issuer retries with a new secret.
 	ErrDuplicate = errors.New("apitoken: duplicate token")
 
-	// ErrInvalidInput wraps every error caused by a bad argument to NewIssuer,
-	// Issue, List or Delete; the message names the offending field.
+	// ErrInvalidInput wraps every error caused by a bad argument to
+	// NewIssuer, an option or an Issuer's method; the message names the
+	// offending field.
 	ErrInvalidInput = errors.New("apitoken: invalid input")
 
 	// ErrNoCredentials is reported by the middleware when a request carries no

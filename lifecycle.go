@@ -237,7 +237,9 @@ func (iss *Issuer) PruneUnused(ctx context.Context, unusedSince time.Time) (_ in
 		if total > 0 || err != nil {
 			iss.invalidate(ctx, "", "")
 		}
-		if iss.observed() {
+		// A failure is the store failure's event; what was removed before
+		// it was still pruned.
+		if iss.observed() && (err == nil || total > 0) {
 			iss.emit(ctx, Event{Kind: KindPrunedUnused, Op: OpPruneUnused, Before: unusedSince, Count: total, At: iss.now()})
 		}
 		return total, err

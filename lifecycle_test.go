@@ -486,6 +486,19 @@ func TestPruneUnused(t *testing.T) {
 		require.ErrorIs(t, err, down)
 		assert.Positive(t, n, "what the first batch removed")
 	})
+	t.Run("nok, the store fails at once: no pruned event, a store failure", func(t *testing.T) {
+		spy := newSpy()
+		down := errors.New("down")
+		spy.onDeleteUnused = func(context.Context, time.Time, int, func(context.Context, time.Time, int) (int, error)) (int, error) {
+			return 0, down
+		}
+		var kinds []apitoken.Kind
+		iss := newIssuer(t, spy, apitoken.WithEvents(func(_ context.Context, e apitoken.Event) { kinds = append(kinds, e.Kind) }))
+		_, err := iss.PruneUnused(ctx, time.Now().Add(-365*24*time.Hour))
+		require.ErrorIs(t, err, down)
+		assert.NotContains(t, kinds, apitoken.KindPrunedUnused)
+		assert.Contains(t, kinds, apitoken.KindStoreFailed)
+	})
 }
 
 func TestExpiring(t *testing.T) {

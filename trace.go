@@ -21,8 +21,9 @@ type Tracer interface {
 }
 
 // WithTracer has the Issuer call t around Issue, Verify, List, Rotate,
-// Delete, DeleteAll and Prune. Without it, the Issuer makes no call for
-// tracing.
+// Delete, DeleteAll, DeleteMember, Disable, Enable, RevokeSecret, Prune and
+// PruneUnused (not around Inspect, Expiring, Status or Stats). Without it,
+// the Issuer makes no call for tracing.
 func WithTracer(t Tracer) Option {
 	return func(c *config) error {
 		if t == nil {

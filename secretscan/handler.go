@@ -35,12 +35,13 @@ type Config struct {
 	ReportOnly bool
 
 	// OnLeak, if set, is called once for each reported place (URL) of each
-	// secret that names a token (revoked or not), after it was revoked: to
-	// e-mail the owner or open an incident. A report delivered again calls
-	// it for no place it was called for within the last day (in this
-	// process); a place not reported before is called for. The Leak never holds the secret. It
-	// runs on the report's goroutines, several at once (Concurrency), within
-	// Timeout: queue slow work.
+	// secret that names a token, after it was revoked (with ReportOnly,
+	// after it was found): to e-mail the owner or open an incident. A report
+	// delivered again calls it for no place it was called for within the
+	// last day (in this process); a place not reported before is called
+	// for. The Leak never holds the secret. It runs on the report's
+	// goroutines, several at once (Concurrency), within Timeout: queue slow
+	// work.
 	OnLeak func(ctx context.Context, leak Leak)
 
 	// Feedback answers each verified report with GitHub's feedback, a JSON
@@ -117,7 +118,7 @@ const (
 // (another prefix, a bad checksum) is a false positive, with no store
 // call; each one that names a token is revoked (or only reported, with
 // ReportOnly) and handed to OnLeak. A report delivered again changes
-// nothing and calls no hook again. A store failure or the Timeout is 503,
+// nothing and calls OnLeak for no place already reported. A store failure or the Timeout is 503,
 // so that the origin sends the report again; otherwise the answer is 204,
 // or 200 with the feedback.
 func NewHandler(iss *apitoken.Issuer, cfg Config) (http.Handler, error) {

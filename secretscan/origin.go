@@ -23,7 +23,8 @@ type Origin struct {
 
 // The origins that send leak reports, with their documented headers and key
 // URLs. GitLab gives its key URL on enrolment, so GitLab's KeysURL is empty:
-// copy GitLab and set it.
+// copy GitLab and set it. Copy an origin to change it; never assign to
+// these variables, which every handler of the program shares.
 var (
 	GitHub = Origin{
 		Name:            "GitHub",
