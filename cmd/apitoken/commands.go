@@ -116,6 +116,7 @@ func cmdIssue(ctx context.Context, a *app, args []string) error {
 	expiresAt := fs.String("expires-at", "", "the token expires at `TIME` (RFC 3339)")
 	o.addIssuerFlags(fs)
 	o.addDBFlags(fs)
+	o.addKeyFlags(fs)
 	o.addJSONFlag(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -164,6 +165,7 @@ func cmdList(ctx context.Context, a *app, args []string) error {
 	account := fs.String("account", "", "the account (`ID`, required)")
 	o.addIssuerFlags(fs)
 	o.addDBFlags(fs)
+	o.addKeyFlags(fs)
 	o.addJSONFlag(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -335,6 +337,7 @@ func (a *app) bySecret(ctx context.Context, name string, args []string, revoke b
 	}
 	o.addIssuerFlags(fs)
 	o.addDBFlags(fs)
+	o.addKeyFlags(fs)
 	o.addJSONFlag(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -377,6 +380,7 @@ func cmdDelete(ctx context.Context, a *app, args []string) error {
 	account := fs.String("account", "", "the account (`ID`, required)")
 	o.addIssuerFlags(fs)
 	o.addDBFlags(fs)
+	o.addKeyFlags(fs)
 	o.addJSONFlag(fs)
 	ids, err := a.parse(fs, args, 1, -1)
 	if err != nil {
@@ -429,6 +433,7 @@ func cmdDeleteAll(ctx context.Context, a *app, args []string) error {
 	account := fs.String("account", "", "the account (`ID`, required)")
 	o.addIssuerFlags(fs)
 	o.addDBFlags(fs)
+	o.addKeyFlags(fs)
 	o.addJSONFlag(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -458,6 +463,7 @@ func cmdRotate(ctx context.Context, a *app, args []string) error {
 	grace := fs.Duration("grace", 0, "how long the old token keeps working (`D`); 0: it stops at once")
 	o.addIssuerFlags(fs)
 	o.addDBFlags(fs)
+	o.addKeyFlags(fs)
 	o.addJSONFlag(fs)
 	ids, err := a.parse(fs, args, 1, 1)
 	if err != nil {
@@ -496,6 +502,7 @@ func cmdPrune(ctx context.Context, a *app, args []string) error {
 	age := fs.Duration("expired-for", 0, "delete only the tokens that expired at least `D` ago (e.g. 720h), to keep recent ones listed")
 	o.addIssuerFlags(fs)
 	o.addDBFlags(fs)
+	o.addKeyFlags(fs)
 	o.addJSONFlag(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err

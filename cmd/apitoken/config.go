@@ -49,7 +49,7 @@ type options struct {
 }
 
 // addIssuerFlags registers the flags of the token prefix; addDBFlags those
-// of the database and the hash key.
+// of the database.
 func (o *options) addIssuerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.prefix, "prefix", cmpOr(o.env(envPrefix), apitoken.DefaultPrefix), "the app's token prefix (`PREFIX`, env "+envPrefix+")")
 }
@@ -65,6 +65,11 @@ func (o *options) addDBFlags(fs *flag.FlagSet) {
 	if v := o.env(envTablePrefix); v != "" {
 		o.tablePrefix, o.tablePrefSet = v, true
 	}
+}
+
+// addKeyFlags registers the flags of what an Issuer needs beyond the
+// database: the hash keys and the audit log (migrate and schema need none).
+func (o *options) addKeyFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.hashKeyFile, "hash-key-file", o.env(envHashKeyFile), "a file holding the app's hash key (`FILE`, env "+envHashKeyFile+
 		"; or the key itself in "+envHashKey+", never in a flag); none: the library's default key")
 	fs.StringVar(&o.auditLog, "audit-log", o.env(envAuditLog), "append the audit records of what the command does (issued, revoked, deleted…) to `FILE` as JSON lines, - for standard error (env "+envAuditLog+")")

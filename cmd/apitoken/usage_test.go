@@ -62,6 +62,8 @@ func TestUsageAndFailures(t *testing.T) {
 		{"both expiries", nil, "", []string{"issue", "--account", "a", "--expires-in", "1h", "--expires-at", "2030-01-01T00:00:00Z"}, 2, "not both"},
 		{"a bad expiry", nil, "", []string{"issue", "--account", "a", "--expires-at", "tomorrow"}, 2, "RFC 3339"},
 		{"an unknown dialect", nil, "", []string{"schema", "--dialect", "oracle"}, 2, "--dialect is postgres, mysql or sqlite"},
+		{"an audit log for a command that writes none", nil, "", []string{"schema", "--dialect", "sqlite", "--audit-log", "-"}, 2, "flag provided but not defined: -audit-log"},
+		{"a hash key for a command that hashes nothing", nil, "", []string{"migrate", "--hash-key-file", "k"}, 2, "flag provided but not defined: -hash-key-file"},
 		{"an unknown rules format", nil, "", []string{"rules", "--format", "semgrep"}, 2, "--format is gitleaks"},
 		{"an invalid account", nil, "", []string{"issue", "--account", "a:b"}, 1, "AccountID contains ':'"},
 		{"a database form it does not know", []string{"APITOKEN_DB=redis://:s3cret@cache:6379"}, "", []string{"list", "--account", "a"}, 1, "a redis:// URL is not a database"},
