@@ -169,6 +169,11 @@ func (b *Bus) Publish(ctx context.Context, msg []byte) error {
 	if len(msg) == 0 || len(msg) > MaxMessageSize {
 		return fmt.Errorf("natsbus: %w: message is %d bytes, want 1 to %d", apitoken.ErrInvalidInput, len(msg), MaxMessageSize)
 	}
+	// An ended context sends nothing: FlushWithContext may still see the
+	// server's answer before it looks at the context.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("natsbus: publish: %w", err)
+	}
 	status := b.nc.Status()
 	if err := b.nc.Publish(b.subject, msg); err != nil {
 		return fmt.Errorf("natsbus: publish: %w", err)
