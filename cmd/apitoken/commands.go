@@ -114,10 +114,7 @@ func cmdIssue(ctx context.Context, a *app, args []string) error {
 	fs.Var(&scopes, "scope", "a scope the token grants (`SCOPE`; repeat the flag for more)")
 	expiresIn := fs.Duration("expires-in", 0, "the token expires after `D` (e.g. 720h); none: never")
 	expiresAt := fs.String("expires-at", "", "the token expires at `TIME` (RFC 3339)")
-	o.addIssuerFlags(fs)
-	o.addDBFlags(fs)
-	o.addKeyFlags(fs)
-	o.addJSONFlag(fs)
+	o.addIssuerCommandFlags(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -163,10 +160,7 @@ func cmdIssue(ctx context.Context, a *app, args []string) error {
 func cmdList(ctx context.Context, a *app, args []string) error {
 	fs, o := a.flags("list")
 	account := fs.String("account", "", "the account (`ID`, required)")
-	o.addIssuerFlags(fs)
-	o.addDBFlags(fs)
-	o.addKeyFlags(fs)
-	o.addJSONFlag(fs)
+	o.addIssuerCommandFlags(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -335,10 +329,7 @@ func (a *app) bySecret(ctx context.Context, name string, args []string, revoke b
 	if revoke {
 		reason = fs.String("reason", "", "the reason written in the audit record (`TEXT`; default: leaked)")
 	}
-	o.addIssuerFlags(fs)
-	o.addDBFlags(fs)
-	o.addKeyFlags(fs)
-	o.addJSONFlag(fs)
+	o.addIssuerCommandFlags(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -378,10 +369,7 @@ func (a *app) bySecret(ctx context.Context, name string, args []string, revoke b
 func cmdDelete(ctx context.Context, a *app, args []string) error {
 	fs, o := a.flags("delete")
 	account := fs.String("account", "", "the account (`ID`, required)")
-	o.addIssuerFlags(fs)
-	o.addDBFlags(fs)
-	o.addKeyFlags(fs)
-	o.addJSONFlag(fs)
+	o.addIssuerCommandFlags(fs)
 	ids, err := a.parse(fs, args, 1, -1)
 	if err != nil {
 		return err
@@ -431,10 +419,7 @@ func cmdDelete(ctx context.Context, a *app, args []string) error {
 func cmdDeleteAll(ctx context.Context, a *app, args []string) error {
 	fs, o := a.flags("delete-all")
 	account := fs.String("account", "", "the account (`ID`, required)")
-	o.addIssuerFlags(fs)
-	o.addDBFlags(fs)
-	o.addKeyFlags(fs)
-	o.addJSONFlag(fs)
+	o.addIssuerCommandFlags(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -461,10 +446,7 @@ func cmdRotate(ctx context.Context, a *app, args []string) error {
 	fs, o := a.flags("rotate")
 	account := fs.String("account", "", "the account (`ID`, required)")
 	grace := fs.Duration("grace", 0, "how long the old token keeps working (`D`); 0: it stops at once")
-	o.addIssuerFlags(fs)
-	o.addDBFlags(fs)
-	o.addKeyFlags(fs)
-	o.addJSONFlag(fs)
+	o.addIssuerCommandFlags(fs)
 	ids, err := a.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -500,10 +482,7 @@ func cmdRotate(ctx context.Context, a *app, args []string) error {
 func cmdPrune(ctx context.Context, a *app, args []string) error {
 	fs, o := a.flags("prune")
 	age := fs.Duration("expired-for", 0, "delete only the tokens that expired at least `D` ago (e.g. 720h), to keep recent ones listed")
-	o.addIssuerFlags(fs)
-	o.addDBFlags(fs)
-	o.addKeyFlags(fs)
-	o.addJSONFlag(fs)
+	o.addIssuerCommandFlags(fs)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}

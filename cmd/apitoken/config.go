@@ -76,6 +76,15 @@ func (o *options) addKeyFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.previous, "previous-hash-key-files", o.env(envPreviousKeys), "files of previous hash keys, separated by commas (`FILES`, env "+envPreviousKeys+")")
 }
 
+// addIssuerCommandFlags registers the flags of every command that opens an
+// Issuer: the prefix, the database, the keys and --json.
+func (o *options) addIssuerCommandFlags(fs *flag.FlagSet) {
+	o.addIssuerFlags(fs)
+	o.addDBFlags(fs)
+	o.addKeyFlags(fs)
+	o.addJSONFlag(fs)
+}
+
 func (o *options) addJSONFlag(fs *flag.FlagSet) {
 	fs.BoolVar(&o.json, "json", false, "write JSON for scripts instead of text for people")
 }
